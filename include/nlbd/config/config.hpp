@@ -1,0 +1,105 @@
+#pragma once
+// Configuration: a cluster file (cluster, host, port rules, ports, data-plane
+// policy) and a NIC profile (tuning for one NIC kind), both TOML (SPEC §7).
+// Control plane: throws ConfigError, whose message always names the file, the
+// line, the key and what is allowed:
+//   "cluster.toml:14: port_rule[2].ports: '80-70' is not a range lo-hi with lo <= hi (0..65535)"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nlbd/core/rules.hpp"
+#include "nlbd/core/types.hpp"
+
+namespace nlbd::config {
+
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, unsigned line, std::string key, const std::string& what);
+    const std::string& file() const noexcept { return file_; }
+    unsigned line() const noexcept { return line_; }
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::string file_;
+    unsigned line_;
+    std::string key_;
+};
+
+enum class InitialState : uint8_t { started, stopped, suspended };
+enum class IdlePolicy : uint8_t { poll, adaptive };
+
+struct ClusterConfig {
+    std::string name;
+    std::vector<IpAddr> vips;
+    ClusterMode mode = ClusterMode::unicast;
+    uint32_t buckets = kDefaultBuckets;
+    std::vector<HostId> static_members;       // empty = dynamic (heartbeats)
+    uint32_t heartbeat_interval_ms = 1000;     // 10..10000
+    uint32_t heartbeat_tolerance = 5;          // 2..100
+    uint16_t heartbeat_ethertype = 0x88B5;
+    std::string secret_file;                   // empty = unauthenticated (warned)
+    std::string nic_profile;                   // optional include, relative to the cluster file
+};
+
+struct HostConfig {
+    HostId id = kNoHost;
+    std::optional<IpAddr> dedicated_ip;
+    InitialState initial_state = InitialState::started;
+};
+
+struct PortConfig {
+    std::string device;   // PCI address or vdev string ("net_pcap0,rx_pcap=...")
+    unsigned line = 0;
+};
+
+struct DataplaneConfig {
+    IdlePolicy idle_policy = IdlePolicy::poll;
+    uint32_t frag_table_size = 4096;    // datagrams per worker
+    uint32_t frag_timeout_ms = 2000;
+    uint32_t frag_max_held = 16;
+};
+
+struct NicProfile {
+    std::string file;
+    std::string name;                  // e.g. "intel-ice"
+    uint16_t rx_queues = 1;
+    uint16_t tx_queues = 1;
+    uint16_t rx_descriptors = 1024;
+    uint16_t tx_descriptors = 1024;
+    uint16_t burst = 32;
+    uint32_t mempool_size = 8191;       // mbufs per port (2^n - 1 is optimal)
+    uint32_t mempool_cache = 256;
+    uint16_t mbuf_data_room = 2048 + 128;  // RTE_MBUF_DEFAULT_BUF_SIZE
+    bool rx_checksum_offload = false;
+    bool tx_checksum_offload = false;
+    bool promiscuous = true;           // the wire port must see the cluster MAC
+    std::string rss_key;               // hex, empty = driver default
+    std::vector<std::string> rss_fields;  // "ipv4", "ipv6", "tcp", "udp"
+    std::vector<std::string> eal_args;  // appended to EAL arguments
+};
+
+struct Config {
+    std::string file;
+    ClusterConfig cluster;
+    HostConfig host;
+    std::vector<PortRule> rules;        // empty in file => {default_port_rule()}
+    PortConfig wire;
+    PortConfig local;
+    DataplaneConfig dataplane;
+    NicProfile nic;
+};
+
+// Loads and validates a cluster file and its NIC profile (nic_file overrides
+// [cluster] nic_profile). Throws ConfigError on the first problem.
+Config load_config(const std::string& cluster_file, const std::optional<std::string>& nic_file);
+NicProfile load_nic_profile(const std::string& file);
+
+// Cross-field checks (overlaps, duplicate priorities, membership, ...).
+// load_config calls it; exposed for tests.
+void validate(const Config& cfg);
+
+}  // namespace nlbd::config

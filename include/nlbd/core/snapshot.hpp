@@ -1,0 +1,95 @@
+#pragma once
+// The immutable view of the cluster that workers read without locks.
+// Built by the control plane (compile_snapshot), published by pointer, never
+// written after publish; freed only after every worker has passed a quiescent
+// point. Everything the packet path needs is in flat arrays.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "nlbd/core/rules.hpp"
+#include "nlbd/core/types.hpp"
+
+namespace nlbd::core {
+
+inline constexpr uint16_t kNoRule = 0xffff;
+inline constexpr uint16_t kNoVip = 0xffff;
+
+struct CompiledRule {
+    uint16_t port_lo = 0;
+    uint16_t port_hi = 0;
+    FilterMode mode = FilterMode::multiple;
+    Affinity affinity = Affinity::single;
+    HostId single_owner = kNoHost;   // single mode: best live handling priority
+    uint16_t config_index = 0;       // index into Config::rules (for counters/names)
+    uint32_t hash_seed = 0;
+    uint32_t affinity_timeout_s = 0;
+};
+
+// Interval lists per (VIP, transport): rules sorted by port_lo, non-overlapping
+// (validated). Index 0 of `by_vip` is the "all" list; index v+1 is VIP v.
+struct RuleTable {
+    std::vector<CompiledRule> rules;
+    struct Interval {
+        uint16_t lo, hi;
+        uint16_t rule;  // index into rules
+    };
+    // lists[(vip_slot * 2) + (proto == UDP)]: sorted intervals.
+    std::vector<std::vector<Interval>> lists;
+
+    // Returns the rule for (vip index, proto, dport); a rule for the specific
+    // VIP beats an "all" rule. kNoRule when nothing matches. Packet path.
+    uint16_t match(uint16_t vip, uint8_t proto, uint16_t dport) const noexcept;
+};
+
+struct Member {
+    HostId id = kNoHost;
+    std::vector<uint8_t> weights;     // per config rule (0..100)
+    std::vector<uint8_t> priorities;  // per config rule (handling priority, 0 = none)
+};
+
+struct Snapshot {
+    uint64_t epoch = 0;
+    HostId self = kNoHost;
+    HostId default_host = kNoHost;   // live host with the lowest id
+    bool started = true;             // false: VIP traffic dropped (Verdict::stopped)
+    uint32_t buckets = kDefaultBuckets;
+    ClusterMode mode = ClusterMode::unicast;
+    MacAddr cluster_mac;             // what ARP/ND replies advertise
+    MacAddr source_mac;              // what frames this node sends carry (unicast: masked)
+
+    std::vector<IpAddr> vips;        // VIP index = position
+    RuleTable rules;
+    std::vector<HostId> owners;      // owners[rule * buckets + bucket]
+    std::vector<HostId> echo_owners; // ICMP echo to a VIP: by source IP, `buckets` entries
+    std::vector<HostId> members;     // live members, ascending
+
+    // Packet path: index of the VIP equal to a, or kNoVip.
+    uint16_t vip_index(const IpAddr& a) const noexcept;
+    HostId owner(uint16_t rule, uint32_t bucket) const noexcept {
+        return owners[static_cast<size_t>(rule) * buckets + bucket];
+    }
+};
+
+// Cluster MAC and this node's source MAC for a mode (SPEC §3).
+MacAddr cluster_mac(ClusterMode mode, const IpAddr& first_v4_vip);
+MacAddr unicast_source_mac(HostId self, const IpAddr& first_v4_vip);
+
+struct SnapshotInput {
+    HostId self = kNoHost;
+    bool started = true;
+    uint64_t epoch = 0;
+    uint32_t buckets = kDefaultBuckets;
+    ClusterMode mode = ClusterMode::unicast;
+    std::vector<IpAddr> vips;
+    std::vector<PortRule> rules;      // validated, as configured (empty = NLB default)
+    std::vector<Member> members;      // live members (self included when started)
+    const Snapshot* previous = nullptr;  // for minimal-movement rebalance
+};
+
+// Control plane. Builds a complete snapshot; never fails on validated input.
+std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in);
+
+}  // namespace nlbd::core
