@@ -1,1 +1,330 @@
-// TODO: being written
+// Cluster file parsing (SPEC §7): TOML -> typed Config with defaults. Every
+// type, range and enum problem of a single key is caught here, where the
+// key's line is known; cross-field checks live in validate.cpp.
+
+#include "nlbd/config/config.hpp"
+
+#include <charconv>
+#include <filesystem>
+#include <system_error>
+
+#include "reader.hpp"
+
+namespace nlbd::config {
+
+namespace {
+
+std::string format_message(const std::string& file, unsigned line, const std::string& key,
+                           const std::string& what) {
+    std::string m = file + ":" + std::to_string(line) + ": ";
+    if (!key.empty()) m += key + ": ";
+    return m + what;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, unsigned line, std::string key, const std::string& what)
+    : std::runtime_error(format_message(file, line, key, what)),
+      file_(std::move(file)),
+      line_(line),
+      key_(std::move(key)) {}
+
+namespace detail {
+
+// Resolves path against the directory of the file that names it.
+std::string resolve_relative(const std::string& from_file, const std::string& path) {
+    std::filesystem::path p(path);
+    if (p.is_absolute()) return path;
+    const auto dir = std::filesystem::path(from_file).parent_path();
+    return dir.empty() ? path : (dir / p).lexically_normal().string();
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::element_integer;
+using detail::element_line;
+using detail::element_path;
+using detail::element_string;
+using detail::quote;
+using detail::Section;
+
+constexpr const char* kAddressAllowed = "an IPv4 or IPv6 address such as \"10.0.0.10\" or \"2001:db8::10\"";
+constexpr const char* kPortsAllowed =
+    "a port \"443\", a range \"1024-65535\" (lo <= hi) or an integer, ports 0..65535";
+
+IpAddr parse_address(const Section& s, const std::string& text, unsigned line,
+                     const std::string& key_path) {
+    auto a = IpAddr::parse(text);
+    if (!a) detail::fail(s.file(), line, key_path, quote(text) + " is not an IP address", kAddressAllowed);
+    return *a;
+}
+
+std::optional<uint32_t> parse_port_number(std::string_view t) {
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    if (t.empty() || t.size() > 6) return std::nullopt;
+    uint32_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v > 65535) return std::nullopt;
+    return v;
+}
+
+void parse_ports(const Section& r, PortRule& rule) {
+    const toml::node* n = r.node("ports");
+    if (n == nullptr) return;  // default 0-65535
+    if (const auto* i = n->as_integer()) {
+        const int64_t v = i->get();
+        if (v < 0 || v > 65535) r.fail("ports", std::to_string(v) + " is not a port", kPortsAllowed);
+        rule.port_lo = rule.port_hi = static_cast<uint16_t>(v);
+        return;
+    }
+    const auto* s = n->as_string();
+    if (s == nullptr) r.fail("ports", "expected a string or an integer, got " + detail::type_name(*n), kPortsAllowed);
+    const std::string& text = s->get();
+    const auto dash = text.find('-');
+    if (dash == std::string::npos) {
+        auto v = parse_port_number(text);
+        if (!v) r.fail("ports", quote(text) + " is not a port 0..65535", kPortsAllowed);
+        rule.port_lo = rule.port_hi = static_cast<uint16_t>(*v);
+        return;
+    }
+    auto lo = parse_port_number(std::string_view(text).substr(0, dash));
+    auto hi = parse_port_number(std::string_view(text).substr(dash + 1));
+    if (!lo || !hi || *lo > *hi)
+        r.fail("ports", quote(text) + " is not a range lo-hi with lo <= hi (0..65535)", kPortsAllowed);
+    rule.port_lo = static_cast<uint16_t>(*lo);
+    rule.port_hi = static_cast<uint16_t>(*hi);
+}
+
+void parse_cluster(const Section& root, Config& cfg) {
+    auto c = root.table("cluster", {"name", "vips", "mode", "buckets", "static_members",
+                                    "heartbeat_interval_ms", "heartbeat_tolerance",
+                                    "heartbeat_ethertype", "secret_file", "nic_profile"});
+    if (!c) root.missing("cluster", "a [cluster] table with name and vips");
+    ClusterConfig& cl = cfg.cluster;
+
+    cl.name = c->required_string("name", "a non-empty cluster name such as \"mail.ehlo.dk\"");
+    if (cl.name.empty()) c->fail("name", "is empty", "a non-empty cluster name such as \"mail.ehlo.dk\"");
+
+    const std::string vips_allowed =
+        "a non-empty array of up to " + std::to_string(kMaxVips) + " distinct IPv4/IPv6 addresses";
+    const toml::array* vips = c->array("vips", vips_allowed);
+    if (vips == nullptr) c->missing("vips", vips_allowed);
+    if (vips->empty()) c->fail("vips", "is empty", vips_allowed);
+    if (vips->size() > kMaxVips)
+        c->fail("vips", std::to_string(vips->size()) + " addresses", vips_allowed);
+    for (size_t i = 0; i < vips->size(); ++i) {
+        const std::string text = element_string(*c, "vips", *vips, i, kAddressAllowed);
+        const unsigned line = element_line(*c, "vips", (*vips)[i]);
+        const std::string path = element_path(*c, "vips", i);
+        IpAddr a = parse_address(*c, text, line, path);
+        for (size_t j = 0; j < cl.vips.size(); ++j)
+            if (cl.vips[j] == a)
+                detail::fail(c->file(), line, path,
+                             quote(text) + " duplicates " + element_path(*c, "vips", j), vips_allowed);
+        cfg.lines.emplace(path, line);
+        cl.vips.push_back(a);
+    }
+
+    if (auto m = c->choice<ClusterMode>("mode", {{"unicast", ClusterMode::unicast},
+                                                 {"multicast", ClusterMode::multicast},
+                                                 {"igmp", ClusterMode::igmp}}))
+        cl.mode = *m;
+    if (auto b = c->integer("buckets", kMinBuckets, kMaxBuckets)) cl.buckets = static_cast<uint32_t>(*b);
+
+    const std::string members_allowed = "an array of 1..64 distinct host ids 1..64 that includes host.id";
+    if (const toml::array* m = c->array("static_members", members_allowed)) {
+        if (m->empty() || m->size() > kMaxHosts)
+            c->fail("static_members", std::to_string(m->size()) + " members", members_allowed);
+        for (size_t i = 0; i < m->size(); ++i) {
+            const auto id = static_cast<HostId>(element_integer(*c, "static_members", *m, i, 1, kMaxHosts));
+            for (HostId prev : cl.static_members)
+                if (prev == id)
+                    detail::fail(c->file(), element_line(*c, "static_members", (*m)[i]),
+                                 element_path(*c, "static_members", i),
+                                 "host id " + std::to_string(id) + " is listed twice", members_allowed);
+            cl.static_members.push_back(id);
+        }
+    }
+    if (auto v = c->integer("heartbeat_interval_ms", 10, 10000)) cl.heartbeat_interval_ms = static_cast<uint32_t>(*v);
+    if (auto v = c->integer("heartbeat_tolerance", 2, 100)) cl.heartbeat_tolerance = static_cast<uint32_t>(*v);
+    if (const toml::node* n = c->node("heartbeat_ethertype")) {
+        const auto* i = n->as_integer();
+        if (i == nullptr)
+            c->fail("heartbeat_ethertype", "expected an integer, got " + detail::type_name(*n),
+                    "an integer 0x0600..0xFFFF such as 0x88B5");
+        if (i->get() < 0 || i->get() > 0xFFFF)
+            c->fail("heartbeat_ethertype", std::to_string(i->get()) + " is not an EtherType",
+                    "an integer 0x0600..0xFFFF such as 0x88B5");
+        cl.heartbeat_ethertype = static_cast<uint16_t>(i->get());
+        // Range and reserved values are checked (once) in validate().
+    }
+    if (auto s = c->string("secret_file", "a path to the shared secret, relative to this file")) {
+        if (s->empty()) c->fail("secret_file", "is empty", "a path to the shared secret, relative to this file");
+        cl.secret_file = detail::resolve_relative(cfg.file, *s);
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(cl.secret_file, ec))
+            c->fail("secret_file", quote(cl.secret_file) + " does not exist or is not a file",
+                    "an existing file, path relative to this file");
+    }
+    if (auto s = c->string("nic_profile", "a path to a NIC profile, relative to this file")) {
+        if (s->empty()) c->fail("nic_profile", "is empty", "a path to a NIC profile, relative to this file");
+        cl.nic_profile = *s;
+    }
+}
+
+void parse_host(const Section& root, Config& cfg) {
+    auto h = root.table("host", {"id", "dedicated_ip", "initial_state"});
+    if (!h) root.missing("host", "a [host] table with id = 1..64");
+    cfg.host.id = static_cast<HostId>(h->required_integer("id", 1, kMaxHosts));
+    if (auto s = h->string("dedicated_ip", kAddressAllowed))
+        cfg.host.dedicated_ip = parse_address(*h, *s, h->line("dedicated_ip"),
+                                              h->key_path("dedicated_ip"));
+    if (auto s = h->choice<InitialState>("initial_state", {{"started", InitialState::started},
+                                                           {"stopped", InitialState::stopped},
+                                                           {"suspended", InitialState::suspended}}))
+        cfg.host.initial_state = *s;
+}
+
+void parse_dataplane(const Section& root, Config& cfg) {
+    auto d = root.table("dataplane", {"idle_policy", "frag_table_size", "frag_timeout_ms", "frag_max_held"});
+    if (!d) return;
+    DataplaneConfig& dp = cfg.dataplane;
+    if (auto p = d->choice<IdlePolicy>("idle_policy", {{"poll", IdlePolicy::poll}, {"adaptive", IdlePolicy::adaptive}}))
+        dp.idle_policy = *p;
+    if (auto v = d->integer("frag_table_size", 16, 1048576)) dp.frag_table_size = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("frag_timeout_ms", 10, 60000)) dp.frag_timeout_ms = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("frag_max_held", 1, 64)) dp.frag_max_held = static_cast<uint32_t>(*v);
+}
+
+void parse_ports_section(const Section& root, Config& cfg) {
+    auto p = root.table("ports", {"wire", "local"});
+    if (!p) return;
+    const std::string allowed = "a PCI address (\"0000:3b:00.0\") or a DPDK vdev string (\"net_pcap0,rx_pcap=in.pcap\")";
+    auto read = [&](std::string_view name, PortConfig& port) {
+        auto s = p->table(name, {"device"});
+        if (!s) return;
+        port.device = s->required_string("device", allowed);
+        if (port.device.empty()) s->fail("device", "is empty", allowed);
+        port.line = s->line("device");
+    };
+    read("wire", cfg.wire);
+    read("local", cfg.local);
+}
+
+void parse_rule(const Section& r, PortRule& rule) {
+    if (auto v = r.string("vip", "\"all\" or one of cluster.vips")) {
+        if (*v != "all") {
+            auto a = IpAddr::parse(*v);
+            if (!a) r.fail("vip", quote(*v) + " is not \"all\" nor an IP address", "\"all\" or one of cluster.vips");
+            rule.vip = *a;  // membership in cluster.vips: validate()
+        }
+    }
+    parse_ports(r, rule);
+    if (auto p = r.choice<Protocol>("protocol", {{"tcp", Protocol::tcp}, {"udp", Protocol::udp}, {"both", Protocol::both}}))
+        rule.protocol = *p;
+    if (auto m = r.choice<FilterMode>("mode", {{"multiple", FilterMode::multiple},
+                                               {"single", FilterMode::single},
+                                               {"disabled", FilterMode::disabled}}))
+        rule.mode = *m;
+    auto only_in = [&](std::string_view key, FilterMode needed, const char* needed_name) {
+        if (r.has(key) && rule.mode != needed)
+            r.fail(key, std::string("is set on a ") + detail::mode_name(rule.mode) + " mode rule",
+                   std::string("only in mode = \"") + needed_name + "\"");
+    };
+    only_in("affinity", FilterMode::multiple, "multiple");
+    only_in("load_weight", FilterMode::multiple, "multiple");
+    only_in("static_weights", FilterMode::multiple, "multiple");
+    only_in("handling_priority", FilterMode::single, "single");
+    only_in("static_priorities", FilterMode::single, "single");
+
+    if (auto a = r.choice<Affinity>("affinity", {{"none", Affinity::none}, {"single", Affinity::single}, {"network", Affinity::network}}))
+        rule.affinity = *a;
+    if (const toml::node* n = r.node("load_weight")) {
+        const char* allowed = "\"equal\" or an integer 0..100";
+        if (const auto* s = n->as_string()) {
+            if (s->get() != "equal") r.fail("load_weight", quote(s->get()) + " is not a weight", allowed);
+            rule.equal_weight = true;
+        } else if (const auto* i = n->as_integer()) {
+            if (i->get() < 0 || i->get() > 100) r.fail("load_weight", std::to_string(i->get()) + " is out of range", allowed);
+            rule.equal_weight = false;
+            rule.load_weight = static_cast<uint8_t>(i->get());
+        } else {
+            r.fail("load_weight", "expected a string or an integer, got " + detail::type_name(*n), allowed);
+        }
+    }
+    if (auto v = r.integer("handling_priority", 1, kMaxHosts)) rule.handling_priority = static_cast<uint8_t>(*v);
+    if (auto v = r.integer("affinity_timeout_s", 0, 86400)) rule.affinity_timeout_s = static_cast<uint32_t>(*v);
+    if (const toml::array* a = r.array("static_weights", "an array of weights 0..100 aligned with cluster.static_members"))
+        for (size_t i = 0; i < a->size(); ++i) {
+            rule.static_weights.push_back(static_cast<uint8_t>(element_integer(r, "static_weights", *a, i, 0, 100)));
+            r.lines().emplace(element_path(r, "static_weights", i), element_line(r, "static_weights", (*a)[i]));
+        }
+    if (const toml::array* a = r.array("static_priorities", "an array of priorities 1..64 aligned with cluster.static_members"))
+        for (size_t i = 0; i < a->size(); ++i) {
+            rule.static_priorities.push_back(
+                static_cast<uint8_t>(element_integer(r, "static_priorities", *a, i, 1, kMaxHosts)));
+            r.lines().emplace(element_path(r, "static_priorities", i), element_line(r, "static_priorities", (*a)[i]));
+        }
+}
+
+void parse_rules(const Section& root, Config& cfg) {
+    const toml::node* n = root.node("port_rule");
+    if (n == nullptr) {
+        cfg.rules = {default_port_rule()};
+        return;
+    }
+    const std::string allowed = "an array of tables [[port_rule]], at most " + std::to_string(kMaxRules);
+    const auto* a = n->as_array();
+    if (a == nullptr || !a->is_array_of_tables())
+        root.fail("port_rule", "expected [[port_rule]] tables, got " + detail::type_name(*n), allowed);
+    if (a->size() > kMaxRules)
+        detail::fail(root.file(), element_line(root, "port_rule", (*a)[kMaxRules]), "port_rule",
+                     std::to_string(a->size()) + " rules", allowed);
+    for (size_t i = 0; i < a->size(); ++i) {
+        const auto& t = *(*a)[i].as_table();
+        const std::string path = element_path(root, "port_rule", i);
+        Section r(root.file(), cfg.lines, t, path, element_line(root, "port_rule", t),
+                  {"vip", "ports", "protocol", "mode", "affinity", "load_weight", "handling_priority",
+                   "affinity_timeout_s", "static_weights", "static_priorities"});
+        PortRule rule;
+        rule.line = r.line();
+        parse_rule(r, rule);
+        cfg.rules.push_back(std::move(rule));
+    }
+}
+
+}  // namespace
+
+Config load_config(const std::string& cluster_file, const std::optional<std::string>& nic_file) {
+    const toml::table root_table = detail::parse_toml_file(cluster_file);
+    Config cfg;
+    cfg.file = cluster_file;
+    const Section root(cluster_file, cfg.lines, root_table, "", 0,
+                       {"cluster", "host", "dataplane", "port_rule", "ports"});
+    parse_cluster(root, cfg);
+    parse_host(root, cfg);
+    parse_dataplane(root, cfg);
+    parse_ports_section(root, cfg);
+    parse_rules(root, cfg);
+
+    if (nic_file) {
+        cfg.nic = load_nic_profile(*nic_file);
+    } else if (!cfg.cluster.nic_profile.empty()) {
+        const std::string path = detail::resolve_relative(cluster_file, cfg.cluster.nic_profile);
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) {
+            auto it = cfg.lines.find("cluster.nic_profile");
+            detail::fail(cluster_file, it == cfg.lines.end() ? 0 : it->second, "cluster.nic_profile",
+                         quote(path) + " does not exist or is not a file",
+                         "an existing NIC profile, path relative to this file (or --nic FILE)");
+        }
+        cfg.nic = load_nic_profile(path);
+    }
+    validate(cfg);
+    return cfg;
+}
+
+}  // namespace nlbd::config

@@ -3,9 +3,14 @@
 // policy) and a NIC profile (tuning for one NIC kind), both TOML (SPEC §7).
 // Control plane: throws ConfigError, whose message always names the file, the
 // line, the key and what is allowed:
-//   "cluster.toml:14: port_rule[2].ports: '80-70' is not a range lo-hi with lo <= hi (0..65535)"
+//   "cluster.toml:14: port_rule[2].ports: '80-70' is not a range lo-hi with lo <= hi; allowed: ..."
+// Key paths are dotted TOML paths; array indices are 1-based, as an operator
+// counts ("port_rule[1]" is the first [[port_rule]], "cluster.vips[1]" the
+// first VIP). Line 0 means the problem has no line (missing file, missing
+// section). The formal format is "<file>:<line>: <key>: <what>; allowed: <...>".
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -41,8 +46,11 @@ struct ClusterConfig {
     uint32_t heartbeat_interval_ms = 1000;     // 10..10000
     uint32_t heartbeat_tolerance = 5;          // 2..100
     uint16_t heartbeat_ethertype = 0x88B5;
-    std::string secret_file;                   // empty = unauthenticated (warned)
+    std::string secret_file;                   // empty = unauthenticated (warned); load_config
+                                               // resolves it against the cluster file's dir
+                                               // and checks that it exists
     std::string nic_profile;                   // optional include, relative to the cluster file
+                                               // (as written; the resolved path is nic.file)
 };
 
 struct HostConfig {
@@ -80,6 +88,8 @@ struct NicProfile {
     std::string rss_key;               // hex, empty = driver default
     std::vector<std::string> rss_fields;  // "ipv4", "ipv6", "tcp", "udp"
     std::vector<std::string> eal_args;  // appended to EAL arguments
+
+    std::map<std::string, unsigned> lines;  // key path -> line, as in Config::lines
 };
 
 struct Config {
@@ -91,6 +101,11 @@ struct Config {
     PortConfig local;
     DataplaneConfig dataplane;
     NicProfile nic;
+
+    // Line of every key and section that the file set, by key path
+    // ("cluster.static_members", "port_rule[2].vip", "port_rule[2]"), so that
+    // validate() can name lines. Empty for a Config built in code.
+    std::map<std::string, unsigned> lines;
 };
 
 // Loads and validates a cluster file and its NIC profile (nic_file overrides
@@ -99,7 +114,11 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
 NicProfile load_nic_profile(const std::string& file);
 
 // Cross-field checks (overlaps, duplicate priorities, membership, ...).
-// load_config calls it; exposed for tests.
+// load_config calls it; exposed for tests. Also re-checks the ranges of every
+// typed field, so a Config built in code gets the same guarantees.
 void validate(const Config& cfg);
+
+// Range and consistency checks of a NIC profile (load_nic_profile calls it).
+void validate(const NicProfile& nic);
 
 }  // namespace nlbd::config

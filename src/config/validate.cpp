@@ -1,0 +1,299 @@
+// Cross-field checks of a Config (SPEC §7): everything that needs more than one
+// key to decide, plus a re-check of every typed range so that a Config built
+// in code gets the same guarantees as one loaded from a file. Lines come from
+// Config::lines (absent for a Config built in code: line 0 or the rule's line).
+
+#include <string>
+#include <string_view>
+
+#include "nlbd/config/config.hpp"
+#include "reader.hpp"
+
+namespace nlbd::config {
+
+namespace detail {
+
+const char* mode_name(FilterMode mode) {
+    switch (mode) {
+        case FilterMode::multiple: return "multiple";
+        case FilterMode::single: return "single";
+        case FilterMode::disabled: return "disabled";
+    }
+    return "?";
+}
+
+}  // namespace detail
+
+namespace {
+
+struct ReservedEtherType {
+    uint16_t type;
+    const char* name;
+};
+
+// EtherTypes the heartbeat must not use: NLB's own (0x886F, we are not
+// wire-compatible) and protocols that switches, NICs or stacks interpret.
+constexpr ReservedEtherType kReservedEtherTypes[] = {
+    {0x0800, "IPv4"},          {0x0806, "ARP"},          {0x0842, "Wake-on-LAN"},
+    {0x8035, "RARP"},          {0x86DD, "IPv6"},         {0x8100, "802.1Q VLAN"},
+    {0x8808, "Ethernet flow control"}, {0x8809, "slow protocols (LACP)"},
+    {0x8847, "MPLS"},          {0x8848, "MPLS multicast"}, {0x8863, "PPPoE discovery"},
+    {0x8864, "PPPoE session"}, {0x886F, "Microsoft NLB heartbeat"}, {0x888E, "EAPOL (802.1X)"},
+    {0x88A8, "802.1ad QinQ"},  {0x88CC, "LLDP"},         {0x88E5, "MACsec"},
+    {0x88F7, "PTP"},           {0x8906, "FCoE"},         {0x8914, "FCoE initialization"},
+    {0x9100, "QinQ (legacy)"},
+};
+
+constexpr const char* kEtherTypeAllowed =
+    "0x0600..0xFFFF except NLB's 0x886F and well-known protocols (IPv4, ARP, IPv6, VLAN, QinQ, "
+    "LLDP, LACP, MPLS, PPPoE, 802.1X, MACsec, PTP, FCoE); default 0x88B5";
+
+std::string hex16(uint16_t v) {
+    static const char* digits = "0123456789ABCDEF";
+    std::string s = "0x";
+    for (int shift = 12; shift >= 0; shift -= 4) s += digits[(v >> shift) & 0xF];
+    return s;
+}
+
+class Checker {
+public:
+    explicit Checker(const Config& cfg) : cfg_(cfg) {}
+
+    unsigned line(const std::string& key, unsigned fallback = 0) const {
+        auto it = cfg_.lines.find(key);
+        return it != cfg_.lines.end() && it->second != 0 ? it->second : fallback;
+    }
+    [[noreturn]] void fail(const std::string& key, unsigned fallback_line, const std::string& wrong,
+                           const std::string& allowed) const {
+        detail::fail(cfg_.file, line(key, fallback_line), key, wrong, allowed);
+    }
+    void range(const std::string& key, int64_t v, int64_t lo, int64_t hi, unsigned fallback = 0) const {
+        if (v < lo || v > hi)
+            fail(key, fallback, std::to_string(v) + " is out of range",
+                 "an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+
+    void cluster() const {
+        const ClusterConfig& c = cfg_.cluster;
+        const unsigned cl = line("cluster");
+        if (c.name.empty()) fail("cluster.name", cl, "is empty", "a non-empty cluster name");
+        const std::string vips_allowed = "a non-empty array of up to " + std::to_string(kMaxVips) +
+                                         " distinct IPv4/IPv6 addresses";
+        if (c.vips.empty()) fail("cluster.vips", cl, "is empty", vips_allowed);
+        if (c.vips.size() > kMaxVips)
+            fail("cluster.vips", cl, std::to_string(c.vips.size()) + " addresses", vips_allowed);
+        bool any_v4 = false;
+        for (size_t i = 0; i < c.vips.size(); ++i) {
+            const std::string key = "cluster.vips[" + std::to_string(i + 1) + "]";
+            if (c.vips[i].family == Family::none)
+                fail(key, line("cluster.vips", cl), "is not an address", vips_allowed);
+            any_v4 = any_v4 || c.vips[i].family == Family::v4;
+            for (size_t j = 0; j < i; ++j)
+                if (c.vips[j] == c.vips[i])
+                    fail(key, line("cluster.vips", cl), c.vips[i].to_string() + " is listed twice",
+                         vips_allowed);
+        }
+        if (c.mode == ClusterMode::igmp && !any_v4)
+            fail("cluster.mode", cl, "igmp mode needs an IPv4 VIP (the IGMP group is 239.255.y.z)",
+                 "unicast or multicast for an IPv6-only cluster, or add an IPv4 VIP");
+        range("cluster.buckets", c.buckets, kMinBuckets, kMaxBuckets, cl);
+        range("cluster.heartbeat_interval_ms", c.heartbeat_interval_ms, 10, 10000, cl);
+        range("cluster.heartbeat_tolerance", c.heartbeat_tolerance, 2, 100, cl);
+        const uint16_t et = c.heartbeat_ethertype;
+        if (et < 0x0600)
+            fail("cluster.heartbeat_ethertype", cl, hex16(et) + " is a length, not an EtherType",
+                 kEtherTypeAllowed);
+        for (const auto& r : kReservedEtherTypes)
+            if (r.type == et)
+                fail("cluster.heartbeat_ethertype", cl, hex16(et) + " is " + r.name, kEtherTypeAllowed);
+
+        const HostId self = cfg_.host.id;
+        range("host.id", self, 1, kMaxHosts, line("host"));
+        const std::string members_allowed =
+            "an array of 1..64 distinct host ids 1..64 that includes host.id (" + std::to_string(self) + ")";
+        if (c.static_members.size() > kMaxHosts)
+            fail("cluster.static_members", cl, std::to_string(c.static_members.size()) + " members",
+                 members_allowed);
+        bool has_self = false;
+        for (size_t i = 0; i < c.static_members.size(); ++i) {
+            const HostId id = c.static_members[i];
+            const std::string key = "cluster.static_members[" + std::to_string(i + 1) + "]";
+            if (id < 1 || id > kMaxHosts)
+                fail(key, line("cluster.static_members", cl), std::to_string(id) + " is not a host id",
+                     members_allowed);
+            for (size_t j = 0; j < i; ++j)
+                if (c.static_members[j] == id)
+                    fail(key, line("cluster.static_members", cl),
+                         "host id " + std::to_string(id) + " is listed twice", members_allowed);
+            has_self = has_self || id == self;
+        }
+        if (!c.static_members.empty() && !has_self)
+            fail("cluster.static_members", cl,
+                 "does not include this host's id " + std::to_string(self) + " (host.id, line " +
+                     std::to_string(line("host.id")) + ")",
+                 members_allowed);
+    }
+
+    void dataplane() const {
+        const DataplaneConfig& d = cfg_.dataplane;
+        const unsigned dl = line("dataplane");
+        range("dataplane.frag_table_size", d.frag_table_size, 16, 1048576, dl);
+        range("dataplane.frag_timeout_ms", d.frag_timeout_ms, 10, 60000, dl);
+        range("dataplane.frag_max_held", d.frag_max_held, 1, 64, dl);
+    }
+
+    // Index of this host in static_members, or -1.
+    int self_index() const {
+        const auto& m = cfg_.cluster.static_members;
+        for (size_t i = 0; i < m.size(); ++i)
+            if (m[i] == cfg_.host.id) return static_cast<int>(i);
+        return -1;
+    }
+
+    void rule(size_t i) const {
+        const PortRule& r = cfg_.rules[i];
+        const std::string p = "port_rule[" + std::to_string(i + 1) + "]";
+        const unsigned rl = r.line;
+        if (r.port_lo > r.port_hi)
+            fail(p + ".ports", rl,
+                 "'" + std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi) +
+                     "' is not a range lo-hi with lo <= hi (0..65535)",
+                 "a port \"443\", a range \"1024-65535\" (lo <= hi) or an integer, ports 0..65535");
+        if (r.vip) {
+            bool found = false;
+            for (const auto& v : cfg_.cluster.vips) found = found || v == *r.vip;
+            if (!found) {
+                std::string vips;
+                for (const auto& v : cfg_.cluster.vips) vips += (vips.empty() ? "" : ", ") + v.to_string();
+                fail(p + ".vip", rl, r.vip->to_string() + " is not one of cluster.vips",
+                     "\"all\" or one of cluster.vips: " + vips);
+            }
+        }
+        const std::string mode = detail::mode_name(r.mode);
+        if (r.mode == FilterMode::single) {
+            if (r.handling_priority == 0)
+                fail(p + ".handling_priority", rl, "is required in single mode",
+                     "an integer 1..64, unique for this rule across the hosts");
+            range(p + ".handling_priority", r.handling_priority, 1, kMaxHosts, rl);
+        } else if (r.handling_priority != 0) {
+            fail(p + ".handling_priority", rl, "is set on a " + mode + " mode rule",
+                 "only in mode = \"single\"");
+        }
+        if (!r.equal_weight) range(p + ".load_weight", r.load_weight, 0, 100, rl);
+        range(p + ".affinity_timeout_s", r.affinity_timeout_s, 0, 86400, rl);
+
+        const auto& members = cfg_.cluster.static_members;
+        const std::string aligned = "an array with one entry per cluster.static_members (" +
+                                    std::to_string(members.size()) + ")";
+        if (!r.static_weights.empty()) {
+            const std::string key = p + ".static_weights";
+            if (r.mode != FilterMode::multiple)
+                fail(key, rl, "is set on a " + mode + " mode rule", "only in mode = \"multiple\"");
+            if (members.empty())
+                fail(key, rl, "is set but cluster.static_members is not",
+                     "static_weights only with cluster.static_members");
+            if (r.static_weights.size() != members.size())
+                fail(key, rl,
+                     "has " + std::to_string(r.static_weights.size()) + " entries, cluster.static_members has " +
+                         std::to_string(members.size()) + " (line " +
+                         std::to_string(line("cluster.static_members")) + ")",
+                     aligned + " of weights 0..100");
+            for (size_t k = 0; k < r.static_weights.size(); ++k)
+                range(key + "[" + std::to_string(k + 1) + "]", r.static_weights[k], 0, 100, line(key, rl));
+            if (r.equal_weight)
+                fail(key, rl, "is set but load_weight is \"equal\"",
+                     "a numeric load_weight 0..100 equal to this host's static_weights entry");
+            const int self = self_index();
+            if (self >= 0 && r.static_weights[self] != r.load_weight)
+                fail(key + "[" + std::to_string(self + 1) + "]", line(key, rl),
+                     "this host's entry is " + std::to_string(r.static_weights[self]) + " but load_weight is " +
+                         std::to_string(r.load_weight),
+                     "this host's entry equal to its own load_weight");
+        }
+        if (!r.static_priorities.empty()) {
+            const std::string key = p + ".static_priorities";
+            if (r.mode != FilterMode::single)
+                fail(key, rl, "is set on a " + mode + " mode rule", "only in mode = \"single\"");
+            if (members.empty())
+                fail(key, rl, "is set but cluster.static_members is not",
+                     "static_priorities only with cluster.static_members");
+            if (r.static_priorities.size() != members.size())
+                fail(key, rl,
+                     "has " + std::to_string(r.static_priorities.size()) +
+                         " entries, cluster.static_members has " + std::to_string(members.size()) +
+                         " (line " + std::to_string(line("cluster.static_members")) + ")",
+                     aligned + " of distinct priorities 1..64");
+            for (size_t k = 0; k < r.static_priorities.size(); ++k) {
+                const std::string ek = key + "[" + std::to_string(k + 1) + "]";
+                range(ek, r.static_priorities[k], 1, kMaxHosts, line(key, rl));
+                for (size_t j = 0; j < k; ++j)
+                    if (r.static_priorities[j] == r.static_priorities[k])
+                        fail(ek, line(ek, line(key, rl)),
+                             "handling priority " + std::to_string(r.static_priorities[k]) +
+                                 " is given to host " + std::to_string(members[j]) + " and host " +
+                                 std::to_string(members[k]),
+                             "distinct priorities 1..64, one per host");
+            }
+            const int self = self_index();
+            if (self >= 0 && r.static_priorities[self] != r.handling_priority)
+                fail(key + "[" + std::to_string(self + 1) + "]", line(key, rl),
+                     "this host's entry is " + std::to_string(r.static_priorities[self]) +
+                         " but handling_priority is " + std::to_string(r.handling_priority),
+                     "this host's entry equal to its own handling_priority");
+        }
+    }
+
+    static bool protocols_intersect(Protocol a, Protocol b) {
+        return a == Protocol::both || b == Protocol::both || a == b;
+    }
+
+    static std::string describe(const PortRule& r) {
+        std::string s = (r.vip ? r.vip->to_string() : std::string("all")) + " ";
+        s += r.port_lo == r.port_hi ? std::to_string(r.port_lo)
+                                    : std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi);
+        s += r.protocol == Protocol::tcp ? "/tcp" : r.protocol == Protocol::udp ? "/udp" : "/both";
+        return s;
+    }
+
+    void overlaps() const {
+        const auto& rules = cfg_.rules;
+        for (size_t j = 1; j < rules.size(); ++j) {
+            const PortRule& b = rules[j];
+            for (size_t i = 0; i < j; ++i) {
+                const PortRule& a = rules[i];
+                if (a.vip != b.vip) continue;  // a specific VIP wins over "all": no overlap
+                if (!protocols_intersect(a.protocol, b.protocol)) continue;
+                if (a.port_hi < b.port_lo || b.port_hi < a.port_lo) continue;
+                detail::fail(cfg_.file, b.line, "port_rule[" + std::to_string(j + 1) + "]",
+                             "rule at line " + std::to_string(b.line) + " (" + describe(b) +
+                                 ") overlaps port_rule[" + std::to_string(i + 1) + "] at line " +
+                                 std::to_string(a.line) + " (" + describe(a) + ")",
+                             "rules for the same VIP and protocol with disjoint port ranges");
+            }
+        }
+    }
+
+    void rules() const {
+        if (cfg_.rules.size() > kMaxRules)
+            fail("port_rule", cfg_.rules[kMaxRules].line,
+                 std::to_string(cfg_.rules.size()) + " rules",
+                 "at most " + std::to_string(kMaxRules) + " [[port_rule]] tables");
+        for (size_t i = 0; i < cfg_.rules.size(); ++i) rule(i);
+        overlaps();
+    }
+
+private:
+    const Config& cfg_;
+};
+
+}  // namespace
+
+void validate(const Config& cfg) {
+    Checker c(cfg);
+    c.cluster();
+    c.dataplane();
+    c.rules();
+    validate(cfg.nic);
+}
+
+}  // namespace nlbd::config
