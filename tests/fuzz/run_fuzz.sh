@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds and runs the parse_frame libFuzzer target.
+#   tests/fuzz/run_fuzz.sh [seconds]      (default 30)
+# Compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types}.cpp with
+# clang++ -fsanitize=fuzzer,address,undefined into a temp dir, seeds a working
+# corpus from tests/fuzz/corpus/ (the committed seeds are never modified), runs
+# for the given time and exits non-zero on a crash, leak or invariant failure
+# (the crashing input is kept and printed). Without clang++ / libFuzzer it
+# prints SKIP and exits 0.
+set -euo pipefail
+
+seconds="${1:-30}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+cxx=""
+for c in "${FUZZ_CXX:-}" clang++-14 clang++; do
+    if [[ -n "$c" ]] && command -v "$c" >/dev/null 2>&1; then cxx="$c"; break; fi
+done
+if [[ -z "$cxx" ]]; then
+    echo "SKIP: clang++ not found (need clang with libFuzzer); parser fuzzing not run"
+    exit 0
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/nlbd-fuzz.XXXXXX")"
+keep=0
+cleanup() { if [[ $keep -eq 0 ]]; then rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+# Is libFuzzer usable at all? (clang without compiler-rt: SKIP, not FAIL)
+printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long){return 0;}\n' \
+    > "$work/probe.cpp"
+if ! "$cxx" -fsanitize=fuzzer "$work/probe.cpp" -o "$work/probe" >/dev/null 2>&1; then
+    echo "SKIP: $cxx cannot link -fsanitize=fuzzer (libFuzzer runtime missing)"
+    exit 0
+fi
+
+flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I"$root/include")
+echo "fuzz: building with $cxx"
+"$cxx" "${flags[@]}" "$here/fuzz_parse.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp" \
+    -o "$work/fuzz_parse"
+
+mkdir -p "$work/corpus" "$work/artifacts"
+if compgen -G "$here/corpus/*" >/dev/null; then cp "$here"/corpus/* "$work/corpus/"; fi
+
+echo "fuzz: running for ${seconds}s ($(ls "$work/corpus" | wc -l) seeds)"
+set +e
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+"$work/fuzz_parse" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    ${FUZZ_DICT:+-dict="$FUZZ_DICT"} "$work/corpus" 2>&1 | tail -n 40
+rc=${PIPESTATUS[0]}
+set -e
+
+if [[ $rc -ne 0 ]]; then
+    keep=1
+    echo "FAIL: fuzzer exited with $rc; crashing inputs kept in $work/artifacts:"
+    for f in "$work"/artifacts/*; do
+        [[ -e "$f" ]] || continue
+        echo "  $f"
+        od -An -tx1 -v "$f" | head -n 20
+    done
+    echo "reproduce: $work/fuzz_parse <crash-file>"
+    exit 1
+fi
+echo "PASS: no crash in ${seconds}s"
