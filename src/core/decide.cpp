@@ -1,1 +1,130 @@
-// TODO: being written
+// filter -> hash -> decide (SPEC §2-3). Packet path: no allocation, no
+// locks, no exceptions, no system calls; reads only the immutable snapshot.
+//
+// The decision is split in two stages so that the burst form can prefetch:
+// stage one classifies the frame and, for owner lookups, computes where in
+// Snapshot::owners / echo_owners the owner lives; stage two reads that byte
+// and turns it into accepted / not_owner.
+
+#include "nlbd/core/decide.hpp"
+
+#include "nlbd/core/hash.hpp"
+
+namespace nlbd::core {
+namespace {
+
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+
+inline void to_default_host(Decision& d, const Snapshot& s) noexcept {
+    d.owner = s.default_host;
+    d.verdict = s.default_host == s.self && s.self != kNoHost ? Verdict::default_host_accepted
+                                                               : Verdict::default_host_other;
+}
+
+// Stage one. Returns the owner slot still to be read, or nullptr when d is
+// already final.
+inline const HostId* classify(const ParsedFrame& f, const Snapshot& s, Decision& d) noexcept {
+    const FlowKey& k = f.key;
+    switch (f.kind) {
+    case FrameKind::ipv4:
+    case FrameKind::ipv6: break;
+    case FrameKind::arp:
+        if ((k.flags & kArpRequest) && s.vip_index(k.dst) != kNoVip) {
+            d.owner = s.default_host;
+            d.verdict = s.default_host == s.self && s.self != kNoHost ? Verdict::arp_replied
+                                                                       : Verdict::arp_not_default;
+        } else {
+            d.verdict = Verdict::passed_non_vip;
+        }
+        return nullptr;
+    case FrameKind::nd_solicit:
+        if (s.vip_index(k.dst) != kNoVip) {
+            d.owner = s.default_host;
+            d.verdict = s.default_host == s.self && s.self != kNoHost ? Verdict::nd_replied
+                                                                       : Verdict::nd_not_default;
+        } else {
+            d.verdict = Verdict::passed_non_vip;
+        }
+        return nullptr;
+    default:
+        d.verdict = Verdict::passed_non_vip;
+        return nullptr;
+    }
+
+    const uint16_t vip = s.vip_index(k.dst);
+    if (vip == kNoVip) {
+        d.verdict = Verdict::passed_non_vip;
+        return nullptr;
+    }
+    if (!s.started) {
+        d.verdict = Verdict::stopped;
+        return nullptr;
+    }
+
+    // TCP/UDP with ports: first fragments, whole datagrams and ICMP errors
+    // (whose key already is the inner flow seen from the client).
+    if ((k.flags & kHasPorts) && (k.proto == kProtoTcp || k.proto == kProtoUdp)) {
+        const uint16_t r = s.rules.match(vip, k.proto, k.dport);
+        if (r == kNoRule) {
+            to_default_host(d, s);
+            return nullptr;
+        }
+        d.rule = r;
+        const CompiledRule& c = s.rules.rules[r];
+        switch (c.mode) {
+        case FilterMode::multiple:
+            d.bucket = bucket_of(affinity_hash(k, c.affinity, c.hash_seed), s.buckets);
+            return &s.owners[static_cast<size_t>(r) * s.buckets + d.bucket];
+        case FilterMode::single:
+            return &c.single_owner;
+        default:
+            d.verdict = Verdict::disabled_rule;
+            return nullptr;
+        }
+    }
+    if ((k.flags & kIcmpEcho) && !s.echo_owners.empty()) {
+        const uint32_t n = static_cast<uint32_t>(s.echo_owners.size());
+        d.bucket = bucket_of(affinity_hash(k, Affinity::single, s.echo_seed), n);
+        return &s.echo_owners[d.bucket];
+    }
+    // Other ICMP, other protocols, non-first fragments decided on L3 only.
+    to_default_host(d, s);
+    return nullptr;
+}
+
+// Stage two.
+inline void settle(const HostId* slot, const Snapshot& s, Decision& d) noexcept {
+    const HostId o = *slot;
+    d.owner = o;
+    d.verdict = (o == s.self && o != kNoHost) ? Verdict::accepted : Verdict::not_owner;
+}
+
+}  // namespace
+
+Decision decide(const ParsedFrame& f, const Snapshot& s) noexcept {
+    Decision d;
+    if (const HostId* slot = classify(f, s, d)) settle(slot, s, d);
+    return d;
+}
+
+void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
+                  std::span<Decision> out) noexcept {
+    constexpr size_t kChunk = 32;
+    const size_t n = frames.size() < out.size() ? frames.size() : out.size();
+    const HostId* slots[kChunk];
+    for (size_t base = 0; base < n; base += kChunk) {
+        const size_t m = n - base < kChunk ? n - base : kChunk;
+        // Stage one for the chunk, prefetching every owner slot it needs...
+        for (size_t i = 0; i < m; ++i) {
+            out[base + i] = Decision{};
+            slots[i] = classify(frames[base + i], s, out[base + i]);
+            if (slots[i]) __builtin_prefetch(slots[i]);
+        }
+        // ...then stage two once the lines are (likely) in cache.
+        for (size_t i = 0; i < m; ++i)
+            if (slots[i]) settle(slots[i], s, out[base + i]);
+    }
+}
+
+}  // namespace nlbd::core

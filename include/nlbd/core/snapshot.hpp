@@ -66,12 +66,27 @@ struct Snapshot {
     std::vector<HostId> echo_owners; // ICMP echo to a VIP: by source IP, `buckets` entries
     std::vector<HostId> members;     // live members, ascending
 
+    // Added by compile_snapshot (may stay empty in hand-built snapshots):
+    // vip_table: open-addressed VIP lookup, size a power of two >= 2 * vips,
+    // each slot a VIP index or kNoVip; empty = vip_index scans `vips`.
+    std::vector<uint16_t> vip_table;
+    // rule_ids[r]: 64-bit identity of rule r's content (VIP, ports, protocol,
+    // mode, affinity); hash_seed derives from it. A later compile rebalances a
+    // rule's row from the previous snapshot's row with the same id.
+    std::vector<uint64_t> rule_ids;
+    uint32_t echo_seed = 0x6563686f;  // affinity_hash seed for ICMP echo
+
     // Packet path: index of the VIP equal to a, or kNoVip.
     uint16_t vip_index(const IpAddr& a) const noexcept;
     HostId owner(uint16_t rule, uint32_t bucket) const noexcept {
         return owners[static_cast<size_t>(rule) * buckets + bucket];
     }
 };
+
+namespace detail {
+// Slot hash of Snapshot::vip_table (process-local, not stable across builds).
+uint32_t vip_slot_hash(const IpAddr& a) noexcept;
+}  // namespace detail
 
 // Cluster MAC and this node's source MAC for a mode (SPEC §3).
 MacAddr cluster_mac(ClusterMode mode, const IpAddr& first_v4_vip);

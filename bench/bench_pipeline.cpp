@@ -1,0 +1,349 @@
+// Micro-benchmarks of the pure packet path (SPEC §10): parse, rule match,
+// affinity hash, decide, and a whole burst (parse + decide_burst of 32
+// frames), on a realistic flow mix, plus bucket-map build / rebalance cost
+// and its quality (buckets_moved_pct on host loss).
+//
+// Every frame, snapshot and map is built before the timed loop (STYLE.md);
+// the timed loops only read them. Results are reported as time per packet
+// (user counters) besides Google Benchmark's own time per iteration.
+//
+//   ninja -C BUILD bench/bench_pipeline && BUILD/bench/bench_pipeline
+//   BUILD/bench/bench_pipeline --benchmark_filter=Burst --benchmark_repetitions=5
+//
+// Numbers are recorded in docs/performance.md; nothing here is asserted.
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "nlbd/core/bucket_map.hpp"
+#include "nlbd/core/decide.hpp"
+#include "nlbd/core/hash.hpp"
+#include "nlbd/core/parse.hpp"
+#include "nlbd/core/snapshot.hpp"
+#include "flow_mix.hpp"
+
+namespace {
+
+using namespace nlbd;
+using namespace nlbd::core;
+using nlbd::testing::Bytes;
+
+constexpr size_t kBurst = 32;
+// Frames in the corpus: one per flow. A multiple of kBurst.
+constexpr size_t kFlows = 10240;
+// Frames sit kSlot bytes apart, like the data rooms of consecutive mbufs
+// (RTE_MBUF_DEFAULT_BUF_SIZE minus the headroom), so the parser walks a
+// working set of the size a real RX ring gives it (~21 MB, beyond L2).
+constexpr size_t kSlot = 2048;
+
+// ---------------------------------------------------------------- corpus
+
+// Frames stored at a fixed stride in one arena.
+struct Corpus {
+    std::vector<uint8_t> arena;
+    std::vector<uint16_t> length;
+    std::vector<const char*> kind;  // for the summary only
+    size_t size() const { return length.size(); }
+    std::span<const uint8_t> frame(size_t i) const {
+        return {arena.data() + i * kSlot, length[i]};
+    }
+};
+
+Corpus build_corpus() {
+    auto frames = nlbd::bench::flow_mix(kFlows);
+    Corpus c;
+    c.arena.assign(kFlows * kSlot, 0);
+    for (size_t i = 0; i < frames.size(); ++i) {
+        const Bytes& f = frames[i].bytes;
+        if (f.size() > kSlot) std::abort();
+        std::memcpy(c.arena.data() + i * kSlot, f.data(), f.size());
+        c.length.push_back(static_cast<uint16_t>(f.size()));
+        c.kind.push_back(frames[i].kind);
+    }
+    return c;
+}
+
+const Corpus& corpus() {
+    static const Corpus c = build_corpus();
+    return c;
+}
+
+std::vector<ParsedFrame> parse_all(const Corpus& c) {
+    std::vector<ParsedFrame> out(c.size());
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (parse_frame(c.frame(i), out[i]) != ParseError::none) {
+            std::fprintf(stderr, "bench: corpus frame %zu (%s) does not parse\n", i, c.kind[i]);
+        }
+    }
+    return out;
+}
+
+const std::vector<ParsedFrame>& parsed() {
+    static const std::vector<ParsedFrame> p = parse_all(corpus());
+    return p;
+}
+
+// ---------------------------------------------------------------- snapshots
+
+// Three static members (hosts 1, 2, 3), equal weights; this node is host 1.
+std::shared_ptr<const Snapshot> make_snapshot(unsigned nrules) {
+    SnapshotInput in;
+    in.self = 1;
+    in.epoch = 1;
+    in.buckets = kDefaultBuckets;
+    in.vips = nlbd::bench::vips();
+    in.rules = nlbd::bench::rules(nrules);
+    const size_t n = in.rules.empty() ? 1 : in.rules.size();
+    for (HostId h = 1; h <= 3; ++h) {
+        Member m;
+        m.id = h;
+        m.weights.assign(n, 50);
+        m.priorities.assign(n, h);  // single-host rules: host 1 first
+        in.members.push_back(std::move(m));
+    }
+    return compile_snapshot(in);
+}
+
+const Snapshot& snapshot(unsigned nrules) {
+    static std::array<std::shared_ptr<const Snapshot>, 4> cache;
+    const size_t slot = nrules == 0 ? 0 : nrules == 1 ? 1 : nrules == 64 ? 2 : 3;
+    if (!cache[slot]) cache[slot] = make_snapshot(nrules);
+    return *cache[slot];
+}
+
+// Time per packet (items_per_second gives the rate) from the item count (rate counters
+// divide by the measured CPU time; kInvert turns packets/s into s/packet).
+void report(benchmark::State& state, size_t packets_per_iter) {
+    const auto items = static_cast<double>(state.iterations()) * static_cast<double>(packets_per_iter);
+    state.SetItemsProcessed(static_cast<int64_t>(items));
+    // Printed with an SI prefix, e.g. "per_pkt=19.3ns".
+    state.counters["per_pkt"] =
+        benchmark::Counter(items, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+const char* rules_label(unsigned n) {
+    switch (n) {
+    case 0: return "rules=seed(5)";
+    case 1: return "rules=1(default)";
+    case 64: return "rules=64";
+    default: return "rules=1024";
+    }
+}
+
+// ---------------------------------------------------------------- stages
+
+// Parse only: frame bytes -> ParsedFrame, 32 frames per iteration.
+void BM_Parse(benchmark::State& state) {
+    const Corpus& c = corpus();
+    std::array<ParsedFrame, kBurst> out;
+    size_t base = 0;
+    for (auto _ : state) {
+        for (size_t i = 0; i < kBurst; ++i) {
+            benchmark::DoNotOptimize(parse_frame(c.frame(base + i), out[i]));
+        }
+        benchmark::ClobberMemory();
+        base = base + kBurst == c.size() ? 0 : base + kBurst;
+    }
+    report(state, kBurst);
+}
+BENCHMARK(BM_Parse);
+
+// Rule match: VIP lookup + interval search, on parsed VIP-bound IP frames.
+void BM_RuleMatch(benchmark::State& state) {
+    const auto n = static_cast<unsigned>(state.range(0));
+    const Snapshot& s = snapshot(n);
+    std::vector<FlowKey> keys;
+    for (const ParsedFrame& p : parsed())
+        if ((p.kind == FrameKind::ipv4 || p.kind == FrameKind::ipv6) && (p.key.flags & kHasPorts) &&
+            s.vip_index(p.key.dst) != kNoVip)
+            keys.push_back(p.key);
+    keys.resize(keys.size() / kBurst * kBurst);
+    size_t base = 0;
+    for (auto _ : state) {
+        uint32_t acc = 0;
+        for (size_t i = 0; i < kBurst; ++i) {
+            const FlowKey& k = keys[base + i];
+            acc += s.rules.match(s.vip_index(k.dst), k.proto, k.dport);
+        }
+        benchmark::DoNotOptimize(acc);
+        base = base + kBurst == keys.size() ? 0 : base + kBurst;
+    }
+    report(state, kBurst);
+    state.SetLabel(rules_label(n));
+}
+BENCHMARK(BM_RuleMatch)->Arg(0)->Arg(1)->Arg(64)->Arg(1024);
+
+// Affinity hash + bucket index, per affinity mode, on every IP key.
+void BM_Hash(benchmark::State& state) {
+    const auto a = static_cast<Affinity>(state.range(0));
+    std::vector<FlowKey> keys;
+    for (const ParsedFrame& p : parsed())
+        if (p.kind == FrameKind::ipv4 || p.kind == FrameKind::ipv6) keys.push_back(p.key);
+    keys.resize(keys.size() / kBurst * kBurst);
+    size_t base = 0;
+    for (auto _ : state) {
+        uint32_t acc = 0;
+        for (size_t i = 0; i < kBurst; ++i)
+            acc += bucket_of(affinity_hash(keys[base + i], a, 0x5eed), kDefaultBuckets);
+        benchmark::DoNotOptimize(acc);
+        base = base + kBurst == keys.size() ? 0 : base + kBurst;
+    }
+    report(state, kBurst);
+    state.SetLabel(a == Affinity::none ? "affinity=none" : a == Affinity::single ? "affinity=single"
+                                                                                  : "affinity=network");
+}
+BENCHMARK(BM_Hash)->Arg(0)->Arg(1)->Arg(2);
+
+// decide() one frame at a time on already parsed frames (all kinds).
+void BM_Decide(benchmark::State& state) {
+    const auto n = static_cast<unsigned>(state.range(0));
+    const Snapshot& s = snapshot(n);
+    const auto& p = parsed();
+    size_t base = 0;
+    for (auto _ : state) {
+        for (size_t i = 0; i < kBurst; ++i) benchmark::DoNotOptimize(decide(p[base + i], s));
+        base = base + kBurst == p.size() ? 0 : base + kBurst;
+    }
+    report(state, kBurst);
+    state.SetLabel(rules_label(n));
+}
+BENCHMARK(BM_Decide)->Arg(0)->Arg(1)->Arg(64)->Arg(1024);
+
+// The worker's per-burst work without DPDK: parse 32 frames, decide_burst,
+// tally verdicts (as the per-lcore counters do). Second argument: how many
+// frames of the corpus the loop cycles through: 10240 (cold: 21 MB of
+// mbuf-like slots, as a deep RX ring) or 256 (hot: 512 KB, fits L2, as when
+// the PMD has just written the frames, e.g. net_pcap's copy).
+void BM_Burst(benchmark::State& state) {
+    const auto n = static_cast<unsigned>(state.range(0));
+    const auto window = static_cast<size_t>(state.range(1));
+    const Snapshot& s = snapshot(n);
+    const Corpus& c = corpus();
+    std::array<ParsedFrame, kBurst> frames;
+    std::array<Decision, kBurst> out;
+    std::array<uint64_t, kVerdictCount> verdicts{};
+    std::array<uint64_t, kParseErrorCount> errors{};
+    size_t base = 0;
+    for (auto _ : state) {
+        uint16_t ok = 0;
+        for (size_t i = 0; i < kBurst; ++i) {
+            const ParseError e = parse_frame(c.frame(base + i), frames[ok]);
+            if (e == ParseError::none) ++ok;
+            else ++errors[static_cast<unsigned>(e)];
+        }
+        decide_burst(std::span<const ParsedFrame>(frames.data(), ok), s,
+                     std::span<Decision>(out.data(), ok));
+        for (uint16_t i = 0; i < ok; ++i) ++verdicts[static_cast<unsigned>(out[i].verdict)];
+        benchmark::ClobberMemory();
+        base = base + kBurst == window ? 0 : base + kBurst;
+    }
+    benchmark::DoNotOptimize(verdicts);
+    benchmark::DoNotOptimize(errors);
+    report(state, kBurst);
+    // Share of the mix this node accepts / passes (a sanity check of the mix).
+    uint64_t total = 0, local = 0;
+    for (unsigned v = 0; v < kVerdictCount; ++v) {
+        total += verdicts[v];
+        if (action_of(static_cast<Verdict>(v)) == Action::to_local) local += verdicts[v];
+    }
+    state.counters["to_local_pct"] = total ? 100.0 * static_cast<double>(local) / static_cast<double>(total) : 0;
+    state.SetLabel(std::string(rules_label(n)) + (window < c.size() ? " hot" : " cold"));
+}
+BENCHMARK(BM_Burst)
+    ->ArgNames({"rules", "frames"})
+    ->Args({0, kFlows})->Args({1, kFlows})->Args({64, kFlows})->Args({1024, kFlows})
+    ->Args({0, 256})->Args({1024, 256});
+
+// ---------------------------------------------------------------- bucket map
+
+std::vector<MemberWeight> hosts(unsigned n, HostId skip = kNoHost) {
+    std::vector<MemberWeight> m;
+    for (unsigned h = 1; h <= n; ++h)
+        if (h != skip) m.push_back({static_cast<HostId>(h), 50});
+    return m;
+}
+
+// Cold build of one rule's map for 64 equal hosts x B buckets, with the
+// map's quality: share of buckets that move when one host (id 17) is lost
+// (ideal: exactly its own 1/64 = 1.5625%), and the worst deviation from the
+// fair share in buckets (SPEC: +-1).
+void BM_BucketMapBuild(benchmark::State& state) {
+    const auto buckets = static_cast<uint32_t>(state.range(0));
+    const auto all = hosts(64);
+    for (auto _ : state) benchmark::DoNotOptimize(build_bucket_map(all, buckets, 0x5eed));
+
+    const auto before = build_bucket_map(all, buckets, 0x5eed);
+    const auto after = rebalance_bucket_map(before, hosts(64, 17), buckets, 0x5eed);
+    uint32_t moved = 0;
+    for (uint32_t b = 0; b < buckets; ++b) moved += before[b] != after[b];
+    std::array<uint32_t, 65> count{};
+    for (HostId h : before) ++count[h];
+    double worst = 0;
+    const double fair = static_cast<double>(buckets) / 64.0;
+    for (unsigned h = 1; h <= 64; ++h)
+        worst = std::max(worst, std::abs(static_cast<double>(count[h]) - fair));
+    state.counters["buckets_moved_pct"] = 100.0 * moved / buckets;
+    state.counters["ideal_moved_pct"] = 100.0 * count[17] / buckets;
+    state.counters["max_dev_buckets"] = worst;
+}
+BENCHMARK(BM_BucketMapBuild)->Arg(60)->Arg(1024)->Arg(4096)->Arg(65536)->Unit(benchmark::kMicrosecond);
+
+// Minimal-movement rebalance on host loss (what convergence runs per rule).
+void BM_BucketMapRebalanceHostLoss(benchmark::State& state) {
+    const auto buckets = static_cast<uint32_t>(state.range(0));
+    const auto before = build_bucket_map(hosts(64), buckets, 0x5eed);
+    const auto survivors = hosts(64, 17);
+    for (auto _ : state) benchmark::DoNotOptimize(rebalance_bucket_map(before, survivors, buckets, 0x5eed));
+}
+BENCHMARK(BM_BucketMapRebalanceHostLoss)->Arg(60)->Arg(1024)->Arg(4096)->Arg(65536)
+    ->Unit(benchmark::kMicrosecond);
+
+// Whole snapshot compilation (3 members, B = default) per rule count: what a
+// reload or a membership change costs the control thread.
+void BM_CompileSnapshot(benchmark::State& state) {
+    const auto n = static_cast<unsigned>(state.range(0));
+    for (auto _ : state) benchmark::DoNotOptimize(make_snapshot(n));
+    state.SetLabel(rules_label(n));
+}
+BENCHMARK(BM_CompileSnapshot)->Arg(0)->Arg(64)->Arg(1024)->Unit(benchmark::kMillisecond);
+
+// Prints the mix once so the report says what was measured.
+struct MixSummary {
+    MixSummary() {
+        const Corpus& c = corpus();
+        std::vector<std::pair<std::string, unsigned>> n;
+        size_t bytes = 0;
+        for (size_t i = 0; i < c.size(); ++i) {
+            bytes += c.length[i];
+            auto it = std::find_if(n.begin(), n.end(), [&](auto& e) { return e.first == c.kind[i]; });
+            if (it == n.end()) n.emplace_back(c.kind[i], 1);
+            else ++it->second;
+        }
+        std::fprintf(stderr, "flow mix: %zu frames, mean %zu bytes:", c.size(), bytes / c.size());
+        for (auto& [k, v] : n) std::fprintf(stderr, " %s %.1f%%", k.c_str(), 100.0 * v / c.size());
+        std::fprintf(stderr, "\n");
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    MixSummary summary;
+    (void)summary;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

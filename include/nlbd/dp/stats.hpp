@@ -1,0 +1,62 @@
+#pragma once
+// Run report: every counter of a run, as JSON (--stats-json) and as a
+// one-screen human summary (stderr at exit). Control plane.
+//
+// JSON schema (all counts are integers):
+// {
+//   "host": 1, "cluster": "name", "mode": "unicast", "started": true,
+//   "rx_total": n,                      // frames received on the wire port
+//   "verdicts": {"accepted": n, ...},   // every Verdict name; sums to rx_total
+//   "parse_errors": {"truncated_ethernet": n, ...},  // sums to verdicts.malformed
+//   "rules": [{"index": i, "vip": "10.0.0.1"|"all", "ports": "lo-hi",
+//              "protocol": "tcp|udp|both", "mode": "multiple|single|disabled",
+//              "matched": n, "accepted": n, "not_owner": n, "dropped": n,
+//              "buckets_owned": n}],   // buckets_owned: multiple mode; single
+//                                      // mode: buckets if this host is the owner
+//   "no_rule": {"matched": n, "accepted": n, "not_owner": n, "dropped": n},
+//   "ports": {"wire": {"rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
+//                      "tx_dropped", "imissed", "rx_nombuf", "ierrors", "oerrors"},
+//             "local": {...same...}},
+//   "local_to_wire": n,
+//   "dataplane": {"linearized", "reply_failed", "frag_released", "loops", "idle_sleeps"},
+//   "fragments": {"datagrams", "inserted", "evicted", "timed_out", "held"},
+//   "membership": {"self": 1, "members": [1,2,3], "default_host": 1,
+//                  "epoch": 1, "buckets": 4096}
+// }
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "nlbd/config/config.hpp"
+#include "nlbd/core/frag_table.hpp"
+#include "nlbd/core/snapshot.hpp"
+#include "nlbd/dp/port.hpp"
+#include "nlbd/dp/worker.hpp"
+
+namespace nlbd::dp {
+
+struct RunReport {
+    const config::Config* cfg = nullptr;
+    const core::Snapshot* snap = nullptr;
+    const WorkerCounters* counters = nullptr;
+    uint64_t verdicts[kVerdictCount] = {};  // Worker::verdicts_at_exit
+    core::FragStats frags;
+    PortStats wire_hw;
+    PortStats local_hw;
+};
+
+std::string json_escape(const std::string& s);
+std::string stats_json(const RunReport& r);
+void print_summary(std::FILE* out, const RunReport& r);
+
+// Short names used in reports and --check-config.
+const char* name_of(Protocol p) noexcept;
+const char* name_of(FilterMode m) noexcept;
+const char* name_of(Affinity a) noexcept;
+const char* name_of(ClusterMode m) noexcept;
+
+// Buckets of compiled rule `rule` that `self` owns (single mode: all or none).
+uint32_t buckets_owned(const core::Snapshot& s, uint16_t rule);
+
+}  // namespace nlbd::dp

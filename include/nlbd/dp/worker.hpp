@@ -1,0 +1,136 @@
+#pragma once
+// The packet loop of one worker lcore (SPEC §6, STYLE.md picture):
+//   rx_burst(wire) -> parse -> fragments -> decide -> to local / reply / drop
+//   rx_burst(local) -> (unicast: masked source MAC) -> tx_burst(wire)
+//
+// Threading contract:
+//  - run() is the only code that touches the worker's queues, its FragTable
+//    and writes its counters. It takes no lock, allocates nothing, makes no
+//    system call on the packet path (adaptive idle sleeps only when both
+//    ports came back empty) and never throws (built with -fno-exceptions).
+//  - The snapshot is read through `snapshot` (acquire) once per poll loop;
+//    the worker reports a quiescent state (rte_rcu_qsbr) once per loop, after
+//    which it holds no pointer into an older snapshot.
+//  - Counters are written with relaxed atomic stores by the worker only and
+//    may be read by the control thread at any time (relaxed loads): values
+//    are monotonic, never torn; exact totals once run() has returned.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "nlbd/config/config.hpp"
+#include "nlbd/core/frag_table.hpp"
+#include "nlbd/core/reasons.hpp"
+#include "nlbd/core/snapshot.hpp"
+#include "nlbd/core/types.hpp"
+
+struct rte_rcu_qsbr;
+struct rte_mbuf;
+
+namespace nlbd::dp {
+
+inline constexpr unsigned kMaxBurst = 256;
+// Per-rule counter slots: one per compiled rule, the last one for VIP traffic
+// that matched no rule (default host).
+inline constexpr unsigned kRuleSlots = kMaxRules + 1;
+inline constexpr unsigned kNoRuleSlot = kMaxRules;
+// Multi-segment frames are parsed from a linear copy of up to this many bytes
+// (a 9000-byte jumbo frame plus headers fits).
+inline constexpr unsigned kLinearCopyBytes = 16384;
+
+struct PortCounters {
+    uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;
+    uint64_t tx_dropped = 0;  // handed to tx_burst but not taken: freed
+};
+
+struct RuleCounters {
+    uint64_t matched = 0;    // frames decided under this rule
+    uint64_t accepted = 0;   // ... delivered to the local port
+    uint64_t not_owner = 0;  // ... owned by another host
+    uint64_t dropped = 0;    // ... dropped for any other reason (disabled, stopped, ...)
+};
+
+// One per worker, written only by it. Invariant once run() returned:
+// rx_total == wire.rx_packets == sum(verdicts), where fragments still held by
+// the FragTable are counted under Verdict::frag_held by the reader (see
+// Worker::verdicts_at_exit) and every other frame under its final verdict.
+struct alignas(64) WorkerCounters {
+    uint64_t rx_total = 0;
+    uint64_t verdicts[kVerdictCount] = {};
+    uint64_t parse_errors[kParseErrorCount] = {};
+    PortCounters wire;
+    PortCounters local;
+    uint64_t local_to_wire = 0;   // frames from the local port sent on the wire
+    uint64_t linearized = 0;      // multi-segment frames parsed from a copy
+    uint64_t reply_failed = 0;    // ARP/ND answers that could not be built (dropped)
+    uint64_t frag_released = 0;   // held fragments released with their datagram's verdict
+    uint64_t loops = 0;
+    uint64_t idle_sleeps = 0;
+    alignas(64) RuleCounters rules[kRuleSlots] = {};
+};
+
+struct WorkerConfig {
+    uint16_t wire_port = 0;
+    uint16_t local_port = 0;
+    uint16_t burst = 32;                    // <= kMaxBurst
+    config::IdlePolicy idle = config::IdlePolicy::poll;
+    MacAddr wire_mac;                       // source MAC outside unicast mode
+    core::FragTable::Config frag;
+    rte_rcu_qsbr* qsbr = nullptr;           // registered as thread qsbr_thread
+    unsigned qsbr_thread = 0;
+};
+
+// Called by run() every `control_every` loops when the worker shares the main
+// lcore with the control plane (one CPU). Must not throw.
+struct ControlTick {
+    void (*fn)(void* ctx) noexcept = nullptr;
+    void* ctx = nullptr;
+    uint32_t every = 1024;
+};
+
+class Worker {
+public:
+    Worker(const WorkerConfig& cfg, const std::atomic<const core::Snapshot*>& snapshot);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Polls until stop is set. Registers itself online with the QSBR variable
+    // and goes offline before returning.
+    void run(const std::atomic<bool>& stop, const ControlTick& tick) noexcept;
+
+    // For rte_eal_remote_launch: arg is {Worker*, stop*}.
+    struct Launch {
+        Worker* worker;
+        const std::atomic<bool>* stop;
+    };
+    static int lcore_main(void* launch) noexcept;
+
+    const WorkerCounters& counters() const noexcept { return *counters_; }
+    const core::FragStats& frag_stats() const noexcept;
+    // counters().verdicts with fragments still held counted as frag_held.
+    void verdicts_at_exit(uint64_t (&out)[kVerdictCount]) const noexcept;
+
+    struct Burst;  // per-loop scratch (detail, worker.cpp)
+
+private:
+    WorkerConfig cfg_;
+    const std::atomic<const core::Snapshot*>& snapshot_;
+    std::unique_ptr<WorkerCounters> counters_;
+    std::unique_ptr<core::FragTable> frags_;
+    std::unique_ptr<uint8_t[]> linear_;  // kLinearCopyBytes
+};
+
+// Relaxed single-writer counter updates (see the threading contract).
+inline void bump(uint64_t& c, uint64_t n = 1) noexcept {
+    __atomic_store_n(&c, __atomic_load_n(&c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+inline uint64_t read_counter(const uint64_t& c) noexcept {
+    return __atomic_load_n(&c, __ATOMIC_RELAXED);
+}
+
+}  // namespace nlbd::dp

@@ -1,0 +1,434 @@
+// nlbd: the DPDK data plane around the pure core (SPEC §6, §8).
+//
+//   nlbd --config FILE [--nic FILE] [--run-for SECONDS] [--stats-json FILE]
+//        [--check-config] [-- EAL options]
+//
+// Control flow: load + validate config (a bad config never starts an engine)
+// -> EAL -> ports -> snapshot -> worker lcore -> wait for a signal or
+// --run-for -> stop worker -> read port stats -> stop and close ports (the
+// pcap vdev writes its output on close) -> report.
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nlbd/config/config.hpp"
+#include "nlbd/dp/control.hpp"
+#include "nlbd/dp/eal_args.hpp"
+#include "nlbd/dp/port.hpp"
+#include "nlbd/dp/stats.hpp"
+#include "nlbd/dp/worker.hpp"
+
+namespace {
+
+using namespace nlbd;
+
+struct Options {
+    std::string config;
+    std::optional<std::string> nic;
+    double run_for_s = 0;  // 0 = until a signal
+    std::optional<std::string> stats_json;
+    bool check_config = false;
+    std::vector<std::string> eal;
+};
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The command line is a table (STYLE.md).
+struct OptionSpec {
+    const char* name;
+    const char* arg;  // nullptr: a flag
+    const char* help;
+    std::function<void(Options&, const std::string&)> apply;
+};
+
+const std::vector<OptionSpec>& option_table() {
+    static const std::vector<OptionSpec> table = {
+        {"--config", "FILE", "cluster file (TOML)",
+         [](Options& o, const std::string& v) { o.config = v; }},
+        {"--nic", "FILE", "NIC profile (overrides [cluster] nic_profile)",
+         [](Options& o, const std::string& v) { o.nic = v; }},
+        {"--run-for", "SECONDS", "stop after this many seconds (default: until SIGINT/SIGTERM)",
+         [](Options& o, const std::string& v) {
+             char* end = nullptr;
+             errno = 0;
+             const double s = std::strtod(v.c_str(), &end);
+             if (errno != 0 || end == v.c_str() || *end != '\0' || !(s > 0))
+                 throw UsageError("--run-for: '" + v + "' is not a positive number of seconds");
+             o.run_for_s = s;
+         }},
+        {"--stats-json", "FILE", "write every counter as JSON at exit",
+         [](Options& o, const std::string& v) { o.stats_json = v; }},
+        {"--check-config", nullptr, "validate the configuration, print a summary and exit",
+         [](Options& o, const std::string&) { o.check_config = true; }},
+    };
+    return table;
+}
+
+void usage(std::FILE* out) {
+    std::fprintf(out, "usage: nlbd --config FILE [options] [-- EAL options]\n");
+    for (const auto& o : option_table()) {
+        std::string left = std::string(o.name) + (o.arg ? std::string(" ") + o.arg : "");
+        std::fprintf(out, "  %-22s %s\n", left.c_str(), o.help);
+    }
+    std::fprintf(out, "  %-22s %s\n", "-h, --help", "this text");
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") {
+            ++i;
+            break;
+        }
+        if (a == "-h" || a == "--help") {
+            usage(stdout);
+            std::exit(0);
+        }
+        std::optional<std::string> inline_value;
+        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            inline_value = a.substr(eq + 1);
+            a = a.substr(0, eq);
+        }
+        const OptionSpec* spec = nullptr;
+        for (const auto& s : option_table())
+            if (a == s.name) spec = &s;
+        if (spec == nullptr) throw UsageError("unknown option '" + a + "'");
+        std::string value;
+        if (spec->arg != nullptr) {
+            if (inline_value) value = *inline_value;
+            else if (i + 1 < argc) value = argv[++i];
+            else throw UsageError(a + " needs " + spec->arg);
+        } else if (inline_value) {
+            throw UsageError(a + " takes no value");
+        }
+        spec->apply(o, value);
+    }
+    for (; i < argc; ++i) o.eal.emplace_back(argv[i]);
+    if (o.config.empty()) throw UsageError("--config FILE is required");
+    return o;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = " ") {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) s += sep;
+        s += v[i];
+    }
+    return s;
+}
+
+std::string hosts_list(const std::vector<HostId>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) s += ',';
+        s += std::to_string(unsigned(v[i]));
+    }
+    return s + "]";
+}
+
+void print_rules(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap) {
+    std::fprintf(out, "  %-4s %-40s %-11s %-5s %-9s %-8s %-6s %-4s %s\n", "rule", "vip", "ports",
+                 "proto", "mode", "affinity", "weight", "prio", snap ? "buckets-owned" : "");
+    for (size_t i = 0; i < cfg.rules.size(); ++i) {
+        const PortRule& r = cfg.rules[i];
+        std::string owned;
+        if (snap != nullptr) {
+            for (size_t ci = 0; ci < snap->rules.rules.size(); ++ci)
+                if (snap->rules.rules[ci].config_index == i) {
+                    owned = std::to_string(dp::buckets_owned(*snap, static_cast<uint16_t>(ci))) +
+                            "/" + std::to_string(snap->buckets);
+                    break;
+                }
+        }
+        std::fprintf(out, "  %-4zu %-40s %-11s %-5s %-9s %-8s %-6s %-4u %s\n", i,
+                     r.vip ? r.vip->to_string().c_str() : "all",
+                     (std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi)).c_str(),
+                     dp::name_of(r.protocol), dp::name_of(r.mode), dp::name_of(r.affinity),
+                     r.equal_weight ? "equal" : std::to_string(r.load_weight).c_str(),
+                     unsigned(r.handling_priority), owned.c_str());
+    }
+}
+
+void print_config_summary(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap) {
+    std::fprintf(out, "config %s\n", cfg.file.c_str());
+    std::fprintf(out, "  cluster '%s', mode %s, %u buckets, heartbeat %u ms x %u, ethertype 0x%04x\n",
+                 cfg.cluster.name.c_str(), dp::name_of(cfg.cluster.mode), cfg.cluster.buckets,
+                 cfg.cluster.heartbeat_interval_ms, cfg.cluster.heartbeat_tolerance,
+                 cfg.cluster.heartbeat_ethertype);
+    std::string vips;
+    for (size_t i = 0; i < cfg.cluster.vips.size(); ++i)
+        vips += (i ? ", " : "") + cfg.cluster.vips[i].to_string();
+    std::fprintf(out, "  vips: %s\n", vips.c_str());
+    std::fprintf(out, "  host %u, initial state %s, members %s\n", unsigned(cfg.host.id),
+                 cfg.host.initial_state == config::InitialState::started   ? "started"
+                 : cfg.host.initial_state == config::InitialState::stopped ? "stopped"
+                                                                           : "suspended",
+                 cfg.cluster.static_members.empty() ? "dynamic"
+                                                    : hosts_list(cfg.cluster.static_members).c_str());
+    if (snap != nullptr)
+        std::fprintf(out, "  cluster MAC %s, source MAC %s, default host %u\n",
+                     snap->cluster_mac.to_string().c_str(), snap->source_mac.to_string().c_str(),
+                     unsigned(snap->default_host));
+    print_rules(out, cfg, snap);
+    std::fprintf(out, "  ports: wire '%s', local '%s'\n", cfg.wire.device.c_str(),
+                 cfg.local.device.c_str());
+    const auto& n = cfg.nic;
+    std::fprintf(out,
+                 "  nic profile '%s' (%s): %u rxq/%u txq, %u/%u descriptors, burst %u, mempool %u "
+                 "(cache %u, room %u), rx csum %s, tx csum %s, eal [%s]\n",
+                 n.name.c_str(), n.file.empty() ? "defaults" : n.file.c_str(), n.rx_queues,
+                 n.tx_queues, n.rx_descriptors, n.tx_descriptors, n.burst, n.mempool_size,
+                 n.mempool_cache, n.mbuf_data_room, n.rx_checksum_offload ? "on" : "off",
+                 n.tx_checksum_offload ? "on" : "off", join(n.eal_args).c_str());
+    std::fprintf(out, "  dataplane: idle %s, fragments %u datagrams x %u held, timeout %u ms\n",
+                 cfg.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive",
+                 cfg.dataplane.frag_table_size, cfg.dataplane.frag_max_held,
+                 cfg.dataplane.frag_timeout_ms);
+}
+
+// Signals only set a flag; the control loop (or the worker's control tick
+// on one lcore) turns it into a stop.
+std::atomic<bool> g_signal{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void on_signal(int) { g_signal.store(true, std::memory_order_relaxed); }
+
+void install_signals() {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+using Clock = std::chrono::steady_clock;
+
+struct ControlState {
+    std::atomic<bool> stop{false};
+    std::optional<Clock::time_point> deadline;
+    dp::SnapshotPublisher* publisher = nullptr;
+
+    // Control work: stop on a signal or at the deadline; free retired snapshots.
+    void tick() noexcept {
+        if (g_signal.load(std::memory_order_relaxed) || (deadline && Clock::now() >= *deadline))
+            stop.store(true, std::memory_order_relaxed);
+        if (publisher != nullptr) publisher->reclaim();
+    }
+    static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
+};
+
+uint32_t no_huge_memory_mb(const config::NicProfile& nic) {
+    // Two pools of mempool_size mbufs (data room + mbuf header + mempool
+    // overhead), plus room for rings, the fragment table and EAL itself.
+    const uint64_t per_mbuf = uint64_t{nic.mbuf_data_room} + 256;
+    const uint64_t pools_mb = (2 * uint64_t{nic.mempool_size} * per_mbuf) >> 20;
+    return static_cast<uint32_t>(std::max<uint64_t>(256, pools_mb + 160));
+}
+
+int run(const Options& opt, const config::Config& cfg, const char* program) {
+    // --- EAL -------------------------------------------------------------
+    const dp::PortDevice wire_dev = dp::port_device(cfg.wire.device);
+    const dp::PortDevice local_dev = dp::port_device(cfg.local.device);
+    dp::EalEnvironment env = dp::probe_environment();
+    env.no_huge_memory_mb = no_huge_memory_mb(cfg.nic);
+    if (!env.hugepages_available && dp::has_option(opt.eal, {"--in-memory"}) &&
+        !dp::has_option(opt.eal, {"--no-huge"}))
+        std::fprintf(stderr, "nlbd: warning: no free hugepages; --in-memory needs them\n");
+    std::vector<std::string> eal_args =
+        dp::build_eal_args(program, opt.eal, cfg.nic.eal_args, wire_dev, local_dev, env);
+    std::fprintf(stderr, "nlbd: EAL args: %s%s\n", join(eal_args).c_str(),
+                 env.hugepages_available ? "" : "  (no hugepages: --no-huge fallback)");
+    std::vector<char*> eal_argv;
+    for (auto& a : eal_args) eal_argv.push_back(a.data());
+    eal_argv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {
+        std::fprintf(stderr, "nlbd: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+
+    int rc = 0;
+    {
+        // --- ports -------------------------------------------------------
+        dp::PortInfo wire, local;
+        try {
+            wire = dp::open_port("wire", wire_dev, cfg.nic, cfg.nic.promiscuous);
+            local = dp::open_port("local", local_dev, cfg.nic, false);
+        } catch (const dp::PortError& e) {
+            std::fprintf(stderr, "nlbd: %s\n", e.what());
+            rte_eal_cleanup();
+            return 1;
+        }
+        for (const dp::PortInfo* p : {&wire, &local})
+            std::fprintf(stderr,
+                         "nlbd: port %-5s id %u driver %s MAC %s socket %d, %u rxd / %u txd, "
+                         "offloads rx 0x%llx tx 0x%llx%s\n",
+                         p->role.c_str(), p->port_id, p->driver.c_str(),
+                         p->mac.to_string().c_str(), p->socket, p->rx_descriptors,
+                         p->tx_descriptors, static_cast<unsigned long long>(p->rx_offloads),
+                         static_cast<unsigned long long>(p->tx_offloads),
+                         p->promiscuous ? ", promiscuous" : "");
+
+        // --- snapshot ----------------------------------------------------
+        dp::SnapshotPublisher publisher(1);
+        std::string warning;
+        core::SnapshotInput in = dp::static_snapshot_input(cfg, &warning);
+        if (!warning.empty()) std::fprintf(stderr, "nlbd: warning: %s\n", warning.c_str());
+        publisher.publish(core::compile_snapshot(in));
+        const core::Snapshot& snap = *publisher.current();
+        std::fprintf(stderr,
+                     "nlbd: membership: self %u (%s), members %s, default host %u, epoch %llu, "
+                     "%u buckets, mode %s, cluster MAC %s, source MAC %s\n",
+                     unsigned(snap.self), snap.started ? "started" : "not started",
+                     hosts_list(snap.members).c_str(), unsigned(snap.default_host),
+                     static_cast<unsigned long long>(snap.epoch), snap.buckets,
+                     dp::name_of(snap.mode), snap.cluster_mac.to_string().c_str(),
+                     snap.source_mac.to_string().c_str());
+        print_rules(stderr, cfg, &snap);
+
+        // --- worker ------------------------------------------------------
+        dp::WorkerConfig wc;
+        wc.wire_port = wire.port_id;
+        wc.local_port = local.port_id;
+        wc.burst = cfg.nic.burst;
+        wc.idle = cfg.dataplane.idle_policy;
+        wc.wire_mac = wire.mac;
+        wc.frag.capacity = cfg.dataplane.frag_table_size;
+        wc.frag.max_held = cfg.dataplane.frag_max_held;
+        wc.frag.timeout_ns = uint64_t{cfg.dataplane.frag_timeout_ms} * 1'000'000;
+        wc.qsbr = publisher.qsbr();
+        wc.qsbr_thread = 0;
+        dp::Worker worker(wc, publisher.pointer());
+
+        ControlState control;
+        control.publisher = &publisher;
+        if (opt.run_for_s > 0)
+            control.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(opt.run_for_s));
+        install_signals();
+
+        const unsigned main_lcore = rte_get_main_lcore();
+        const unsigned worker_lcore = rte_get_next_lcore(-1, 1, 0);
+        if (worker_lcore < RTE_MAX_LCORE) {
+            std::fprintf(stderr, "nlbd: lcores: control on %u, worker on %u; idle policy %s\n",
+                         main_lcore, worker_lcore,
+                         wc.idle == config::IdlePolicy::poll ? "poll" : "adaptive");
+            dp::Worker::Launch launch{&worker, &control.stop};
+            if (rte_eal_remote_launch(&dp::Worker::lcore_main, &launch, worker_lcore) != 0) {
+                std::fprintf(stderr, "nlbd: cannot launch the worker on lcore %u\n", worker_lcore);
+                rc = 1;
+            } else {
+                while (!control.stop.load(std::memory_order_relaxed)) {
+                    const timespec ts{0, 5'000'000};
+                    nanosleep(&ts, nullptr);
+                    control.tick();
+                }
+                rte_eal_wait_lcore(worker_lcore);
+            }
+        } else {
+            std::fprintf(stderr,
+                         "nlbd: lcores: one lcore (%u): worker and control share it; idle policy "
+                         "%s\n",
+                         main_lcore, wc.idle == config::IdlePolicy::poll ? "poll" : "adaptive");
+            worker.run(control.stop, dp::ControlTick{&ControlState::tick_fn, &control, 1024});
+        }
+
+        // --- tear-down and report ---------------------------------------
+        dp::RunReport report;
+        report.cfg = &cfg;
+        report.snap = publisher.current().get();
+        report.counters = &worker.counters();
+        worker.verdicts_at_exit(report.verdicts);
+        report.frags = worker.frag_stats();
+        dp::stop_port(wire);
+        dp::stop_port(local);
+        report.wire_hw = dp::port_stats(wire);
+        report.local_hw = dp::port_stats(local);
+        dp::close_port(wire);
+        dp::close_port(local);
+
+        if (opt.stats_json) {
+            std::ofstream f(*opt.stats_json, std::ios::trunc);
+            f << dp::stats_json(report);
+            f.close();
+            if (!f) {
+                std::fprintf(stderr, "nlbd: cannot write %s: %s\n", opt.stats_json->c_str(),
+                             std::strerror(errno));
+                rc = 1;
+            }
+        }
+        dp::print_summary(stderr, report);
+        dp::free_pool(wire);
+        dp::free_pool(local);
+    }
+    rte_eal_cleanup();
+    return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    try {
+        opt = parse_options(argc, argv);
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "nlbd: %s\n", e.what());
+        usage(stderr);
+        return 2;
+    }
+
+    config::Config cfg;
+    try {
+        cfg = config::load_config(opt.config, opt.nic);
+    } catch (const config::ConfigError& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlbd: %s: %s\n", opt.config.c_str(), e.what());
+        return 1;
+    }
+
+    if (opt.check_config) {
+        std::shared_ptr<const core::Snapshot> snap;
+        std::string warning;
+        try {
+            snap = core::compile_snapshot(dp::static_snapshot_input(cfg, &warning));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nlbd: %s: cannot compile a snapshot: %s\n", cfg.file.c_str(),
+                         e.what());
+            return 1;
+        }
+        print_config_summary(stdout, cfg, snap.get());
+        if (!warning.empty()) std::printf("  warning: %s\n", warning.c_str());
+        std::printf("configuration OK\n");
+        return 0;
+    }
+
+    try {
+        return run(opt, cfg, argv[0]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlbd: fatal: %s\n", e.what());
+        return 1;
+    }
+}

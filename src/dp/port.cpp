@@ -1,0 +1,131 @@
+#include "nlbd/dp/port.hpp"
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace nlbd::dp {
+namespace {
+
+[[noreturn, gnu::cold]] void fail(const std::string& role, const std::string& device,
+                                  const std::string& what, int err) {
+    throw PortError("port " + role + " (" + device + "): " + what + ": " +
+                    rte_strerror(err < 0 ? -err : err));
+}
+
+}  // namespace
+
+PortInfo open_port(const std::string& role, const PortDevice& dev, const config::NicProfile& nic,
+                   bool promiscuous) {
+    PortInfo p;
+    p.role = role;
+    p.device = dev.device;
+
+    uint16_t port_id = 0;
+    if (int rc = rte_eth_dev_get_port_by_name(dev.name.c_str(), &port_id); rc != 0)
+        fail(role, dev.device, "no ethdev named '" + dev.name + "' was probed", rc);
+    p.port_id = port_id;
+
+    rte_eth_dev_info info;
+    if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
+        fail(role, dev.device, "rte_eth_dev_info_get", rc);
+    p.driver = info.driver_name != nullptr ? info.driver_name : "?";
+    p.socket = rte_eth_dev_socket_id(port_id);
+    const int socket = p.socket < 0 ? SOCKET_ID_ANY : p.socket;
+
+    // Mempool: the cache may not exceed RTE_MEMPOOL_CACHE_MAX_SIZE nor
+    // n / 1.5 (rte_mempool_create's rule).
+    const unsigned n = std::max<uint32_t>(nic.mempool_size, 1023);
+    const unsigned cache =
+        std::min<unsigned>({nic.mempool_cache, RTE_MEMPOOL_CACHE_MAX_SIZE, n * 2 / 3});
+    const std::string pool_name = "nlbd_" + role;
+    p.pool = rte_pktmbuf_pool_create(pool_name.c_str(), n, cache, 0, nic.mbuf_data_room, socket);
+    if (p.pool == nullptr)
+        fail(role, dev.device, "mbuf pool of " + std::to_string(n) + " x " +
+                                   std::to_string(nic.mbuf_data_room) + " bytes",
+             rte_errno);
+
+    rte_eth_conf conf;
+    std::memset(&conf, 0, sizeof conf);
+    if (nic.rx_checksum_offload)
+        conf.rxmode.offloads |= info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+                                                        RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
+                                                        RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
+    if (nic.tx_checksum_offload)
+        conf.txmode.offloads |= info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+                                                        RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
+                                                        RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
+    // Frames larger than one mbuf arrive as chains when the device can.
+    const uint32_t room = nic.mbuf_data_room > RTE_PKTMBUF_HEADROOM
+                              ? uint32_t{nic.mbuf_data_room} - RTE_PKTMBUF_HEADROOM
+                              : 0;
+    if (room < uint32_t{RTE_ETHER_MAX_LEN} &&
+        (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) != 0)
+        conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+    if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0)
+        conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    p.rx_offloads = conf.rxmode.offloads;
+    p.tx_offloads = conf.txmode.offloads;
+
+    if (int rc = rte_eth_dev_configure(port_id, 1, 1, &conf); rc != 0)
+        fail(role, dev.device, "rte_eth_dev_configure (1 rx, 1 tx queue)", rc);
+
+    uint16_t nb_rxd = nic.rx_descriptors;
+    uint16_t nb_txd = nic.tx_descriptors;
+    if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd); rc != 0)
+        fail(role, dev.device, "rte_eth_dev_adjust_nb_rx_tx_desc", rc);
+    p.rx_descriptors = nb_rxd;
+    p.tx_descriptors = nb_txd;
+
+    rte_eth_rxconf rxconf = info.default_rxconf;
+    rxconf.offloads = conf.rxmode.offloads;
+    if (int rc = rte_eth_rx_queue_setup(port_id, 0, nb_rxd, socket, &rxconf, p.pool); rc != 0)
+        fail(role, dev.device, "rte_eth_rx_queue_setup", rc);
+    rte_eth_txconf txconf = info.default_txconf;
+    txconf.offloads = conf.txmode.offloads;
+    if (int rc = rte_eth_tx_queue_setup(port_id, 0, nb_txd, socket, &txconf); rc != 0)
+        fail(role, dev.device, "rte_eth_tx_queue_setup", rc);
+
+    rte_ether_addr mac;
+    if (rte_eth_macaddr_get(port_id, &mac) == 0) std::memcpy(p.mac.b.data(), mac.addr_bytes, 6);
+
+    if (int rc = rte_eth_dev_start(port_id); rc != 0)
+        fail(role, dev.device, "rte_eth_dev_start", rc);
+
+    if (promiscuous) {
+        // Some vdevs (net_pcap on files) have no promiscuous mode and see
+        // everything anyway: not an error.
+        p.promiscuous = rte_eth_promiscuous_enable(port_id) == 0 &&
+                        rte_eth_promiscuous_get(port_id) == 1;
+    }
+    return p;
+}
+
+PortStats port_stats(const PortInfo& p) {
+    PortStats s;
+    rte_eth_stats st;
+    if (rte_eth_stats_get(p.port_id, &st) == 0) {
+        s.imissed = st.imissed;
+        s.ierrors = st.ierrors;
+        s.oerrors = st.oerrors;
+        s.rx_nombuf = st.rx_nombuf;
+        s.hw_ipackets = st.ipackets;
+        s.hw_opackets = st.opackets;
+    }
+    return s;
+}
+
+void stop_port(PortInfo& p) noexcept { rte_eth_dev_stop(p.port_id); }
+
+void close_port(PortInfo& p) noexcept { rte_eth_dev_close(p.port_id); }
+
+void free_pool(PortInfo& p) noexcept {
+    if (p.pool != nullptr) rte_mempool_free(p.pool);
+    p.pool = nullptr;
+}
+
+}  // namespace nlbd::dp

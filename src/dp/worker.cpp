@@ -1,0 +1,313 @@
+// Packet path of nlbd. Built with -fno-exceptions/-fno-rtti (dp_override):
+// no throw, no allocation, no lock, no system call, no logging per packet.
+
+#include "nlbd/dp/worker.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+
+#include <algorithm>
+#include <span>
+
+#include "nlbd/core/decide.hpp"
+#include "nlbd/core/parse.hpp"
+#include "nlbd/core/reply.hpp"
+
+namespace nlbd::dp {
+namespace {
+
+constexpr unsigned kTxCap = kMaxBurst;
+// Adaptive idle: spin this many empty loops, then pause, then sleep with a
+// doubling delay up to kMaxSleepUs; any traffic resets it.
+constexpr uint32_t kSpinLoops = 100;
+constexpr uint32_t kPauseLoops = 1000;
+constexpr uint32_t kMaxSleepUs = 500;
+// Fragment expiry runs every this many loops (cheap, but not per burst).
+constexpr uint64_t kExpireEvery = 64;
+
+// Frames queued for one port; flushed when full and at the end of each loop.
+// Frames the driver does not take are freed and counted as tx_dropped.
+struct TxBuffer {
+    uint16_t port = 0;
+    uint16_t n = 0;
+    PortCounters* pc = nullptr;
+    rte_mbuf* pkts[kTxCap];
+
+    void push(rte_mbuf* m) noexcept {
+        if (n == kTxCap) flush();
+        pkts[n++] = m;
+    }
+    void flush() noexcept {
+        if (n == 0) return;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+        const uint16_t sent = rte_eth_tx_burst(port, 0, pkts, n);
+        if (sent < n) {
+            uint64_t unsent_bytes = 0;
+            for (uint16_t i = sent; i < n; ++i) unsent_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+            bytes -= unsent_bytes;
+            rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+            bump(pc->tx_dropped, n - sent);
+        }
+        bump(pc->tx_packets, sent);
+        bump(pc->tx_bytes, bytes);
+        n = 0;
+    }
+};
+
+struct DropBuffer {
+    uint16_t n = 0;
+    rte_mbuf* pkts[kTxCap];
+    void push(rte_mbuf* m) noexcept {
+        if (n == kTxCap) flush();
+        pkts[n++] = m;
+    }
+    void flush() noexcept {
+        if (n != 0) rte_pktmbuf_free_bulk(pkts, n);
+        n = 0;
+    }
+};
+
+bool is_rule_traffic_without_rule(Verdict v) noexcept {
+    return v == Verdict::default_host_accepted || v == Verdict::default_host_other ||
+           v == Verdict::stopped;
+}
+
+}  // namespace
+
+struct Worker::Burst {
+    WorkerCounters* c = nullptr;
+    const core::Snapshot* snap = nullptr;
+    MacAddr reply_src;  // Ethernet source of ARP/ND answers
+    TxBuffer to_local;
+    TxBuffer to_wire;
+    DropBuffer drop;
+
+    // Counts a frame's final verdict: exactly once per received wire frame.
+    void account(const core::Decision& d) noexcept {
+        bump(c->verdicts[static_cast<unsigned>(d.verdict)]);
+        unsigned slot;
+        if (d.rule != core::kNoRule) slot = std::min<unsigned>(d.rule, kNoRuleSlot - 1);
+        else if (is_rule_traffic_without_rule(d.verdict)) slot = kNoRuleSlot;
+        else return;
+        RuleCounters& rc = c->rules[slot];
+        bump(rc.matched);
+        if (action_of(d.verdict) == Action::to_local) bump(rc.accepted);
+        else if (d.verdict == Verdict::not_owner || d.verdict == Verdict::default_host_other)
+            bump(rc.not_owner);
+        else bump(rc.dropped);
+    }
+
+    void reply(rte_mbuf* m, const core::ParsedFrame& f, Verdict v) noexcept {
+        if (rte_pktmbuf_linearize(m) != 0) {
+            bump(c->reply_failed);
+            drop.push(m);
+            return;
+        }
+        const size_t len = rte_pktmbuf_data_len(m);
+        std::span<uint8_t> buf(rte_pktmbuf_mtod(m, uint8_t*), len + rte_pktmbuf_tailroom(m));
+        const size_t out = v == Verdict::arp_replied
+                               ? core::build_arp_reply(buf, len, f, snap->cluster_mac, reply_src)
+                               : core::build_nd_advert(buf, len, f, snap->cluster_mac, reply_src);
+        if (out == 0) {
+            bump(c->reply_failed);
+            drop.push(m);
+            return;
+        }
+        if (out > len) rte_pktmbuf_append(m, static_cast<uint16_t>(out - len));
+        else if (out < len) rte_pktmbuf_trim(m, static_cast<uint16_t>(len - out));
+        to_wire.push(m);
+    }
+
+    void dispatch(rte_mbuf* m, const core::ParsedFrame* f, const core::Decision& d) noexcept {
+        account(d);
+        switch (action_of(d.verdict)) {
+        case Action::to_local: to_local.push(m); break;
+        case Action::reply_wire:
+            if (f != nullptr) reply(m, *f, d.verdict);
+            else drop.push(m);
+            break;
+        case Action::hold:
+        case Action::drop: drop.push(m); break;
+        }
+    }
+
+    // FragReleaser target: a held fragment leaves the table with its
+    // datagram's decision (or frag_timeout / frag_evicted).
+    static void release(void* ctx, void* handle, const core::Decision& d) {
+        auto* b = static_cast<Burst*>(ctx);
+        if (d.verdict != Verdict::frag_timeout && d.verdict != Verdict::frag_evicted)
+            bump(b->c->frag_released);
+        b->dispatch(static_cast<rte_mbuf*>(handle), nullptr, d);
+    }
+};
+
+Worker::Worker(const WorkerConfig& cfg, const std::atomic<const core::Snapshot*>& snapshot)
+    : cfg_(cfg),
+      snapshot_(snapshot),
+      counters_(std::make_unique<WorkerCounters>()),
+      frags_(std::make_unique<core::FragTable>(cfg.frag)),
+      linear_(std::make_unique<uint8_t[]>(kLinearCopyBytes)) {
+    cfg_.burst = std::clamp<uint16_t>(cfg_.burst, 1, kMaxBurst);
+}
+
+Worker::~Worker() = default;
+
+const core::FragStats& Worker::frag_stats() const noexcept { return frags_->stats(); }
+
+void Worker::verdicts_at_exit(uint64_t (&out)[kVerdictCount]) const noexcept {
+    for (unsigned i = 0; i < kVerdictCount; ++i) out[i] = read_counter(counters_->verdicts[i]);
+    out[static_cast<unsigned>(Verdict::frag_held)] += frags_->stats().held;
+}
+
+int Worker::lcore_main(void* arg) noexcept {
+    auto* l = static_cast<Launch*>(arg);
+    l->worker->run(*l->stop, ControlTick{});
+    return 0;
+}
+
+void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcept {
+    WorkerCounters& c = *counters_;
+    Burst b;
+    b.c = &c;
+    b.to_local.port = cfg_.local_port;
+    b.to_local.pc = &c.local;
+    b.to_wire.port = cfg_.wire_port;
+    b.to_wire.pc = &c.wire;
+    const core::FragReleaser releaser{&Burst::release, &b};
+
+    if (cfg_.qsbr != nullptr) {
+        rte_rcu_qsbr_thread_register(cfg_.qsbr, cfg_.qsbr_thread);
+        rte_rcu_qsbr_thread_online(cfg_.qsbr, cfg_.qsbr_thread);
+    }
+    const double ns_per_cycle = 1e9 / static_cast<double>(rte_get_timer_hz());
+    const uint16_t burst = cfg_.burst;
+    rte_mbuf* pkts[kMaxBurst];
+    uint32_t empty_polls = 0;
+    uint32_t sleep_us = 1;
+
+    for (uint64_t loop = 0; !stop.load(std::memory_order_relaxed); ++loop) {
+        if (tick.fn != nullptr && loop % tick.every == 0) tick.fn(tick.ctx);
+        // Quiescent: nothing from the previous loop's snapshot is used below.
+        if (cfg_.qsbr != nullptr) rte_rcu_qsbr_quiescent(cfg_.qsbr, cfg_.qsbr_thread);
+        const core::Snapshot* snap = snapshot_.load(std::memory_order_acquire);
+        if (snap == nullptr) {
+            rte_pause();
+            continue;
+        }
+        b.snap = snap;
+        const bool unicast = snap->mode == ClusterMode::unicast;
+        b.reply_src = unicast ? snap->source_mac : cfg_.wire_mac;
+        const uint64_t now_ns =
+            static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
+
+        // Wire -> decide.
+        const uint16_t n_wire = rte_eth_rx_burst(cfg_.wire_port, 0, pkts, burst);
+        if (n_wire != 0) {
+            uint64_t bytes = 0;
+            for (uint16_t i = 0; i < n_wire; ++i) {
+                rte_mbuf* m = pkts[i];
+                if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+                const uint32_t pkt_len = rte_pktmbuf_pkt_len(m);
+                bytes += pkt_len;
+
+                const uint8_t* data;
+                uint32_t len;
+                if (m->nb_segs == 1) {
+                    data = rte_pktmbuf_mtod(m, const uint8_t*);
+                    len = rte_pktmbuf_data_len(m);
+                } else {
+                    len = std::min<uint32_t>(pkt_len, kLinearCopyBytes);
+                    data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
+                    bump(c.linearized);
+                }
+
+                core::ParsedFrame f;
+                const ParseError e = core::parse_frame({data, len}, f);
+                if (e != ParseError::none) {
+                    bump(c.parse_errors[static_cast<unsigned>(e)]);
+                    core::Decision d;
+                    d.verdict = Verdict::malformed;
+                    b.dispatch(m, nullptr, d);
+                    continue;
+                }
+
+                const uint16_t flags = f.key.flags;
+                if ((flags & core::kFragment) != 0 && (flags & core::kFirstFragment) == 0) {
+                    core::Decision d;
+                    switch (frags_->on_later(core::frag_key_of(f.key), m, now_ns, d, releaser)) {
+                    case core::FragTable::Result::held: continue;  // counted on release
+                    case core::FragTable::Result::full:
+                        d = core::Decision{};
+                        d.verdict = Verdict::frag_table_full;
+                        break;
+                    case core::FragTable::Result::decided: break;
+                    }
+                    b.dispatch(m, &f, d);
+                    continue;
+                }
+
+                const core::Decision d = core::decide(f, *snap);
+                b.dispatch(m, &f, d);
+                if ((flags & core::kFirstFragment) != 0)
+                    frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
+            }
+            bump(c.rx_total, n_wire);
+            bump(c.wire.rx_packets, n_wire);
+            bump(c.wire.rx_bytes, bytes);
+        }
+
+        // Local -> wire: what the node's own stack sends. In unicast mode the
+        // source MAC is masked so that switches never learn the cluster MAC.
+        const uint16_t n_local = rte_eth_rx_burst(cfg_.local_port, 0, pkts, burst);
+        if (n_local != 0) {
+            uint64_t bytes = 0;
+            for (uint16_t i = 0; i < n_local; ++i) {
+                rte_mbuf* m = pkts[i];
+                bytes += rte_pktmbuf_pkt_len(m);
+                if (unicast && rte_pktmbuf_data_len(m) >= 12)
+                    rte_memcpy(rte_pktmbuf_mtod_offset(m, uint8_t*, 6), snap->source_mac.b.data(), 6);
+                b.to_wire.push(m);
+            }
+            bump(c.local.rx_packets, n_local);
+            bump(c.local.rx_bytes, bytes);
+            bump(c.local_to_wire, n_local);
+        }
+
+        if (loop % kExpireEvery == 0) frags_->expire(now_ns, releaser);
+
+        b.to_local.flush();
+        b.to_wire.flush();
+        b.drop.flush();
+        bump(c.loops);
+
+        if (cfg_.idle == config::IdlePolicy::adaptive) {
+            if (n_wire != 0 || n_local != 0) {
+                empty_polls = 0;
+                sleep_us = 1;
+            } else if (++empty_polls > kSpinLoops) {
+                if (empty_polls <= kSpinLoops + kPauseLoops) {
+                    rte_pause();
+                } else {
+                    // Idle only: a system call is acceptable when no packet waits.
+                    // Sharing the lcore with control: let it run before sleeping.
+                    if (tick.fn != nullptr) tick.fn(tick.ctx);
+                    rte_delay_us_sleep(sleep_us);
+                    sleep_us = std::min(sleep_us * 2, kMaxSleepUs);
+                    bump(c.idle_sleeps);
+                }
+            }
+        }
+    }
+
+    if (cfg_.qsbr != nullptr) {
+        rte_rcu_qsbr_thread_offline(cfg_.qsbr, cfg_.qsbr_thread);
+        rte_rcu_qsbr_thread_unregister(cfg_.qsbr, cfg_.qsbr_thread);
+    }
+}
+
+}  // namespace nlbd::dp

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Replay test: runs the real nlbd three times (hosts 1, 2, 3 of one static
+# cluster) over the same generated capture on net_pcap ports, then proves with
+# nlbd-replay-check what the cluster did with every frame, and finally shows
+# that the checker catches broken outputs (negative checks).
+#
+#   tests/replay/run_replay.sh BUILDDIR [SCENARIO]      (SCENARIO: basic, vlan_multicast)
+#
+# Environment: NLBD (nlbd binary, default BUILDDIR/src/dp/nlbd), RUN_FOR
+# (seconds per host, default 3), KEEP=1 (keep the work directory), PARALLEL=0
+# (run the hosts one after the other).
+set -euo pipefail
+
+build=${1:?usage: run_replay.sh BUILDDIR [SCENARIO]}
+scenario=${2:-basic}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=$(cd "$build" && pwd)
+nlbd=${NLBD:-$build/src/dp/nlbd}
+gen=$build/src/tools/nlbd-pcapgen
+check=$build/src/tools/nlbd-replay-check
+run_for=${RUN_FOR:-3}
+template=$here/$scenario/cluster.toml.in
+hosts=(1 2 3)
+
+for f in "$nlbd" "$gen" "$check"; do
+    [[ -x $f ]] || { echo "run_replay: $f not built" >&2; exit 1; }
+done
+[[ -f $template ]] || { echo "run_replay: no scenario '$scenario' ($template)" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nlbd-replay-$scenario.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [[ ${KEEP:-0} == 1 ]]; then echo "run_replay: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+read -r -a gen_args < "$here/$scenario/pcapgen.args"
+"$gen" --out "$work" "${gen_args[@]}"
+
+# Per-host config: placeholders, and @P:a,b,c@ -> the value for this host.
+for h in "${hosts[@]}"; do
+    sed -e "s|@HOST@|$h|g" -e "s|@IN@|$work/in.pcap|g" -e "s|@EMPTY@|$work/empty.pcap|g" \
+        -e "s|@WIRE_OUT@|$work/wire_out.$h.pcap|g" -e "s|@LOCAL_OUT@|$work/local_out.$h.pcap|g" \
+        -E -e "s/@P:([^,@]*),([^,@]*),([^,@]*)@/\\$h/g" \
+        "$template" > "$work/host$h.toml"
+    if grep -q '@' "$work/host$h.toml"; then
+        echo "run_replay: unfilled placeholder in $work/host$h.toml" >&2
+        exit 1
+    fi
+done
+
+# Small EAL footprint, one process per host; each gets its own memory (no
+# shared config) so that they can run at the same time. Runs in a subshell
+# that becomes the (time-limited) nlbd process, so cleanup can end it by pid.
+run_host() {
+    local h=$1
+    exec timeout -k 5 $((run_for + 30)) "$nlbd" --config "$work/host$h.toml" --run-for "$run_for" --stats-json "$work/stats.$h.json" \
+        -- --no-huge -m 256 --no-shconf --no-pci --log-level=lib.eal:error \
+        > "$work/nlbd.$h.log" 2>&1
+}
+
+start=$(date +%s)
+failed=0
+if [[ ${PARALLEL:-1} == 1 ]]; then
+    for h in "${hosts[@]}"; do run_host "$h" & pids+=($!); done
+    for i in "${!pids[@]}"; do
+        if ! wait "${pids[$i]}"; then failed=1; echo "run_replay: nlbd host ${hosts[$i]} failed" >&2; fi
+    done
+    pids=()
+else
+    for h in "${hosts[@]}"; do (run_host "$h") || { failed=1; echo "run_replay: nlbd host $h failed" >&2; }; done
+fi
+echo "run_replay: 3 nlbd runs took $(( $(date +%s) - start )) s"
+if [[ $failed != 0 ]]; then
+    for h in "${hosts[@]}"; do echo "--- nlbd host $h log:"; tail -n 30 "$work/nlbd.$h.log"; done
+    exit 1
+fi
+
+host_args() {  # host_args ID[=FILES_OF_ID] ... : checker --host arguments
+    local spec id src
+    for spec in "$@"; do
+        id=${spec%%=*}; src=${spec##*=}
+        printf -- '--host\n%s:%s:%s:%s\n' "$id" "$work/local_out.$src.pcap" "$work/wire_out.$src.pcap" \
+            "$work/stats.$src.json"
+    done
+}
+
+echo "=== replay check: scenario $scenario"
+mapfile -t args < <(host_args 1 2 3)
+if ! "$check" --in "$work/in.pcap" --manifest "$work/manifest.tsv" "${args[@]}"; then
+    for h in "${hosts[@]}"; do echo "--- nlbd host $h log:"; tail -n 30 "$work/nlbd.$h.log"; done
+    exit 1
+fi
+
+# Negative checks: the checker must fail on broken outputs, or it proves nothing.
+negative() {
+    local what=$1; shift
+    mapfile -t args < <(host_args "$@")
+    if "$check" --in "$work/in.pcap" --manifest "$work/manifest.tsv" --max-print 0 --expect-fail "${args[@]}" \
+        > "$work/negative.log" 2>&1; then
+        echo "negative check ok: $what -> $(grep '^RESULT' "$work/negative.log")"
+    else
+        echo "negative check FAILED: the checker did not catch: $what" >&2
+        cat "$work/negative.log" >&2
+        exit 1
+    fi
+}
+echo "=== negative checks (each must be caught)"
+negative "host 3 lost (its outputs missing)" 1 2
+negative "host 2 and host 3 outputs swapped" 1 2=3 3=2
+negative "host 1 outputs also reported as host 2's" 1 2=1 3
+# Host 2 delivers every input frame (a filter that accepts everything).
+cp "$work/in.pcap" "$work/local_out.all.pcap"
+cp "$work/wire_out.2.pcap" "$work/wire_out.all.pcap"
+cp "$work/stats.2.json" "$work/stats.all.json"
+negative "host 2 accepts everything" 1 2=all 3
+# Faults injected into the real outputs by the checker itself (--tamper).
+for kind in modify-frame duplicate-frame reorder-flow split-group drop-reply extra-reply; do
+    mapfile -t args < <(host_args 1 2 3)
+    if "$check" --in "$work/in.pcap" --manifest "$work/manifest.tsv" --max-print 0 --expect-fail \
+        --tamper "$kind" "${args[@]}" > "$work/negative.log" 2>&1; then
+        echo "negative check ok: tamper $kind -> $(grep '^RESULT' "$work/negative.log")"
+    else
+        echo "negative check FAILED: the checker did not catch: tamper $kind" >&2
+        cat "$work/negative.log" >&2
+        exit 1
+    fi
+done
+echo "run_replay: scenario $scenario PASSED"
