@@ -12,9 +12,21 @@ constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kProtoUdp = 17;
 
 // Sorted, non-overlapping intervals: the rule whose [lo, hi] holds port.
-inline uint16_t find_in(const std::vector<RuleTable::Interval>& list, uint16_t port) noexcept {
-    // Last interval with lo <= port.
-    size_t lo = 0, n = list.size();
+// blk (optional) is the list's block index, which narrows the search to the
+// few intervals that can reach port's 256-port block.
+inline uint16_t find_in(const std::vector<RuleTable::Interval>& list, const uint16_t* blk,
+                        uint16_t port) noexcept {
+    size_t first = 0, n = list.size();
+    if (blk) {
+        const size_t k = port >> 8;
+        first = blk[k];
+        // The interval at blk[k + 1] may still start inside this block.
+        const size_t end = blk[k + 1] < list.size() ? blk[k + 1] + 1u : list.size();
+        n = end - first;
+    }
+    // Interval before the first one with lo > port. Intervals before `first`
+    // end below port's block, so they cannot hold port.
+    size_t lo = first;
     while (n > 0) {
         const size_t half = n / 2;
         if (list[lo + half].lo <= port) {
@@ -24,7 +36,7 @@ inline uint16_t find_in(const std::vector<RuleTable::Interval>& list, uint16_t p
             n = half;
         }
     }
-    if (lo == 0) return kNoRule;
+    if (lo == first) return kNoRule;
     const RuleTable::Interval& iv = list[lo - 1];
     return port <= iv.hi ? iv.rule : kNoRule;
 }
@@ -34,14 +46,19 @@ inline uint16_t find_in(const std::vector<RuleTable::Interval>& list, uint16_t p
 uint16_t RuleTable::match(uint16_t vip, uint8_t proto, uint16_t dport) const noexcept {
     if (proto != kProtoTcp && proto != kProtoUdp) return kNoRule;
     const size_t odd = proto == kProtoUdp ? 1 : 0;
+    auto search = [&](size_t l) noexcept {
+        const uint16_t* blk = nullptr;
+        if (l < block_base.size() && block_base[l] != kNoBlocks) blk = blocks.data() + block_base[l];
+        return find_in(lists[l], blk, dport);
+    };
     if (vip != kNoVip) {
         const size_t specific = (static_cast<size_t>(vip) + 1) * 2 + odd;
         if (specific < lists.size()) {
-            const uint16_t r = find_in(lists[specific], dport);
+            const uint16_t r = search(specific);
             if (r != kNoRule) return r;
         }
     }
-    if (odd < lists.size()) return find_in(lists[odd], dport);
+    if (odd < lists.size()) return search(odd);
     return kNoRule;
 }
 

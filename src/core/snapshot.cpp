@@ -12,6 +12,7 @@ namespace nlbd::core {
 namespace {
 
 constexpr uint8_t kEqualWeight = 50;
+constexpr size_t kIndexedListMin = 8;  // lists longer than this get a block index
 
 inline uint64_t mix64(uint64_t h) noexcept {
     h ^= h >> 33;
@@ -212,6 +213,18 @@ std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
     for (auto& list : t.lists)
         std::sort(list.begin(), list.end(),
                   [](const RuleTable::Interval& a, const RuleTable::Interval& b) { return a.lo < b.lo; });
+    // Block index for long lists (short ones are searched directly).
+    t.block_base.assign(t.lists.size(), RuleTable::kNoBlocks);
+    for (size_t l = 0; l < t.lists.size(); ++l) {
+        const auto& list = t.lists[l];
+        if (list.size() <= kIndexedListMin) continue;
+        t.block_base[l] = static_cast<uint32_t>(t.blocks.size());
+        size_t i = 0;
+        for (uint32_t k = 0; k <= 256; ++k) {
+            while (i < list.size() && list[i].hi < k * 256) ++i;
+            t.blocks.push_back(static_cast<uint16_t>(i));
+        }
+    }
 
     // ICMP echo: one equal-weight map over the live members.
     std::vector<MemberWeight> eq;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "nlbd/core/snapshot.hpp"
@@ -154,4 +155,37 @@ TEST(VipIndex, RepeatedVipResolvesToItsFirstIndex) {
     auto s = compile({ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.1")}, {});
     EXPECT_EQ(s->vip_index(ip("10.0.0.1")), 0);
     EXPECT_EQ(s->vip_index(ip("10.0.0.2")), 1);
+}
+
+TEST(RuleTable, LongListsMatchExactlyLikeABruteForceScan) {
+    // Long lists get a block index; every port of every list must still land
+    // on exactly the rule covering it: narrow rules at block edges, wide
+    // rules spanning many blocks, gaps everywhere.
+    std::vector<PortRule> rules;
+    uint32_t port = 0;
+    unsigned i = 0;
+    while (port < 65536 && rules.size() < 1000) {
+        const uint32_t width = (i % 7 == 0) ? 700 + i : (i % 3 == 0) ? 1 : 1 + i % 40;
+        const uint32_t hi = std::min<uint32_t>(port + width - 1, 65535);
+        const Protocol p = (i % 5 == 0) ? Protocol::udp : Protocol::both;
+        rules.push_back(rule(std::nullopt, static_cast<uint16_t>(port), static_cast<uint16_t>(hi), p));
+        port = hi + 1 + (i % 4 == 0 ? 0 : (i % 11));  // sometimes adjacent, sometimes a gap
+        ++i;
+    }
+    rules.push_back(rule(ip("10.0.0.1"), 255, 257, Protocol::tcp));  // specific VIP over a block edge
+    auto s = compile({ip("10.0.0.1")}, rules);
+    ASSERT_FALSE(s->rules.blocks.empty());
+    for (uint32_t p = 0; p < 65536; ++p) {
+        uint16_t tcp = kNoRule, udp = kNoRule;
+        for (size_t r = 0; r + 1 < rules.size(); ++r) {
+            if (p < rules[r].port_lo || p > rules[r].port_hi) continue;
+            if (rules[r].protocol != Protocol::udp) tcp = static_cast<uint16_t>(r);
+            if (rules[r].protocol != Protocol::tcp) udp = static_cast<uint16_t>(r);
+        }
+        const uint16_t port16 = static_cast<uint16_t>(p);
+        ASSERT_EQ(s->rules.match(kNoVip, kTcp, port16), tcp) << p;
+        ASSERT_EQ(s->rules.match(kNoVip, kUdp, port16), udp) << p;
+        const uint16_t vip_tcp = (p >= 255 && p <= 257) ? static_cast<uint16_t>(rules.size() - 1) : tcp;
+        ASSERT_EQ(s->rules.match(0, kTcp, port16), vip_tcp) << p;
+    }
 }

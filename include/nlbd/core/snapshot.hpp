@@ -38,6 +38,13 @@ struct RuleTable {
     };
     // lists[(vip_slot * 2) + (proto == UDP)]: sorted intervals.
     std::vector<std::vector<Interval>> lists;
+    // Optional index of long lists (built by compile_snapshot; empty in
+    // hand-built tables): for list L with block_base[L] != kNoBlocks,
+    // blocks[block_base[L] + k] (k = 0..256) is the first interval of L whose
+    // hi >= k * 256, so a port's candidates are blocks[k]..blocks[k + 1].
+    static constexpr uint32_t kNoBlocks = 0xffffffffu;
+    std::vector<uint32_t> block_base;
+    std::vector<uint16_t> blocks;
 
     // Returns the rule for (vip index, proto, dport); a rule for the specific
     // VIP beats an "all" rule. kNoRule when nothing matches. Packet path.
