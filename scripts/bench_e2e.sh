@@ -44,9 +44,7 @@ for f in "$testpmd" "$nlbd" "$gen"; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nlbd-bench-e2e.XXXXXX")
-pid=""
 cleanup() {
-    if [[ -n $pid ]]; then kill -INT "$pid" 2>/dev/null || true; sleep 1; kill -KILL "$pid" 2>/dev/null || true; fi
     if [[ ${KEEP:-0} == 1 ]]; then echo "bench_e2e: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -131,14 +129,11 @@ EOF
 run_testpmd() {
     local log=$work/testpmd.$1.log samples=$work/testpmd.$1.samples
     echo "bench_e2e: round $1: dpdk-testpmd io, $secs s on lcores $lcores ..." >&2
-    "$testpmd" "${eal[@]}" --vdev "$wire" --vdev "$local_dev" -- \
+    # SIGINT after the run (testpmd then prints its totals and stops its
+    # ports); SIGKILL 10 s later if it hangs.
+    timeout -s INT -k 10 $(( secs + 2 )) "$testpmd" "${eal[@]}" --vdev "$wire" --vdev "$local_dev" -- \
         --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 \
-        --total-num-mbufs="$mbufs" --stats-period=1 </dev/null >"$log" 2>&1 &
-    pid=$!
-    sleep $(( secs + 2 ))
-    kill -INT "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=""
+        --total-num-mbufs="$mbufs" --stats-period=1 </dev/null >"$log" 2>&1 || true
     # Rx-pps of port 0 per 1-s sample, in order. Samples before forwarding
     # started are 0 and the first non-zero one covers a partial second: both
     # are left out; the rest are averaged.
@@ -160,16 +155,14 @@ run_testpmd() {
 run_nlbd() {
     local json=$work/nlbd.$1.json log=$work/nlbd.$1.log
     echo "bench_e2e: round $1: nlbd, $secs s on lcores $lcores ..." >&2
-    "$nlbd" --config "$work/cluster.toml" --nic "$work/nic.toml" --run-for "$secs" \
-        --stats-json "$json" -- "${eal[@]}" </dev/null >"$log" 2>&1 &
-    pid=$!
-    if ! wait "$pid"; then
-        pid=""
+    # nlbd stops by itself after --run-for; the timeout only guards a hang.
+    if ! timeout -s INT -k 10 $(( secs + 60 )) "$nlbd" --config "$work/cluster.toml" \
+        --nic "$work/nic.toml" --run-for "$secs" --stats-json "$json" -- "${eal[@]}" \
+        </dev/null >"$log" 2>&1; then
         echo "bench_e2e: nlbd failed; its log:" >&2
         tail -n 30 "$log" >&2
         exit 1
     fi
-    pid=""
     json_int() {  # json_int KEY: first integer value of "KEY" in the JSON
         grep -o "\"$1\":[0-9]*" "$json" | head -n 1 | cut -d: -f2
     }

@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libbenchmark-dev libpcap-dev
   clang libclang-rt-14-dev
   iproute2 tcpdump python3
+  socat ethtool curl
 )
 
 missing=()

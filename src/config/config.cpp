@@ -189,7 +189,9 @@ void parse_host(const Section& root, Config& cfg) {
 }
 
 void parse_dataplane(const Section& root, Config& cfg) {
-    auto d = root.table("dataplane", {"idle_policy", "frag_table_size", "frag_timeout_ms", "frag_max_held"});
+    auto d = root.table("dataplane", {"idle_policy", "frag_table_size", "frag_timeout_ms", "frag_max_held",
+                                      "conn_table_size", "tcp_syn_timeout_s",
+                                      "tcp_established_timeout_s", "tcp_fin_timeout_s"});
     if (!d) return;
     DataplaneConfig& dp = cfg.dataplane;
     if (auto p = d->choice<IdlePolicy>("idle_policy", {{"poll", IdlePolicy::poll}, {"adaptive", IdlePolicy::adaptive}}))
@@ -197,6 +199,11 @@ void parse_dataplane(const Section& root, Config& cfg) {
     if (auto v = d->integer("frag_table_size", 16, 1048576)) dp.frag_table_size = static_cast<uint32_t>(*v);
     if (auto v = d->integer("frag_timeout_ms", 10, 60000)) dp.frag_timeout_ms = static_cast<uint32_t>(*v);
     if (auto v = d->integer("frag_max_held", 1, 64)) dp.frag_max_held = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("conn_table_size", 1024, 16777216)) dp.conn_table_size = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("tcp_established_timeout_s", 10, 86400))
+        dp.tcp_established_timeout_s = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("tcp_syn_timeout_s", 1, 3600)) dp.tcp_syn_timeout_s = static_cast<uint32_t>(*v);
+    if (auto v = d->integer("tcp_fin_timeout_s", 1, 3600)) dp.tcp_fin_timeout_s = static_cast<uint32_t>(*v);
 }
 
 void parse_ports_section(const Section& root, Config& cfg) {

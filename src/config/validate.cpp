@@ -140,6 +140,10 @@ public:
         range("dataplane.frag_table_size", d.frag_table_size, 16, 1048576, dl);
         range("dataplane.frag_timeout_ms", d.frag_timeout_ms, 10, 60000, dl);
         range("dataplane.frag_max_held", d.frag_max_held, 1, 64, dl);
+        range("dataplane.conn_table_size", d.conn_table_size, 1024, 16777216, dl);
+        range("dataplane.tcp_established_timeout_s", d.tcp_established_timeout_s, 10, 86400, dl);
+        range("dataplane.tcp_syn_timeout_s", d.tcp_syn_timeout_s, 1, 3600, dl);
+        range("dataplane.tcp_fin_timeout_s", d.tcp_fin_timeout_s, 1, 3600, dl);
     }
 
     // Index of this host in static_members, or -1.

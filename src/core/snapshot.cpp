@@ -23,10 +23,12 @@ inline uint64_t mix64(uint64_t h) noexcept {
     return h;
 }
 
+}  // namespace
+
 // Identity of a rule's cluster-wide content. Per-host fields (load weight,
 // handling priority) and the source line are left out on purpose: every host
 // must derive the same seed for the same rule.
-uint64_t rule_id(const PortRule& r) {
+uint64_t rule_identity(const PortRule& r) {
     uint64_t h = 0x6e6c62642d72756cull;  // "nlbd-rul"
     auto absorb = [&h](uint64_t w) { h = mix64(h ^ w) + 0x9e3779b97f4a7c15ull; };
     if (r.vip) {
@@ -45,9 +47,11 @@ uint64_t rule_id(const PortRule& r) {
     return mix64(h);
 }
 
-inline uint32_t seed_of(uint64_t id) noexcept {
+uint32_t rule_seed(uint64_t id) noexcept {
     return static_cast<uint32_t>(id ^ (id >> 32));
 }
+
+namespace {
 
 uint8_t weight_of(const Member& m, const PortRule& r, size_t i) {
     uint8_t w = i < m.weights.size() ? m.weights[i] : (r.equal_weight ? kEqualWeight : r.load_weight);
@@ -112,6 +116,7 @@ MacAddr unicast_source_mac(HostId self, const IpAddr& first_v4_vip) {
 std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
     auto s = std::make_shared<Snapshot>();
     s->epoch = in.epoch;
+    s->generation = in.generation;
     s->self = in.self;
     s->started = in.started;
     s->buckets = std::clamp(in.buckets, kMinBuckets, kMaxBuckets);
@@ -161,14 +166,14 @@ std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
     for (size_t i = 0; i < n; ++i) {
         const PortRule& r = rules[i];
         CompiledRule& c = t.rules[i];
-        const uint64_t id = rule_id(r);
+        const uint64_t id = rule_identity(r);
         s->rule_ids[i] = id;
         c.port_lo = r.port_lo;
         c.port_hi = r.port_hi;
         c.mode = r.mode;
         c.affinity = r.affinity;
         c.config_index = static_cast<uint16_t>(i);
-        c.hash_seed = seed_of(id);
+        c.hash_seed = rule_seed(id);
         c.affinity_timeout_s = r.affinity_timeout_s;
 
         // Interval lists. A rule for an address that is not a VIP never matches.
@@ -185,7 +190,24 @@ std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
             if (r.protocol != Protocol::tcp) t.lists[slot * 2 + 1].push_back(iv);
         }
 
-        if (r.mode == FilterMode::single) {
+        if (i < in.local_disabled.size() && in.local_disabled[i] != 0) {
+            c.mode = FilterMode::disabled;  // this host drops the rule; seed unchanged
+        } else if (r.mode == FilterMode::single && i < in.single_owners.size()) {
+            c.single_owner = in.single_owners[i];
+            c.single_dirty = i < in.single_dirty.size() && in.single_dirty[i] != 0;
+        } else if (r.mode == FilterMode::multiple && !in.class_maps.empty()) {
+            // Precomputed agreed maps (dynamic membership).
+            const uint16_t k = i < in.rule_class.size() ? in.rule_class[i] : kNoClass;
+            if (k < in.class_maps.size() && in.class_maps[k].size() == B) {
+                std::copy(in.class_maps[k].begin(), in.class_maps[k].end(),
+                          s->owners.begin() + static_cast<ptrdiff_t>(i * B));
+                if (k < in.class_dirty.size() && in.class_dirty[k].size() == B) {
+                    if (s->dirty.empty()) s->dirty.assign(n * B, 0);
+                    std::copy(in.class_dirty[k].begin(), in.class_dirty[k].end(),
+                              s->dirty.begin() + static_cast<ptrdiff_t>(i * B));
+                }
+            }
+        } else if (r.mode == FilterMode::single) {
             // Best (lowest non-zero) handling priority, else the lowest id.
             HostId best = s->default_host;
             unsigned best_prio = 256;
@@ -229,7 +251,9 @@ std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
     // ICMP echo: one equal-weight map over the live members.
     std::vector<MemberWeight> eq;
     for (HostId h : s->members) eq.push_back(MemberWeight{h, kEqualWeight});
-    if (prev && prev->echo_owners.size() == B)
+    if (in.echo_map.size() == B)
+        s->echo_owners = in.echo_map;
+    else if (prev && prev->echo_owners.size() == B)
         s->echo_owners = rebalance_bucket_map(prev->echo_owners, eq, B, s->echo_seed);
     else
         s->echo_owners = build_bucket_map(eq, B, s->echo_seed);

@@ -23,8 +23,8 @@ core::SnapshotInput static_snapshot_input(const config::Config& cfg, std::string
         ids = {cfg.host.id};
         if (warning != nullptr)
             *warning =
-                "no [cluster] static_members: dynamic membership (heartbeats) is not "
-                "implemented yet; running as a one-member cluster of host " +
+                "no [cluster] static_members: dynamic membership (heartbeats); this static "
+                "view is a one-member cluster of host " +
                 std::to_string(cfg.host.id);
     }
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -1,7 +1,8 @@
 // nlbd: the DPDK data plane around the pure core (SPEC §6, §8).
 //
 //   nlbd --config FILE [--nic FILE] [--run-for SECONDS] [--stats-json FILE]
-//        [--check-config] [-- EAL options]
+//        [--check-config] [--control-socket PATH | --no-control-socket]
+//        [-- EAL options]
 //
 // Control flow: load + validate config (a bad config never starts an engine)
 // -> EAL -> ports -> snapshot -> worker lcore -> wait for a signal or
@@ -23,12 +24,16 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "nlbd/config/config.hpp"
+#include "nlbd/ctl/server.hpp"
+#include "nlbd/dp/cluster_control.hpp"
 #include "nlbd/dp/control.hpp"
 #include "nlbd/dp/eal_args.hpp"
 #include "nlbd/dp/port.hpp"
@@ -45,6 +50,8 @@ struct Options {
     double run_for_s = 0;  // 0 = until a signal
     std::optional<std::string> stats_json;
     bool check_config = false;
+    std::optional<std::string> control_socket;  // default: /run/nlbd/nlbd-<host id>.sock
+    bool no_control_socket = false;
     std::vector<std::string> eal;
 };
 
@@ -79,6 +86,13 @@ const std::vector<OptionSpec>& option_table() {
          [](Options& o, const std::string& v) { o.stats_json = v; }},
         {"--check-config", nullptr, "validate the configuration, print a summary and exit",
          [](Options& o, const std::string&) { o.check_config = true; }},
+        {"--control-socket", "PATH",
+         "nlbctl control socket (default /run/nlbd/nlbd-<host id>.sock)",
+         [](Options& o, const std::string& v) { o.control_socket = v; }},
+        {"--ctl-socket", "PATH", "same as --control-socket",
+         [](Options& o, const std::string& v) { o.control_socket = v; }},
+        {"--no-control-socket", nullptr, "do not open a control socket",
+         [](Options& o, const std::string&) { o.no_control_socket = true; }},
     };
     return table;
 }
@@ -228,13 +242,14 @@ using Clock = std::chrono::steady_clock;
 struct ControlState {
     std::atomic<bool> stop{false};
     std::optional<Clock::time_point> deadline;
-    dp::SnapshotPublisher* publisher = nullptr;
+    dp::ClusterControl* cluster = nullptr;
 
-    // Control work: stop on a signal or at the deadline; free retired snapshots.
+    // Control work: stop on a signal or at the deadline; heartbeats,
+    // membership, commands, snapshot publication and reclamation.
     void tick() noexcept {
         if (g_signal.load(std::memory_order_relaxed) || (deadline && Clock::now() >= *deadline))
             stop.store(true, std::memory_order_relaxed);
-        if (publisher != nullptr) publisher->reclaim();
+        if (cluster != nullptr) cluster->poll();
     }
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
 };
@@ -292,14 +307,27 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
 
         // --- snapshot ----------------------------------------------------
         dp::SnapshotPublisher publisher(1);
-        std::string warning;
-        core::SnapshotInput in = dp::static_snapshot_input(cfg, &warning);
-        if (!warning.empty()) std::fprintf(stderr, "nlbd: warning: %s\n", warning.c_str());
-        publisher.publish(core::compile_snapshot(in));
+        std::unique_ptr<dp::ClusterControl> cluster;
+        try {
+            cluster = std::make_unique<dp::ClusterControl>(cfg, publisher, wire.pool, wire.mac);
+            cluster->start();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nlbd: %s\n", e.what());
+            cluster.reset();
+            dp::stop_port(wire);
+            dp::stop_port(local);
+            dp::close_port(wire);
+            dp::close_port(local);
+            dp::free_pool(wire);
+            dp::free_pool(local);
+            rte_eal_cleanup();
+            return 1;
+        }
         const core::Snapshot& snap = *publisher.current();
         std::fprintf(stderr,
-                     "nlbd: membership: self %u (%s), members %s, default host %u, epoch %llu, "
+                     "nlbd: membership (%s): self %u (%s), members %s, default host %u, epoch %llu, "
                      "%u buckets, mode %s, cluster MAC %s, source MAC %s\n",
+                     cluster->dynamic() ? "dynamic, heartbeats; initial view" : "static",
                      unsigned(snap.self), snap.started ? "started" : "not started",
                      hosts_list(snap.members).c_str(), unsigned(snap.default_host),
                      static_cast<unsigned long long>(snap.epoch), snap.buckets,
@@ -319,10 +347,80 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         wc.frag.timeout_ns = uint64_t{cfg.dataplane.frag_timeout_ms} * 1'000'000;
         wc.qsbr = publisher.qsbr();
         wc.qsbr_thread = 0;
+        wc.conn.capacity = cfg.dataplane.conn_table_size;
+        wc.conn.timeouts.syn_s = cfg.dataplane.tcp_syn_timeout_s;
+        wc.conn.timeouts.established_s = cfg.dataplane.tcp_established_timeout_s;
+        wc.conn.timeouts.fin_s = cfg.dataplane.tcp_fin_timeout_s;
+        wc.conn.seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^
+                       static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+        wc.heartbeat_ethertype = cfg.cluster.heartbeat_ethertype;
+        wc.heartbeat_rx = cluster->heartbeat_rx();
+        wc.control_tx = cluster->control_tx();
         dp::Worker worker(wc, publisher.pointer());
 
+        // Live counters, the --stats-json document (control thread only).
+        auto live_report = [&](dp::RunReport& r) {
+            r.cfg = &cfg;
+            r.snap = publisher.current().get();
+            r.counters = &worker.counters();
+            worker.verdicts_at_exit(r.verdicts);
+            r.frags = worker.frag_stats();
+            const core::ConnStats& cs = worker.conn_stats();
+            uint64_t expired = 0;
+            for (uint64_t e : cs.expired) expired += e;
+            const uint64_t hf = dp::read_counter(worker.counters().held_foreign);
+            r.extra = "\"connections\":{\"entries\":" + std::to_string(cs.entries) +
+                      ",\"capacity\":" + std::to_string(worker.conn_capacity()) +
+                      ",\"inserted\":" + std::to_string(cs.inserted) +
+                      ",\"removed\":" + std::to_string(cs.removed) +
+                      ",\"expired\":" + std::to_string(expired) +
+                      ",\"evicted\":" + std::to_string(cs.evicted) +
+                      ",\"evicted_established\":" + std::to_string(cs.evicted_established) +
+                      ",\"insert_failed\":" + std::to_string(cs.insert_failed) +
+                      ",\"held_foreign\":" +
+                      (hf == dp::kHeldForeignUnknown ? std::string("null")
+                                                     : std::to_string(hf & 0xffffffffu)) +
+                      "},\n" + cluster->stats_members();
+        };
+        // One worker: its count is the host's, if taken under the snapshot
+        // now published.
+        cluster->held_foreign = [&]() {
+            dp::ClusterControl::HeldForeign h;
+            const uint64_t hf = dp::read_counter(worker.counters().held_foreign);
+            const core::Snapshot* s = publisher.current().get();
+            if (hf == dp::kHeldForeignUnknown || s == nullptr) return h;
+            if ((hf >> 32) != (s->generation & 0xffffffffu)) return h;
+            h.count = static_cast<uint32_t>(hf & 0xffffffffu);
+            h.generation = s->generation;
+            h.valid = true;
+            return h;
+        };
+        cluster->stats_provider = [&]() {
+            dp::RunReport r;
+            live_report(r);
+            r.wire_hw = dp::port_stats(wire);
+            r.local_hw = dp::port_stats(local);
+            return dp::stats_json(r);
+        };
+
+        std::unique_ptr<ctl::ControlServer> server;
+        if (!opt.no_control_socket) {
+            const std::string path = opt.control_socket
+                                         ? *opt.control_socket
+                                         : "/run/nlbd/nlbd-" + std::to_string(cfg.host.id) + ".sock";
+            try {
+                server = std::make_unique<ctl::ControlServer>(
+                    path, [c = cluster.get()](const std::string& cmd, const std::vector<std::string>& args) {
+                        return c->post(cmd, args);
+                    });
+                std::fprintf(stderr, "nlbd: control socket %s\n", path.c_str());
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: warning: no control socket: %s\n", e.what());
+            }
+        }
+
         ControlState control;
-        control.publisher = &publisher;
+        control.cluster = cluster.get();
         if (opt.run_for_s > 0)
             control.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                   std::chrono::duration<double>(opt.run_for_s));
@@ -340,7 +438,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
                 rc = 1;
             } else {
                 while (!control.stop.load(std::memory_order_relaxed)) {
-                    const timespec ts{0, 5'000'000};
+                    const timespec ts{0, 1'000'000};
                     nanosleep(&ts, nullptr);
                     control.tick();
                 }
@@ -355,12 +453,10 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         }
 
         // --- tear-down and report ---------------------------------------
+        cluster->close_commands();
+        if (server) server->stop();
         dp::RunReport report;
-        report.cfg = &cfg;
-        report.snap = publisher.current().get();
-        report.counters = &worker.counters();
-        worker.verdicts_at_exit(report.verdicts);
-        report.frags = worker.frag_stats();
+        live_report(report);
         dp::stop_port(wire);
         dp::stop_port(local);
         report.wire_hw = dp::port_stats(wire);
@@ -379,6 +475,8 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             }
         }
         dp::print_summary(stderr, report);
+        server.reset();
+        cluster.reset();  // frees the frames still in its rings
         dp::free_pool(wire);
         dp::free_pool(local);
     }

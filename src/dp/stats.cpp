@@ -165,13 +165,17 @@ std::string stats_json(const RunReport& r) {
       << ",\"reply_failed\":" << read_counter(c.reply_failed)
       << ",\"frag_released\":" << read_counter(c.frag_released)
       << ",\"loops\":" << read_counter(c.loops) << ",\"idle_sleeps\":" << read_counter(c.idle_sleeps)
+      << ",\"heartbeat_dropped\":" << read_counter(c.heartbeat_dropped)
+      << ",\"control_tx\":" << read_counter(c.control_tx)
       << "},\n\"fragments\":{\"datagrams\":" << r.frags.datagrams
       << ",\"inserted\":" << r.frags.inserted << ",\"evicted\":" << r.frags.evicted
       << ",\"timed_out\":" << r.frags.timed_out << ",\"held\":" << r.frags.held
       << "},\n\"membership\":{\"self\":" << unsigned(s.self) << ",\"members\":[";
     for (size_t i = 0; i < s.members.size(); ++i) o << (i ? "," : "") << unsigned(s.members[i]);
     o << "],\"default_host\":" << unsigned(s.default_host) << ",\"epoch\":" << s.epoch
-      << ",\"buckets\":" << s.buckets << "}\n}\n";
+      << ",\"buckets\":" << s.buckets << "}";
+    if (!r.extra.empty()) o << ",\n" << r.extra;
+    o << "\n}\n";
     return o.str();
 }
 

@@ -9,12 +9,14 @@
 #include <rte_pause.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include <algorithm>
 #include <span>
 
 #include "nlbd/core/decide.hpp"
 #include "nlbd/core/parse.hpp"
+#include "nlbd/core/persist.hpp"
 #include "nlbd/core/reply.hpp"
 
 namespace nlbd::dp {
@@ -72,6 +74,14 @@ struct DropBuffer {
     }
 };
 
+// EtherType after at most one VLAN tag (host order), 0 when too short.
+inline uint16_t inner_ethertype(const uint8_t* d, uint32_t len) noexcept {
+    if (len < 14) return 0;
+    uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
+    if ((et == 0x8100 || et == 0x88a8) && len >= 18) et = static_cast<uint16_t>(d[16] << 8 | d[17]);
+    return et;
+}
+
 bool is_rule_traffic_without_rule(Verdict v) noexcept {
     return v == Verdict::default_host_accepted || v == Verdict::default_host_other ||
            v == Verdict::stopped;
@@ -97,7 +107,8 @@ struct Worker::Burst {
         RuleCounters& rc = c->rules[slot];
         bump(rc.matched);
         if (action_of(d.verdict) == Action::to_local) bump(rc.accepted);
-        else if (d.verdict == Verdict::not_owner || d.verdict == Verdict::default_host_other)
+        else if (d.verdict == Verdict::not_owner || d.verdict == Verdict::default_host_other ||
+                 d.verdict == Verdict::conn_elsewhere)
             bump(rc.not_owner);
         else bump(rc.dropped);
     }
@@ -151,6 +162,7 @@ Worker::Worker(const WorkerConfig& cfg, const std::atomic<const core::Snapshot*>
       snapshot_(snapshot),
       counters_(std::make_unique<WorkerCounters>()),
       frags_(std::make_unique<core::FragTable>(cfg.frag)),
+      conns_(std::make_unique<core::ConnTable>(cfg.conn)),
       linear_(std::make_unique<uint8_t[]>(kLinearCopyBytes)) {
     cfg_.burst = std::clamp<uint16_t>(cfg_.burst, 1, kMaxBurst);
 }
@@ -158,6 +170,8 @@ Worker::Worker(const WorkerConfig& cfg, const std::atomic<const core::Snapshot*>
 Worker::~Worker() = default;
 
 const core::FragStats& Worker::frag_stats() const noexcept { return frags_->stats(); }
+const core::ConnStats& Worker::conn_stats() const noexcept { return conns_->stats(); }
+uint32_t Worker::conn_capacity() const noexcept { return conns_->capacity(); }
 
 void Worker::verdicts_at_exit(uint64_t (&out)[kVerdictCount]) const noexcept {
     for (unsigned i = 0; i < kVerdictCount; ++i) out[i] = read_counter(counters_->verdicts[i]);
@@ -226,6 +240,16 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     bump(c.linearized);
                 }
 
+                if (inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
+                    bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
+                    if (cfg_.heartbeat_rx == nullptr ||
+                        rte_ring_sp_enqueue(cfg_.heartbeat_rx, m) != 0) {
+                        if (cfg_.heartbeat_rx != nullptr) bump(c.heartbeat_dropped);
+                        b.drop.push(m);
+                    }
+                    continue;
+                }
+
                 core::ParsedFrame f;
                 const ParseError e = core::parse_frame({data, len}, f);
                 if (e != ParseError::none) {
@@ -251,7 +275,8 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     continue;
                 }
 
-                const core::Decision d = core::decide(f, *snap);
+                const core::Decision d =
+                    core::apply_persistence(f, core::decide(f, *snap), *snap, *conns_, now_ns);
                 b.dispatch(m, &f, d);
                 if ((flags & core::kFirstFragment) != 0)
                     frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
@@ -278,7 +303,28 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
             bump(c.local_to_wire, n_local);
         }
 
+        // Control -> wire: heartbeats and IGMP joins built by the control thread.
+        uint32_t n_ctl = 0;
+        if (cfg_.control_tx != nullptr) {
+            n_ctl = rte_ring_sc_dequeue_burst(cfg_.control_tx, reinterpret_cast<void**>(pkts),
+                                              burst, nullptr);
+            for (uint32_t i = 0; i < n_ctl; ++i) b.to_wire.push(pkts[i]);
+            if (n_ctl != 0) bump(c.control_tx, n_ctl);
+        }
+
         if (loop % kExpireEvery == 0) frags_->expire(now_ns, releaser);
+        // Connection aging and the held-foreign count (drainstop, dirty
+        // buckets): a bounded slice of the table per loop.
+        conns_->expire(now_ns, cfg_.conn_expire_budget, snap);
+        {
+            const core::ForeignCount fc = conns_->held_foreign();
+            const uint64_t packed =
+                fc.valid ? (snap->generation << 32) |
+                               std::min<uint64_t>(fc.count, 0xfffffffeull)
+                         : kHeldForeignUnknown;
+            if (packed != read_counter(c.held_foreign))
+                __atomic_store_n(&c.held_foreign, packed, __ATOMIC_RELAXED);
+        }
 
         b.to_local.flush();
         b.to_wire.flush();
@@ -286,7 +332,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         bump(c.loops);
 
         if (cfg_.idle == config::IdlePolicy::adaptive) {
-            if (n_wire != 0 || n_local != 0) {
+            if (n_wire != 0 || n_local != 0 || n_ctl != 0) {
                 empty_polls = 0;
                 sleep_us = 1;
             } else if (++empty_polls > kSpinLoops) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds and runs the parse_frame libFuzzer target.
-#   tests/fuzz/run_fuzz.sh [seconds]      (default 30)
-# Compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types}.cpp with
+# Builds and runs a libFuzzer target.
+#   tests/fuzz/run_fuzz.sh [seconds] [target]   (default 30 s, target parse)
+# Targets: parse (parse_frame), heartbeat (heartbeat codec; links -lcrypto).
+# For parse: compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types}.cpp with
 # clang++ -fsanitize=fuzzer,address,undefined into a temp dir, seeds a working
 # corpus from tests/fuzz/corpus/ (the committed seeds are never modified), runs
 # for the given time and exits non-zero on a crash, leak or invariant failure
@@ -10,6 +11,7 @@
 set -euo pipefail
 
 seconds="${1:-30}"
+target="${2:-parse}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
@@ -18,7 +20,7 @@ for c in "${FUZZ_CXX:-}" clang++-14 clang++; do
     if [[ -n "$c" ]] && command -v "$c" >/dev/null 2>&1; then cxx="$c"; break; fi
 done
 if [[ -z "$cxx" ]]; then
-    echo "SKIP: clang++ not found (need clang with libFuzzer); parser fuzzing not run"
+    echo "SKIP: clang++ not found (need clang with libFuzzer); fuzzing not run"
     exit 0
 fi
 
@@ -38,17 +40,24 @@ fi
 flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/include")
-echo "fuzz: building with $cxx"
-"$cxx" "${flags[@]}" "$here/fuzz_parse.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp" \
-    -o "$work/fuzz_parse"
+case "$target" in
+    parse) srcs=("$here/fuzz_parse.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp")
+           libs=(); seeds="$here/corpus" ;;
+    heartbeat) srcs=("$here/fuzz_heartbeat.cpp" "$root/src/cluster/heartbeat.cpp"
+                     "$root/src/core/types.cpp")
+               libs=(-lcrypto); seeds="$here/corpus_heartbeat" ;;
+    *) echo "unknown fuzz target '$target' (parse | heartbeat)" >&2; exit 2 ;;
+esac
+echo "fuzz: building fuzz_$target with $cxx"
+"$cxx" "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz_$target"
 
 mkdir -p "$work/corpus" "$work/artifacts"
-if compgen -G "$here/corpus/*" >/dev/null; then cp "$here"/corpus/* "$work/corpus/"; fi
+if compgen -G "$seeds/*" >/dev/null; then cp "$seeds"/* "$work/corpus/"; fi
 
 echo "fuzz: running for ${seconds}s ($(ls "$work/corpus" | wc -l) seeds)"
 set +e
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-"$work/fuzz_parse" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+"$work/fuzz_$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     ${FUZZ_DICT:+-dict="$FUZZ_DICT"} "$work/corpus" 2>&1 | tail -n 40
 rc=${PIPESTATUS[0]}
@@ -62,7 +71,7 @@ if [[ $rc -ne 0 ]]; then
         echo "  $f"
         od -An -tx1 -v "$f" | head -n 20
     done
-    echo "reproduce: $work/fuzz_parse <crash-file>"
+    echo "reproduce: $work/fuzz_$target <crash-file>"
     exit 1
 fi
 echo "PASS: no crash in ${seconds}s"

@@ -69,6 +69,11 @@ struct DataplaneConfig {
     uint32_t frag_table_size = 4096;    // datagrams per worker
     uint32_t frag_timeout_ms = 2000;
     uint32_t frag_max_held = 16;
+    // Connection persistence (SPEC §5): per-worker TCP connection table.
+    uint32_t conn_table_size = 262144;          // connections per worker, 1024..16777216
+    uint32_t tcp_syn_timeout_s = 30;            // half-open connection, 1..3600
+    uint32_t tcp_established_timeout_s = 7440;  // idle established connection, 10..86400
+    uint32_t tcp_fin_timeout_s = 10;            // client FIN seen (closing), 1..3600
 };
 
 struct NicProfile {

@@ -50,6 +50,8 @@ inline constexpr unsigned kParseErrorCount = static_cast<unsigned>(ParseError::c
 #define NLBD_VERDICTS(X)                                                                \
     X(accepted, "VIP traffic this host owns: delivered to the local port")              \
     X(not_owner, "VIP traffic owned by another host: dropped")                          \
+    X(accepted_conn, "established connection kept after its bucket moved away")         \
+    X(conn_elsewhere, "packet of a connection held by the bucket's previous owner: dropped") \
     X(disabled_rule, "matched a disabled port rule: dropped by every host")             \
     X(default_host_accepted, "VIP traffic matching no rule: this host is default host") \
     X(default_host_other, "VIP traffic matching no rule: another host is default host") \
@@ -63,7 +65,8 @@ inline constexpr unsigned kParseErrorCount = static_cast<unsigned>(ParseError::c
     X(frag_evicted, "fragment state evicted under pressure: dropped")                  \
     X(frag_table_full, "fragment could not be tracked (table full): dropped")          \
     X(malformed, "malformed frame: dropped (see parse error counters)")                \
-    X(stopped, "host not started: VIP traffic dropped")
+    X(stopped, "host not started: VIP traffic dropped")                                 \
+    X(heartbeat, "cluster heartbeat frame: handed to the control thread (or dropped)")
 
 enum class Verdict : uint8_t {
 #define NLBD_X(name, desc) name,
@@ -112,6 +115,7 @@ enum class Action : uint8_t { drop, to_local, reply_wire, hold };
 constexpr Action action_of(Verdict v) noexcept {
     switch (v) {
     case Verdict::accepted:
+    case Verdict::accepted_conn:
     case Verdict::default_host_accepted:
     case Verdict::passed_non_vip: return Action::to_local;
     case Verdict::arp_replied:

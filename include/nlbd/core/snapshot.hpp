@@ -26,6 +26,9 @@ struct CompiledRule {
     uint16_t config_index = 0;       // index into Config::rules (for counters/names)
     uint32_t hash_seed = 0;
     uint32_t affinity_timeout_s = 0;
+    // Single mode: the owner took the rule over from a host that still holds
+    // connections of it (only its own connections and SYNs are accepted).
+    bool single_dirty = false;
 };
 
 // Interval lists per (VIP, transport): rules sorted by port_lo, non-overlapping
@@ -83,10 +86,23 @@ struct Snapshot {
     std::vector<uint64_t> rule_ids;
     uint32_t echo_seed = 0x6563686f;  // affinity_hash seed for ICMP echo
 
+    // Dynamic membership (may stay empty): dirty[rule * buckets + bucket] != 0
+    // when the bucket moved to its owner from a host that still holds
+    // connections in it. The owner then accepts only TCP SYNs and connections
+    // in its own table there. Empty = nothing dirty (static membership).
+    std::vector<uint8_t> dirty;
+    // Identifies the snapshot for Membership::set_held_foreign (counts of
+    // foreign connections are only meaningful against the maps they used).
+    uint64_t generation = 0;
+
     // Packet path: index of the VIP equal to a, or kNoVip.
     uint16_t vip_index(const IpAddr& a) const noexcept;
     HostId owner(uint16_t rule, uint32_t bucket) const noexcept {
         return owners[static_cast<size_t>(rule) * buckets + bucket];
+    }
+    // Packet path: see `dirty`.
+    bool is_dirty(uint16_t rule, uint32_t bucket) const noexcept {
+        return !dirty.empty() && dirty[static_cast<size_t>(rule) * buckets + bucket] != 0;
     }
 };
 
@@ -109,7 +125,35 @@ struct SnapshotInput {
     std::vector<PortRule> rules;      // validated, as configured (empty = NLB default)
     std::vector<Member> members;      // live members (self included when started)
     const Snapshot* previous = nullptr;  // for minimal-movement rebalance
+
+    // Dynamic membership (cluster::Membership::snapshot_input). When
+    // class_maps is non-empty the maps are taken as given instead of being
+    // computed from `members` and `previous`:
+    //  - class_maps[c]: `buckets` owners (the agreed map of class c);
+    //  - rule_class[r]: class of multiple-mode rule r (kNoClass otherwise);
+    //  - class_dirty[c]: `buckets` flags, or empty (nothing dirty in c);
+    //  - echo_map: `buckets` owners for ICMP echo (empty = computed);
+    //  - single_owners[r]: owner of single-mode rule r (empty = computed);
+    //  - single_dirty[r]: see CompiledRule::single_dirty (empty = none).
+    // local_disabled[r] != 0: this host drops every packet of rule r (per-rule
+    // disable); the rule keeps its identity and hash seed.
+    uint64_t generation = 0;
+    std::vector<std::vector<HostId>> class_maps;
+    std::vector<uint16_t> rule_class;
+    std::vector<std::vector<uint8_t>> class_dirty;
+    std::vector<HostId> echo_map;
+    std::vector<HostId> single_owners;
+    std::vector<uint8_t> single_dirty;
+    std::vector<uint8_t> local_disabled;
 };
+
+inline constexpr uint16_t kNoClass = 0xffff;
+
+// 64-bit identity of a rule's cluster-wide content (VIP, ports, protocol,
+// mode, affinity; not the per-host weight/priority) and the hash seed derived
+// from it. Equal on every host.
+uint64_t rule_identity(const PortRule& r);
+uint32_t rule_seed(uint64_t identity) noexcept;
 
 // Control plane. Builds a complete snapshot; never fails on validated input.
 std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in);

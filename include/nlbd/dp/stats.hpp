@@ -21,8 +21,17 @@
 //   "dataplane": {"linearized", "reply_failed", "frag_released", "loops", "idle_sleeps"},
 //   "fragments": {"datagrams", "inserted", "evicted", "timed_out", "held"},
 //   "membership": {"self": 1, "members": [1,2,3], "default_host": 1,
-//                  "epoch": 1, "buckets": 4096}
+//                  "epoch": 1, "buckets": 4096},
+//   "connections": {"entries", "capacity", "inserted", "removed", "expired",
+//                   "evicted", "evicted_established", "insert_failed",
+//                   "held_foreign"},
+//   "heartbeats": {"sent", "tx_failed", "received", "accepted",
+//                  <one counter per HeartbeatError but none>, "igmp_sent",
+//                  "snapshots_published"},
+//   "cluster": <the nlbctl query result>
 // }
+// "dataplane" also has "heartbeat_dropped" (control ring full) and
+// "control_tx" (frames the control thread sent through the worker).
 
 #include <cstdint>
 #include <cstdio>
@@ -44,6 +53,9 @@ struct RunReport {
     core::FragStats frags;
     PortStats wire_hw;
     PortStats local_hw;
+    // Further top-level members, already JSON ("\"heartbeats\":{...},..."),
+    // appended at the end of the document (dynamic membership, conn table).
+    std::string extra;
 };
 
 std::string json_escape(const std::string& s);

@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "nlbd/config/config.hpp"
+#include "nlbd/core/conn_table.hpp"
 #include "nlbd/core/frag_table.hpp"
 #include "nlbd/core/reasons.hpp"
 #include "nlbd/core/snapshot.hpp"
@@ -27,6 +28,7 @@
 
 struct rte_rcu_qsbr;
 struct rte_mbuf;
+struct rte_ring;
 
 namespace nlbd::dp {
 
@@ -70,6 +72,13 @@ struct alignas(64) WorkerCounters {
     uint64_t frag_released = 0;   // held fragments released with their datagram's verdict
     uint64_t loops = 0;
     uint64_t idle_sleeps = 0;
+    uint64_t heartbeat_dropped = 0;  // heartbeat frames the control ring had no room for
+    uint64_t control_tx = 0;         // frames from the control thread queued on the wire
+    // Connections held in buckets this host does not own, counted over a
+    // whole ConnTable sweep under the snapshot whose generation's low 32 bits
+    // are the high half: (generation << 32) | count. kHeldForeignUnknown
+    // until a sweep completed under the current snapshot.
+    uint64_t held_foreign = ~0ull;
     alignas(64) RuleCounters rules[kRuleSlots] = {};
 };
 
@@ -80,8 +89,20 @@ struct WorkerConfig {
     config::IdlePolicy idle = config::IdlePolicy::poll;
     MacAddr wire_mac;                       // source MAC outside unicast mode
     core::FragTable::Config frag;
+    core::ConnTable::Config conn;
+    uint32_t conn_expire_budget = 1024;     // table slots aged per poll loop
     rte_rcu_qsbr* qsbr = nullptr;           // registered as thread qsbr_thread
     unsigned qsbr_thread = 0;
+    // Heartbeats (SPEC §4). Wire frames whose EtherType (after at most one
+    // 802.1Q/802.1ad tag) is heartbeat_ethertype get Verdict::heartbeat and,
+    // when heartbeat_rx is set, are enqueued on it (single producer: this
+    // worker; single consumer: the control thread, which frees them); when
+    // the ring is full they are freed and counted as heartbeat_dropped.
+    // Frames the control thread enqueues on control_tx (single producer:
+    // control; single consumer: this worker) are sent on the wire queue.
+    uint16_t heartbeat_ethertype = 0x88B5;
+    rte_ring* heartbeat_rx = nullptr;
+    rte_ring* control_tx = nullptr;
 };
 
 // Called by run() every `control_every` loops when the worker shares the main
@@ -112,6 +133,8 @@ public:
 
     const WorkerCounters& counters() const noexcept { return *counters_; }
     const core::FragStats& frag_stats() const noexcept;
+    const core::ConnStats& conn_stats() const noexcept;
+    uint32_t conn_capacity() const noexcept;
     // counters().verdicts with fragments still held counted as frag_held.
     void verdicts_at_exit(uint64_t (&out)[kVerdictCount]) const noexcept;
 
@@ -122,8 +145,11 @@ private:
     const std::atomic<const core::Snapshot*>& snapshot_;
     std::unique_ptr<WorkerCounters> counters_;
     std::unique_ptr<core::FragTable> frags_;
+    std::unique_ptr<core::ConnTable> conns_;
     std::unique_ptr<uint8_t[]> linear_;  // kLinearCopyBytes
 };
+
+inline constexpr uint64_t kHeldForeignUnknown = ~0ull;
 
 // Relaxed single-writer counter updates (see the threading contract).
 inline void bump(uint64_t& c, uint64_t n = 1) noexcept {

@@ -1,0 +1,302 @@
+#pragma once
+// Cluster membership and convergence (SPEC §4, docs/design.md "Membership").
+// Pure control-plane state machine: no sockets, no DPDK, no clock of its own.
+// The caller feeds it decoded, replay-checked heartbeats and the time (any
+// monotonic nanosecond clock; tests use a virtual one), sends the frames it
+// asks for, and rebuilds the snapshot when take_changed() says so.
+//
+// Model (binding team design, docs/design.md):
+//  - Bucket maps are stateful and agreed. One map per "map class": multiple-
+//    host rules whose per-member effective weight vectors are equal share one
+//    map (so single affinity keeps a client on one host across ports). One
+//    extra map (the last class) serves ICMP echo with equal weights.
+//  - Every host keeps the last map set it saw the whole cluster agree on
+//    (the base, epoch e). Its current maps are a pure function of the base and
+//    its current inputs (members + effective weights): the base itself when
+//    the inputs are the base's, else rebalance_bucket_map(base, inputs) with
+//    epoch e + 1. Without a base (cold start) they are build_bucket_map(inputs)
+//    at epoch 1. So hosts that share a base and see the same members compute
+//    the same maps, whatever order they saw the changes in; failover needs no
+//    transfer.
+//  - Converged = every member (alive, started, same rules fingerprint, not a
+//    duplicate id) advertises the same view bitmap, epoch and map digest as
+//    this host. The current maps then become the base.
+//  - A host without maps whose peers have maps (a joiner), or a host whose
+//    maps still differ from the authority's two intervals after a change,
+//    adopts the authority's maps from MapChunks. The authority is the lowest-
+//    id member that has maps; it sends its maps in chunk frames (at most once
+//    per interval) while some member lacks them or differs from it.
+//  - Dirty buckets: a bucket that moves away from a host that is still alive
+//    (started or draining) is dirty until that host advertises the same
+//    epoch/digest as ours with held_foreign == 0, or stops, or dies.
+//
+// Not thread-safe: owned by the control thread.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nlbd/cluster/heartbeat.hpp"
+#include "nlbd/core/rules.hpp"
+#include "nlbd/core/snapshot.hpp"
+#include "nlbd/core/types.hpp"
+
+namespace nlbd::cluster {
+
+// held_foreign value meaning "not counted against the current maps yet".
+inline constexpr uint32_t kHeldUnknown = 0xffffffffu;
+// Dirty-from marker: previous owner unknown (maps adopted without history).
+inline constexpr HostId kAnyHost = 0xff;
+
+struct MembershipConfig {
+    HostId self = kNoHost;
+    uint64_t cluster_id = 0;
+    uint64_t rules_fingerprint = 0;
+    uint64_t boot_id = 0;                 // random per process start
+    uint32_t buckets = kDefaultBuckets;
+    uint64_t interval_ns = 1'000'000'000; // heartbeat_interval
+    uint32_t tolerance = 5;               // dead after tolerance x interval of silence
+    ClusterMode mode = ClusterMode::unicast;
+    std::vector<IpAddr> vips;             // for snapshot_input()
+    std::vector<PortRule> rules;          // validated (empty = NLB default rule)
+    // This host's per-rule load weight (0..100) and handling priority (0 =
+    // none); empty = taken from `rules` (equal -> 50).
+    std::vector<uint8_t> weights;
+    std::vector<uint8_t> priorities;
+    HostState initial_state = HostState::started;
+    // A cold host listens this long for peers with maps before building its
+    // own from nothing (0 = 2 x interval).
+    uint64_t listen_ns = 0;
+    uint32_t chunk_buckets = 512;         // owners per MapChunk frame
+};
+
+// What nlbctl query shows (NLB's states).
+enum class ClusterState : uint8_t {
+    stopped,
+    suspended,
+    converging,
+    converged,
+    converged_default,  // converged and this host is the default host
+    draining,
+};
+std::string_view name_of(ClusterState s) noexcept;
+std::string_view name_of(HostState s) noexcept;
+std::string_view name_of(RuleState s) noexcept;
+
+enum class MismatchKind : uint8_t {
+    rules_fingerprint,  // peer's port rules differ from ours
+    duplicate_id,       // another process (other boot id) claims this host's id
+    duplicate_peer,     // two boot ids heard for one peer id within the dead interval
+    bucket_count,       // peer uses another bucket count
+};
+std::string_view name_of(MismatchKind k) noexcept;
+
+struct Mismatch {
+    MismatchKind kind;
+    HostId host = kNoHost;
+    std::string text;  // operator-readable, names the host and both values
+};
+
+struct PeerStatus {
+    HostId id = kNoHost;
+    HostState state = HostState::stopped;
+    bool alive = false;      // heard within tolerance x interval
+    bool member = false;     // counted in this host's view
+    bool excluded = false;   // mismatch or duplicate: never a member
+    uint64_t boot_id = 0;
+    uint64_t last_seen_age_ns = 0;
+    uint64_t epoch = 0;
+    uint64_t view = 0;
+    uint64_t map_digest = 0;
+    bool same_map = false;   // same view, epoch and digest as this host
+    uint32_t held_foreign = 0;
+};
+
+struct RuleOwnership {
+    uint16_t rule = 0;        // config index
+    FilterMode mode = FilterMode::multiple;
+    RuleState state = RuleState::enabled;  // this host's
+    uint32_t owned = 0;       // buckets this host owns (multiple mode)
+    uint32_t dirty = 0;       // of those, dirty
+    HostId single_owner = kNoHost;  // single mode
+};
+
+struct MembershipStatus {
+    ClusterState state = ClusterState::stopped;
+    HostState host_state = HostState::stopped;
+    bool converged = false;
+    bool has_maps = false;
+    uint64_t epoch = 0;
+    uint64_t base_epoch = 0;
+    uint64_t view = 0;
+    uint64_t map_digest = 0;
+    HostId self = kNoHost;
+    HostId default_host = kNoHost;
+    std::vector<HostId> members;  // ascending
+    std::vector<PeerStatus> peers;  // every host heard, ascending id
+    std::vector<Mismatch> mismatches;
+    std::vector<RuleOwnership> rules;
+    uint32_t map_classes = 0;
+    uint32_t dirty_buckets = 0;     // (class, bucket) pairs owned by self and dirty
+    uint32_t held_foreign = 0;      // as advertised (kHeldUnknown = not counted yet)
+    uint64_t epoch_changes = 0;
+    uint64_t map_adoptions = 0;     // map sets adopted from the authority's chunks
+    uint64_t chunks_sent = 0;
+};
+
+class Membership {
+public:
+    Membership(MembershipConfig cfg, uint64_t now_ns);
+
+    // Operator commands. started -> joins; stopped/suspended -> leaves at once
+    // (accepts nothing); draining -> leaves the map, keeps serving its
+    // connections, becomes stopped by itself once held_foreign == 0.
+    void set_state(HostState s, uint64_t now_ns);
+    HostState state() const noexcept { return state_; }
+    // Per-rule (config index): draining = weight 0 / no priority with dirty
+    // hand-over; disabled = this host drops all of the rule's traffic at once.
+    void set_rule_state(size_t rule, RuleState s, uint64_t now_ns);
+    RuleState rule_state(size_t rule) const;
+    // Connections this host holds in buckets it does not own, counted against
+    // the snapshot of `generation` (Snapshot::generation). Counts against an
+    // older generation are ignored (advertised as kHeldUnknown).
+    void set_held_foreign(uint32_t n, uint64_t generation, uint64_t now_ns);
+
+    // A decoded, authenticated, replay-checked heartbeat. Our own boot id is
+    // ignored; another boot id with our host id is a duplicate id.
+    void on_heartbeat(const Heartbeat& hb, uint64_t now_ns);
+    // Deaths (silence for tolerance x interval), listen timeout, drain end.
+    void tick(uint64_t now_ns);
+    // Frames due now: a heartbeat every interval, followed by MapChunk frames
+    // when this host is the authority and someone lags. Empty when not due.
+    // Sequence numbers are max(last + 1, wall_ns) (wall_ns: CLOCK_REALTIME).
+    std::vector<Heartbeat> frames_to_send(uint64_t now_ns, uint64_t wall_ns = 0);
+    uint64_t next_send_ns() const noexcept { return next_send_ns_; }
+
+    // True (once) when the snapshot must be rebuilt.
+    bool take_changed() noexcept {
+        const bool c = changed_;
+        changed_ = false;
+        return c;
+    }
+    // Input for core::compile_snapshot: precomputed class maps, rule->class,
+    // dirty flags; a fresh generation each call.
+    core::SnapshotInput snapshot_input();
+    MembershipStatus status(uint64_t now_ns) const;
+
+    // Small accessors (tests, integration).
+    bool converged() const noexcept { return converged_; }
+    bool has_maps() const noexcept { return has_current_; }
+    uint64_t epoch() const noexcept { return cur_.epoch; }
+    uint64_t map_digest() const noexcept { return cur_.digest; }
+    uint64_t view() const noexcept { return cur_.view; }
+    HostId self() const noexcept { return cfg_.self; }
+    // Owner of (config rule, bucket) in the current maps (kNoHost when none).
+    HostId owner(size_t rule, uint32_t bucket) const;
+    bool dirty(size_t rule, uint32_t bucket) const;
+    HostId single_owner(size_t rule) const;
+    const std::vector<std::vector<HostId>>& class_maps() const noexcept { return cur_.maps; }
+    const std::vector<uint16_t>& rule_class() const noexcept { return cur_.rule_class; }
+
+private:
+    struct Peer {
+        bool heard = false;
+        Heartbeat hb;             // last accepted (chunk stripped)
+        uint64_t last_seen_ns = 0;
+        uint64_t first_seen_ns = 0;  // of this boot id
+        uint64_t other_boot_id = 0;  // the boot id heard before the current one
+        uint64_t other_last_ns = 0;  // when other_boot_id was last heard
+        uint64_t dup_until_ns = 0;   // two processes claim this id: excluded until
+        uint64_t differ_since_ns = 0;  // member whose maps differ from ours, since
+    };
+    // Inputs of a map set: members and effective weights per rule.
+    struct Inputs {
+        uint64_t view = 0;
+        std::vector<HostId> members;                // ascending
+        std::vector<std::vector<uint8_t>> weights;  // [member][rule], effective
+        std::vector<std::vector<uint8_t>> prios;    // [member][rule], effective
+        bool operator==(const Inputs&) const = default;
+    };
+    struct MapSet {
+        uint64_t epoch = 0;
+        uint64_t view = 0;
+        uint64_t digest = 0;
+        Inputs inputs;
+        std::vector<uint16_t> rule_class;          // per rule; kNoClass if not multiple
+        std::vector<std::vector<HostId>> maps;     // per class (+ echo last)
+        std::vector<HostId> single;                // per rule: single-mode owner
+    };
+    struct Reassembly {
+        HostId from = kNoHost;
+        uint64_t boot_id = 0;
+        uint64_t epoch = 0;
+        uint64_t digest = 0;
+        uint64_t view = 0;
+        uint16_t classes = 0;
+        std::vector<std::vector<HostId>> maps;
+        std::vector<uint32_t> filled;
+    };
+
+    bool alive(HostId h, uint64_t now_ns) const;
+    bool excluded(HostId h, uint64_t now_ns) const;
+    bool is_member(HostId h, uint64_t now_ns) const;
+    uint64_t member_view(uint64_t now_ns) const;
+    Inputs current_inputs(uint64_t now_ns) const;
+    Inputs inputs_for_view(uint64_t view) const;
+    void classify(MapSet& m) const;
+    uint64_t digest_of(const MapSet& m) const;
+    MapSet compute(Inputs in) const;
+    void recompute(uint64_t now_ns);
+    void install(MapSet next, bool adopted, uint64_t now_ns);
+    void check_converged(uint64_t now_ns);
+    void update_dirty(uint64_t now_ns);
+    HostId authority(uint64_t now_ns) const;
+    void take_chunk(const Heartbeat& hb, uint64_t now_ns);
+    bool peers_have_maps(uint64_t now_ns) const;
+    uint8_t own_weight(size_t rule) const;
+    uint8_t own_priority(size_t rule) const;
+    Heartbeat base_heartbeat(uint64_t wall_ns);
+
+    MembershipConfig cfg_;
+    std::vector<PortRule> rules_;    // cfg_.rules or the NLB default
+    std::vector<uint64_t> rule_ids_;
+    HostState state_ = HostState::started;
+    std::vector<RuleState> rule_states_;
+    uint64_t start_ns_ = 0;
+
+    Peer peers_[kMaxHosts + 1];
+    // Another process with our id (duplicate): boot id and when last heard.
+    uint64_t dup_self_boot_ = 0;
+    uint64_t dup_self_seen_ns_ = 0;
+    bool dup_self_heard_ = false;
+
+    bool has_base_ = false;
+    MapSet base_;
+    bool has_current_ = false;
+    MapSet cur_;
+    // dirty_from_[class][bucket]: previous owner still holding connections, or
+    // kNoHost; kAnyHost: previous owner unknown (maps adopted without history).
+    std::vector<std::vector<HostId>> dirty_from_;
+    std::vector<HostId> single_dirty_from_;  // per rule
+    bool converged_ = false;
+    bool inputs_dirty_ = true;  // some member's weights/state may have changed
+    bool has_dirty_ = false;    // some dirty_from_ entry is set
+    Reassembly rx_;
+
+    uint32_t held_foreign_ = kHeldUnknown;
+    uint64_t generation_ = 0;         // of the last snapshot_input()
+    uint64_t maps_generation_ = 0;    // first snapshot generation with the current ownership
+    bool ownership_changed_ = true;   // since the last snapshot_input()
+    uint64_t last_sequence_ = 0;
+    uint64_t next_send_ns_ = 0;
+    uint64_t last_chunks_ns_ = 0;
+    bool chunks_sent_once_ = false;
+    uint64_t cur_since_ns_ = 0;       // when cur_ last changed
+    bool changed_ = true;
+
+    uint64_t epoch_changes_ = 0;
+    uint64_t map_adoptions_ = 0;
+    uint64_t chunks_sent_ = 0;
+};
+
+}  // namespace nlbd::cluster

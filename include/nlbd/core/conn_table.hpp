@@ -1,0 +1,227 @@
+#pragma once
+// Per-worker connection table for connection persistence (SPEC §5).
+//
+// Each worker tracks the connections it accepted (it sees every client->VIP
+// packet of them, since the same flow always hashes to the same worker queue)
+// so that when a bucket moves away the old owner keeps serving them and the
+// new owner takes only new ones (see persist.hpp).
+//
+// Layout: `slots() = 8 * nbuckets` entries, nbuckets a power of two, sized so
+// that `capacity` entries fill at most ~80% of the slots. Every key has two
+// candidate buckets (two-choice hashing, no displacement); each bucket has a
+// 16-byte line of eight 16-bit tags (0 = free slot) that a lookup compares
+// first, so a lookup reads at most two tag lines and, on a tag match, one
+// 64-byte entry. Memory per connection slot: 64 bytes of entry + 2 bytes of
+// tag (ConnTable::kBytesPerSlot).
+//
+// Bounded: at most `capacity` live entries. All memory is allocated by the
+// constructor; no operation allocates, locks, throws or makes a system call.
+// One table per worker; not thread-safe by design. Only expire() (and
+// held_foreign()) read a Snapshot; they run between bursts, off the per-packet
+// path.
+//
+// Making room (insert into a full pair of buckets, or a full table): first
+// any entry past its timeout in the two buckets is reclaimed; below capacity,
+// one resident of the two buckets is moved to its other candidate bucket if
+// that has room (one cuckoo step); otherwise a victim is evicted: the oldest
+// syn/fin entry of the two buckets; for a UDP affinity or adopted
+// (established) insert, else the oldest UDP affinity entry; an established
+// TCP entry only when Config::evict_established is set (oldest first).
+// Otherwise the insert is refused (insert_failed). So a SYN flood of any size
+// can push out only other half-open / closing entries, never an established
+// connection.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "nlbd/core/parse.hpp"
+#include "nlbd/core/rules.hpp"
+#include "nlbd/core/snapshot.hpp"
+#include "nlbd/core/types.hpp"
+
+namespace nlbd::core {
+
+// What the table knows about a flow. Only client->VIP packets are seen, so the
+// TCP states are those of the client's half.
+enum class ConnState : uint8_t {
+    free = 0,
+    syn,          // SYN seen, nothing else yet (half-open)
+    established,  // a non-SYN packet seen after the SYN, or adopted mid-flow
+    fin,          // client FIN seen (closing); a later SYN reopens the tuple
+    udp,          // UDP extended-affinity entry (key = affinity key + rule)
+    count_
+};
+inline constexpr unsigned kConnStateCount = static_cast<unsigned>(ConnState::count_);
+
+// Idle timeouts per state, in seconds since the last packet of the flow.
+// Defaults: syn 30 s (covers a client's SYN retransmissions at 1, 3, 7 and
+// 15 s, and ages a half-open flood out quickly); established 7440 s =
+// 2 h 4 min, RFC 5382 REQ-5's minimum for established NAT bindings (longer
+// than the 2 h TCP keepalive default, so keepalive-probed idle
+// connections survive); fin 10 s (the client's ACKs of the server's data and
+// FIN keep refreshing a half-closed flow; afterwards only retransmissions
+// remain). RST removes the entry at once. UDP affinity entries use their
+// rule's affinity_timeout_s.
+struct ConnTimeouts {
+    uint32_t syn_s = 30;
+    uint32_t established_s = 7440;
+    uint32_t fin_s = 10;
+};
+
+// Flow identity. IPv4 addresses use the first 4 bytes of src/dst, the rest
+// zero, so whole-struct comparison is exact. For UDP affinity entries
+// (affinity_key_of) proto is 0 and dport carries the rule index, so they can
+// never collide with a 5-tuple key.
+struct ConnKey {
+    std::array<uint8_t, 16> src{};
+    std::array<uint8_t, 16> dst{};
+    uint16_t sport = 0;
+    uint16_t dport = 0;
+    uint8_t proto = 0;
+    uint8_t family = 0;
+    uint16_t pad = 0;  // always zero
+
+    friend bool operator==(const ConnKey&, const ConnKey&) = default;
+};
+static_assert(sizeof(ConnKey) == 40, "ConnKey is hashed as five 64-bit words");
+
+// The TCP/UDP 5-tuple of k (client side: src = client).
+ConnKey conn_key_of(const FlowKey& k) noexcept;
+// The extended-affinity key of k for `rule`: source IP (affinity single),
+// source /24 (IPv4) or /48 (IPv6) (affinity network), source IP + port
+// (affinity none); destination and protocol are replaced by the rule index.
+ConnKey affinity_key_of(const FlowKey& k, Affinity a, uint16_t rule) noexcept;
+
+// One connection: exactly one cache line.
+struct alignas(64) ConnEntry {
+    ConnKey key;
+    uint64_t last_seen_ns = 0;
+    uint32_t timeout_s = 0;       // idle timeout of the current state
+    uint16_t rule = kNoRule;      // CompiledRule index of the latest packet's snapshot
+    uint16_t bucket = 0;          // bucket within that rule (0 for single-host rules)
+    ConnState state = ConnState::free;
+    uint8_t pad[3] = {};
+};
+static_assert(sizeof(ConnEntry) == 64, "one connection = one cache line");
+
+struct ConnStats {
+    uint64_t entries = 0;         // live entries now (<= capacity)
+    uint64_t inserted = 0;
+    uint64_t removed = 0;         // removed by RST or by a SYN reopening a closed tuple
+    std::array<uint64_t, kConnStateCount> expired{};  // idle timeouts, by state
+    uint64_t evicted = 0;         // pushed out to make room
+    uint64_t evicted_established = 0;  // of which established (evict_established only)
+    uint64_t insert_failed = 0;   // no room and nothing evictable
+    uint64_t relocated = 0;       // residents moved to their other bucket to make room
+};
+
+// Result of one expire() call.
+struct ExpireResult {
+    uint32_t scanned = 0;         // slots examined
+    uint32_t expired = 0;         // entries removed for idleness
+    bool sweep_completed = false; // the cursor wrapped: a whole pass ended
+};
+
+// Entries held for buckets this host no longer owns, counted over one whole
+// sweep that ran entirely under the same snapshot (pointer, epoch and
+// generation; report it with `generation` to Membership::set_held_foreign). A
+// drained host reports it in its heartbeat; the new owners keep the buckets
+// dirty until it reaches 0. `valid` is false until such a sweep completes
+// after the latest snapshot change: a stale zero is never reported.
+struct ForeignCount {
+    uint64_t count = 0;
+    uint64_t epoch = 0;           // Snapshot::epoch the count was taken under
+    uint64_t generation = 0;      // Snapshot::generation the count was taken under
+    bool valid = false;
+};
+
+class ConnTable {
+public:
+    struct Config {
+        uint32_t capacity = 1u << 18;     // live connections (per worker)
+        ConnTimeouts timeouts;
+        bool evict_established = false;  // last resort: evict oldest established
+        uint64_t seed = 0x6e6c6264636f6e6eull;  // hash seed (randomize per start)
+    };
+    static constexpr unsigned kWays = 8;
+    static constexpr unsigned kBytesPerSlot = sizeof(ConnEntry) + sizeof(uint16_t);
+
+    explicit ConnTable(const Config& cfg);
+    ~ConnTable();
+    ConnTable(const ConnTable&) = delete;
+    ConnTable& operator=(const ConnTable&) = delete;
+
+    // Process-local keyed hash (not stable across hosts; never on the wire).
+    uint64_t hash(const ConnKey& k) const noexcept;
+    // Prefetches the tag lines a lookup of hash h will read (burst form).
+    void prefetch(uint64_t h) const noexcept;
+
+    // The live entry for k (h = hash(k)), or nullptr. An entry found past its
+    // idle timeout is removed (counted as expired) and nullptr returned.
+    ConnEntry* find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexcept;
+
+    // Inserts k, which must not be present (call find first). timeout_s is
+    // used for ConnState::udp; other states take theirs from the config.
+    // Returns nullptr when there is no room (insert_failed counted). May move
+    // other entries: pointers from find() are valid only until the next
+    // insert(), remove(), expire() or clear().
+    ConnEntry* insert(const ConnKey& k, uint64_t h, ConnState st, uint16_t rule,
+                      uint32_t bucket, uint64_t now_ns, uint32_t timeout_s = 0) noexcept;
+
+    // Moves e to state st (timeout follows the state; udp keeps its own).
+    void set_state(ConnEntry* e, ConnState st) noexcept;
+    // Removes a live entry (RST, reopen); counted as removed.
+    void remove(ConnEntry* e) noexcept;
+
+    // Bulk aging off the hot path: examines the next `budget` slots from an
+    // internal cursor, removes entries idle past their timeout, and (when s is
+    // not null) counts entries whose (rule, bucket) is not owned by s->self
+    // towards held_foreign(). Call once per poll loop with a small budget
+    // (e.g. 1024) and the snapshot the worker currently reads.
+    ExpireResult expire(uint64_t now_ns, uint32_t budget, const Snapshot* s) noexcept;
+
+    // Latest complete held-foreign count (see ForeignCount).
+    ForeignCount held_foreign() const noexcept { return foreign_; }
+
+    // Removes everything (not counted as removed/expired).
+    void clear() noexcept;
+
+    const ConnStats& stats() const noexcept { return stats_; }
+    uint32_t capacity() const noexcept { return capacity_; }
+    uint32_t slots() const noexcept { return nbuckets_ * kWays; }
+    const ConnTimeouts& timeouts() const noexcept { return timeouts_; }
+
+private:
+    uint32_t timeout_for(ConnState st, uint32_t udp_timeout_s) const noexcept;
+    void release_slot(uint32_t slot) noexcept;
+    ConnEntry* insert_slow(uint32_t b1, uint32_t b2, ConnState st, uint64_t now_ns) noexcept;
+    void bucket_pair(uint64_t h, uint32_t& b1, uint32_t& b2, uint16_t& tag) const noexcept;
+
+    uint32_t capacity_ = 0;
+    uint32_t nbuckets_ = 0;          // power of two
+    uint32_t mask_ = 0;
+    ConnTimeouts timeouts_;
+    bool evict_established_ = false;
+    uint64_t seed_ = 0;
+    std::unique_ptr<uint16_t[]> tags_;     // slots(), 0 = free
+    std::unique_ptr<ConnEntry[]> entries_; // slots()
+    ConnStats stats_;
+
+    // Sweep state for expire().
+    uint32_t cursor_ = 0;
+    uint64_t sweep_foreign_ = 0;
+    bool sweep_clean_ = false;       // whole current sweep ran under sweep_snap_
+    const Snapshot* sweep_snap_ = nullptr;
+    uint64_t sweep_epoch_ = 0;
+    uint64_t sweep_generation_ = 0;
+    ForeignCount foreign_;
+};
+
+// Owner of (rule, bucket) in s, whatever the rule's mode: multiple -> the
+// bucket map, single -> the rule's single owner, disabled/out of range ->
+// kNoHost. expire() counts an entry as foreign only when its rule is in range
+// and not disabled (a disabled rule's connections are dropped anyway).
+HostId owner_of(const Snapshot& s, uint16_t rule, uint32_t bucket) noexcept;
+
+}  // namespace nlbd::core

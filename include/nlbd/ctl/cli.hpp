@@ -1,0 +1,69 @@
+#pragma once
+// nlbctl: the command table and the driver, as a library so tests can run
+// argument parsing and the printers without a daemon.
+//
+//   nlbctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]
+//
+// Exit codes: 0 ok, 1 the daemon refused or failed the command,
+// 2 usage error, 3 cannot connect to the socket.
+
+#include <cstdio>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nlbd/ctl/json.hpp"
+
+namespace nlbd::ctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitConnect = 3;
+
+using Printer = void (*)(std::FILE* out, const Json& result);
+// Extra validation of the arguments; returns an error message or "".
+using ArgCheck = std::string (*)(const std::vector<std::string>& args);
+
+struct CommandSpec {
+    const char* name;
+    const char* usage;     // argument synopsis, e.g. "<vip:port|port|all>"
+    const char* help;      // one line
+    int min_args;
+    int max_args;
+    ArgCheck check;        // nullptr: none
+    Printer print;         // human output of the result
+};
+
+// The table, in the order `nlbctl --help` lists it.
+std::span<const CommandSpec> command_table();
+const CommandSpec* find_command(std::string_view name);
+
+struct Invocation {
+    std::string socket;    // resolved: --socket, $NLBCTL_SOCKET, kDefaultSocketPath
+    bool json = false;
+    bool help = false;     // --help / -h / "help": print usage, exit 0
+    int timeout_ms = 10000;
+    std::string command;
+    std::vector<std::string> args;
+};
+
+struct ParseOutcome {
+    bool ok = false;
+    Invocation inv;
+    std::string error;     // usage error, when !ok
+};
+
+// argv without the program name.
+ParseOutcome parse_command_line(const std::vector<std::string>& argv);
+
+void print_usage(std::FILE* out);
+
+// Prints a response (human or --json) and returns the exit code for it.
+int print_response(std::FILE* out, std::FILE* err, const Invocation& inv, const Json& response);
+
+// Whole program: parse, call, print. Returns the exit code.
+int nlbctl_main(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err);
+
+}  // namespace nlbd::ctl

@@ -1,0 +1,137 @@
+#pragma once
+// The control thread's cluster work (SPEC §4, §8): heartbeats in and out,
+// membership, snapshot publication and the nlbctl commands.
+//
+// Threading contract:
+//  - Every method but post() runs on the control thread (the main lcore, or
+//    the worker's control tick when there is one lcore). Membership and the
+//    publisher are touched by that thread only.
+//  - post() is called by the control socket's thread: it queues the command
+//    and waits for the control thread to run it (poll() drains the queue).
+//  - Heartbeat frames reach poll() through heartbeat_rx (the worker enqueues
+//    mbufs, poll() decodes and frees them). Frames to send are built in mbufs
+//    of tx_pool and enqueued on control_tx; the worker sends them on the
+//    wire queue it owns. A full control_tx frees the frame (tx_failed).
+
+#include <rte_ring.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nlbd/cluster/heartbeat.hpp"
+#include "nlbd/config/config.hpp"
+#include "nlbd/ctl/json.hpp"
+#include "nlbd/dp/control.hpp"
+
+struct rte_mempool;
+
+namespace nlbd::cluster {
+class Membership;
+}
+
+namespace nlbd::dp {
+
+struct HeartbeatCounters {
+    uint64_t sent = 0;       // frames handed to the worker
+    uint64_t tx_failed = 0;  // no mbuf or control_tx full
+    uint64_t received = 0;   // frames taken from heartbeat_rx
+    uint64_t accepted = 0;   // decoded, authentic, fresh: fed to membership
+    uint64_t errors[static_cast<unsigned>(cluster::HeartbeatError::count_)] = {};
+    uint64_t igmp_sent = 0;
+    uint64_t snapshots_published = 0;
+};
+
+class ClusterControl {
+public:
+    // Throws (control plane) when the rings cannot be created or the secret
+    // file cannot be read.
+    ClusterControl(const config::Config& cfg, SnapshotPublisher& publisher, rte_mempool* tx_pool,
+                   const MacAddr& wire_mac);
+    ~ClusterControl();
+    ClusterControl(const ClusterControl&) = delete;
+    ClusterControl& operator=(const ClusterControl&) = delete;
+
+    rte_ring* heartbeat_rx() const noexcept { return rx_ring_; }
+    rte_ring* control_tx() const noexcept { return tx_ring_; }
+    bool dynamic() const noexcept { return dynamic_; }
+
+    // Builds and publishes the first snapshot.
+    void start();
+    // Control work; cheap when there is nothing to do. Never throws.
+    void poll() noexcept;
+
+    // Runs a command on the control thread (nlbctl). Throws on a bad command.
+    ctl::Json run_command(const std::string& command, const std::vector<std::string>& args);
+    // From another thread: queues the command and waits for poll() to run it.
+    ctl::Json post(const std::string& command, const std::vector<std::string>& args);
+    // Fails every queued and future post() (shutdown).
+    void close_commands();
+
+    // Live stats JSON (the --stats-json document), set by main.
+    std::function<std::string()> stats_provider;
+    // Members of the stats JSON added by the cluster: "heartbeats", "cluster".
+    std::string stats_members() const;
+
+    const HeartbeatCounters& counters() const noexcept { return hb_; }
+    // Connections the workers hold in buckets this host does not own,
+    // counted against the snapshot of `generation` (set by main; polled).
+    struct HeldForeign {
+        uint32_t count = 0;
+        uint64_t generation = 0;
+        bool valid = false;
+    };
+    std::function<HeldForeign()> held_foreign;
+
+private:
+    using Clock = std::chrono::steady_clock;
+    void drain_rx() noexcept;
+    void send_heartbeats(Clock::time_point now);
+    void send_frame(const std::vector<uint8_t>& frame);
+    void send_igmp_join();
+    void publish_if_changed();
+    void run_queued_commands() noexcept;
+    ctl::Json query() const;
+    ctl::Json params() const;
+
+    const config::Config& cfg_;
+    SnapshotPublisher& publisher_;
+    rte_mempool* tx_pool_;
+    MacAddr wire_mac_;
+    MacAddr hb_dst_;
+    MacAddr hb_src_;
+    bool dynamic_ = false;
+    uint64_t cluster_id_ = 0;
+    uint64_t boot_id_ = 0;
+    uint64_t poll_errors_ = 0;
+    cluster::HmacKey key_;
+    cluster::ReplayGuard replay_;
+    std::unique_ptr<cluster::Membership> membership_;
+    rte_ring* rx_ring_ = nullptr;
+    rte_ring* tx_ring_ = nullptr;
+    HeartbeatCounters hb_;
+    Clock::time_point next_heartbeat_{};
+    Clock::time_point next_igmp_{};
+    std::vector<uint8_t> rx_copy_;
+
+    struct Pending {
+        std::string command;
+        std::vector<std::string> args;
+        bool done = false;
+        ctl::Json result;
+        std::string error;
+    };
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::shared_ptr<Pending>> queue_;
+    bool closed_ = false;
+};
+
+}  // namespace nlbd::dp

@@ -1,0 +1,148 @@
+// Connection persistence (see persist.hpp for the rules). Packet path: no
+// allocation, no locks, no exceptions, no system calls.
+
+#include "nlbd/core/persist.hpp"
+
+namespace nlbd::core {
+namespace {
+
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+
+enum class Kind : uint8_t { none, tcp, udp };
+
+// Stage one: does persistence apply to (f, d), and with which key?
+inline Kind prepare(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                    ConnKey& key) noexcept {
+    if (d.rule == kNoRule || (d.verdict != Verdict::accepted && d.verdict != Verdict::not_owner))
+        return Kind::none;  // stopped, disabled rule, default host, non-VIP...
+    const FlowKey& k = f.key;
+    if (!(k.flags & kHasPorts)) return Kind::none;
+    if (k.proto == kProtoTcp) {
+        key = conn_key_of(k);
+        return Kind::tcp;
+    }
+    if (k.proto == kProtoUdp && d.rule < s.rules.rules.size()) {
+        const CompiledRule& c = s.rules.rules[d.rule];
+        if (c.affinity_timeout_s == 0) return Kind::none;
+        key = affinity_key_of(k, c.affinity, d.rule);
+        return Kind::udp;
+    }
+    return Kind::none;
+}
+
+inline Decision with(const Decision& d, Verdict v) noexcept {
+    Decision o = d;
+    o.verdict = v;
+    return o;
+}
+
+inline void touch(ConnEntry* e, const Decision& d, uint64_t now_ns) noexcept {
+    e->last_seen_ns = now_ns;
+    e->rule = d.rule;
+    e->bucket = static_cast<uint16_t>(d.bucket);
+}
+
+Decision resolve_tcp(const ParsedFrame& f, const Decision& d, const Snapshot& s, ConnTable& t,
+                     uint64_t now_ns, const ConnKey& key, uint64_t h) noexcept {
+    const uint16_t fl = f.key.flags;
+    const bool icmp = (fl & kIcmpError) != 0;
+    const bool ours = d.verdict == Verdict::accepted;
+    ConnEntry* e = t.find(key, h, now_ns);
+    if (e && !icmp && (fl & kTcpSyn) && e->state == ConnState::fin) {
+        t.remove(e);  // a new connection reusing a closed tuple: decided afresh
+        e = nullptr;
+    }
+    if (e) {
+        const Decision out = ours ? d : with(d, Verdict::accepted_conn);
+        if (icmp) return out;
+        if (fl & kTcpRst) {
+            t.remove(e);
+            return out;
+        }
+        touch(e, d, now_ns);
+        if (fl & kTcpFin) {
+            t.set_state(e, ConnState::fin);
+        } else if (e->state == ConnState::syn && !(fl & kTcpSyn)) {
+            t.set_state(e, ConnState::established);
+        }
+        return out;
+    }
+    if (!ours) return d;
+    if (icmp) return bucket_dirty(s, d.rule, d.bucket) ? with(d, Verdict::conn_elsewhere) : d;
+    if (fl & kTcpSyn) {
+        t.insert(key, h, ConnState::syn, d.rule, d.bucket, now_ns);
+        return d;
+    }
+    if (bucket_dirty(s, d.rule, d.bucket)) return with(d, Verdict::conn_elsewhere);
+    if (fl & kTcpRst) return d;  // nothing to track
+    // Adopt a connection nobody else can hold (previous owner gone or never).
+    t.insert(key, h, (fl & kTcpFin) ? ConnState::fin : ConnState::established, d.rule, d.bucket,
+             now_ns);
+    return d;
+}
+
+Decision resolve_udp(const ParsedFrame& f, const Decision& d, const Snapshot& s, ConnTable& t,
+                     uint64_t now_ns, const ConnKey& key, uint64_t h) noexcept {
+    const bool icmp = (f.key.flags & kIcmpError) != 0;
+    const bool ours = d.verdict == Verdict::accepted;
+    const uint32_t timeout_s = s.rules.rules[d.rule].affinity_timeout_s;
+    if (ConnEntry* e = t.find(key, h, now_ns)) {
+        if (!icmp) {
+            touch(e, d, now_ns);
+            e->timeout_s = timeout_s;  // follows a reconfigured rule
+        }
+        return ours ? d : with(d, Verdict::accepted_conn);
+    }
+    if (!ours) return d;
+    if (bucket_dirty(s, d.rule, d.bucket)) return with(d, Verdict::conn_elsewhere);
+    if (!icmp) t.insert(key, h, ConnState::udp, d.rule, d.bucket, now_ns, timeout_s);
+    return d;
+}
+
+inline Decision resolve(Kind kind, const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                        ConnTable& t, uint64_t now_ns, const ConnKey& key, uint64_t h) noexcept {
+    return kind == Kind::tcp ? resolve_tcp(f, d, s, t, now_ns, key, h)
+                             : resolve_udp(f, d, s, t, now_ns, key, h);
+}
+
+}  // namespace
+
+bool bucket_dirty(const Snapshot& s, uint16_t rule, uint32_t bucket) noexcept {
+    if (rule >= s.rules.rules.size()) return false;
+    const CompiledRule& c = s.rules.rules[rule];
+    if (c.mode == FilterMode::single) return c.single_dirty;
+    return bucket < s.buckets && s.is_dirty(rule, bucket);
+}
+
+Decision apply_persistence(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                           ConnTable& t, uint64_t now_ns) noexcept {
+    ConnKey key;
+    const Kind kind = prepare(f, d, s, key);
+    if (kind == Kind::none) return d;
+    return resolve(kind, f, d, s, t, now_ns, key, t.hash(key));
+}
+
+void apply_persistence_burst(std::span<const ParsedFrame> frames, std::span<Decision> decisions,
+                             const Snapshot& s, ConnTable& t, uint64_t now_ns) noexcept {
+    constexpr size_t kChunk = 32;
+    const size_t n = frames.size() < decisions.size() ? frames.size() : decisions.size();
+    ConnKey keys[kChunk];
+    uint64_t hashes[kChunk];
+    Kind kinds[kChunk];
+    for (size_t base = 0; base < n; base += kChunk) {
+        const size_t m = n - base < kChunk ? n - base : kChunk;
+        for (size_t i = 0; i < m; ++i) {
+            kinds[i] = prepare(frames[base + i], decisions[base + i], s, keys[i]);
+            if (kinds[i] == Kind::none) continue;
+            hashes[i] = t.hash(keys[i]);
+            t.prefetch(hashes[i]);
+        }
+        for (size_t i = 0; i < m; ++i)
+            if (kinds[i] != Kind::none)
+                decisions[base + i] = resolve(kinds[i], frames[base + i], decisions[base + i], s,
+                                              t, now_ns, keys[i], hashes[i]);
+    }
+}
+
+}  // namespace nlbd::core

@@ -1,0 +1,591 @@
+#include "nlbd/dp/cluster_control.hpp"
+
+#include <rte_errno.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <stdexcept>
+
+#include "nlbd/cluster/membership.hpp"
+#include "nlbd/ctl/target.hpp"
+#include "nlbd/dp/stats.hpp"
+
+namespace nlbd::dp {
+namespace {
+
+constexpr unsigned kRingSize = 1024;  // heartbeat frames in flight each way
+constexpr size_t kMaxHeartbeatFrame = 9216;
+
+uint64_t steady_ns() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+uint64_t wall_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Port-rule fingerprint: the rules' cluster-wide content in order (not the
+// per-host weights or priorities), equal on hosts with the same rules.
+uint64_t rules_fingerprint(const std::vector<PortRule>& configured) {
+    std::vector<PortRule> rules = configured;
+    if (rules.empty()) rules.push_back(default_port_rule());
+    uint64_t h = 0xcbf29ce484222325ull;
+    auto mix = [&h](uint64_t v) {
+        for (int i = 0; i < 8; ++i) {
+            h ^= (v >> (8 * i)) & 0xff;
+            h *= 0x100000001b3ull;
+        }
+    };
+    mix(rules.size());
+    for (const PortRule& r : rules) {
+        mix(core::rule_identity(r));
+        mix(r.affinity_timeout_s);
+    }
+    return h;
+}
+
+cluster::HostState initial_host_state(config::InitialState s) {
+    switch (s) {
+    case config::InitialState::started: return cluster::HostState::started;
+    case config::InitialState::stopped: return cluster::HostState::stopped;
+    case config::InitialState::suspended: return cluster::HostState::suspended;
+    }
+    return cluster::HostState::stopped;
+}
+
+ctl::Json hosts_json(const std::vector<HostId>& v) {
+    ctl::Json a = ctl::Json::array();
+    for (HostId h : v) a.push_back(unsigned(h));
+    return a;
+}
+
+ctl::Json view_json(uint64_t view) {
+    ctl::Json a = ctl::Json::array();
+    for (unsigned h = 1; h <= kMaxHosts; ++h)
+        if ((view >> (h - 1)) & 1) a.push_back(h);
+    return a;
+}
+
+std::string hex64(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+uint16_t ip_checksum(const uint8_t* p, size_t n) {
+    uint32_t s = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) s += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+}
+
+}  // namespace
+
+ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& publisher,
+                               rte_mempool* tx_pool, const MacAddr& wire_mac)
+    : cfg_(cfg),
+      publisher_(publisher),
+      tx_pool_(tx_pool),
+      wire_mac_(wire_mac),
+      dynamic_(cfg.cluster.static_members.empty()),
+      replay_(std::max<uint64_t>(uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000,
+                                 1'000'000'000ull)) {
+    if (!dynamic_) return;
+
+    char name[RTE_RING_NAMESIZE];
+    std::snprintf(name, sizeof name, "nlbd_hb_rx_%u", unsigned(cfg.host.id));
+    rx_ring_ = rte_ring_create(name, kRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    std::snprintf(name, sizeof name, "nlbd_ctl_tx_%u", unsigned(cfg.host.id));
+    tx_ring_ = rte_ring_create(name, kRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (rx_ring_ == nullptr || tx_ring_ == nullptr)
+        throw std::runtime_error(std::string("cannot create the heartbeat rings: ") +
+                                 rte_strerror(rte_errno));
+
+    if (!cfg.cluster.secret_file.empty()) key_ = cluster::load_secret(cfg.cluster.secret_file);
+    else
+        std::fprintf(stderr,
+                     "nlbd: warning: no [cluster] secret_file: heartbeats are NOT authenticated; "
+                     "anyone on the segment can forge membership\n");
+
+    // First IPv4 VIP for the MAC formats (SPEC §3).
+    IpAddr first_v4;
+    for (const IpAddr& v : cfg.cluster.vips)
+        if (v.family == Family::v4) {
+            first_v4 = v;
+            break;
+        }
+    if (cfg.cluster.mode == ClusterMode::unicast) {
+        hb_dst_.b = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        hb_src_ = core::unicast_source_mac(cfg.host.id, first_v4);
+    } else {
+        hb_dst_ = core::cluster_mac(cfg.cluster.mode, first_v4);
+        hb_src_ = wire_mac;
+    }
+    cluster_id_ = cluster::cluster_identity(cfg.cluster.name, cfg.cluster.vips,
+                                            static_cast<uint8_t>(cfg.cluster.mode));
+
+    cluster::MembershipConfig mc;
+    mc.self = cfg.host.id;
+    mc.cluster_id = cluster_id_;
+    mc.rules_fingerprint = rules_fingerprint(cfg.rules);
+    std::random_device rd;
+    mc.boot_id = (uint64_t{rd()} << 32) ^ rd() ^ wall_ns();
+    if (mc.boot_id == 0) mc.boot_id = 1;
+    mc.buckets = cfg.cluster.buckets;
+    mc.interval_ns = uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000;
+    mc.tolerance = cfg.cluster.heartbeat_tolerance;
+    mc.mode = cfg.cluster.mode;
+    mc.vips = cfg.cluster.vips;
+    mc.rules = cfg.rules;
+    mc.initial_state = initial_host_state(cfg.host.initial_state);
+    boot_id_ = mc.boot_id;
+    membership_ = std::make_unique<cluster::Membership>(std::move(mc), steady_ns());
+    rx_copy_.resize(kMaxHeartbeatFrame);
+}
+
+ClusterControl::~ClusterControl() {
+    close_commands();
+    for (rte_ring* r : {rx_ring_, tx_ring_}) {
+        if (r == nullptr) continue;
+        void* m;
+        while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        rte_ring_free(r);
+    }
+}
+
+void ClusterControl::start() {
+    if (!dynamic_) {
+        std::string warning;
+        publisher_.publish(core::compile_snapshot(static_snapshot_input(cfg_, &warning)));
+        ++hb_.snapshots_published;
+        return;
+    }
+    publish_if_changed();
+    if (!publisher_.current()) {  // workers never run without a snapshot
+        core::SnapshotInput in = membership_->snapshot_input();
+        publisher_.publish(core::compile_snapshot(in));
+        ++hb_.snapshots_published;
+    }
+    if (cfg_.cluster.mode == ClusterMode::igmp) send_igmp_join();
+}
+
+void ClusterControl::publish_if_changed() {
+    if (!membership_->take_changed()) return;
+    core::SnapshotInput in = membership_->snapshot_input();
+    in.previous = publisher_.current().get();
+    publisher_.publish(core::compile_snapshot(in));
+    ++hb_.snapshots_published;
+}
+
+void ClusterControl::poll() noexcept {
+    try {
+        publisher_.reclaim();
+        run_queued_commands();
+        if (!dynamic_) return;
+        drain_rx();
+        const uint64_t now = steady_ns();
+        if (held_foreign) {
+            const HeldForeign hf = held_foreign();
+            if (hf.valid) membership_->set_held_foreign(hf.count, hf.generation, now);
+        }
+        membership_->tick(now);
+        if (now >= membership_->next_send_ns()) {
+            for (const cluster::Heartbeat& hb : membership_->frames_to_send(now, wall_ns())) {
+                send_frame(cluster::encode_heartbeat(hb, hb_dst_, hb_src_,
+                                                     cfg_.cluster.heartbeat_ethertype, key_));
+                ++hb_.sent;
+            }
+        }
+        publish_if_changed();
+        if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
+    } catch (const std::exception& e) {
+        // Control work must not take the data plane down; report and go on.
+        ++poll_errors_;
+        if (poll_errors_ < 10) std::fprintf(stderr, "nlbd: control: %s\n", e.what());
+    }
+}
+
+void ClusterControl::drain_rx() noexcept {
+    void* objs[64];
+    for (;;) {
+        const unsigned n = rte_ring_sc_dequeue_burst(rx_ring_, objs, 64, nullptr);
+        if (n == 0) return;
+        const uint64_t now = steady_ns();
+        for (unsigned i = 0; i < n; ++i) {
+            auto* m = static_cast<rte_mbuf*>(objs[i]);
+            ++hb_.received;
+            const uint32_t len = std::min<uint32_t>(rte_pktmbuf_pkt_len(m), kMaxHeartbeatFrame);
+            const auto* data =
+                static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, rx_copy_.data()));
+            cluster::Heartbeat hb;
+            cluster::HeartbeatError e =
+                data == nullptr ? cluster::HeartbeatError::truncated
+                                : cluster::decode_heartbeat({data, len}, cfg_.cluster.heartbeat_ethertype,
+                                                            cluster_id_, key_, hb);
+            rte_pktmbuf_free(m);
+            if (e == cluster::HeartbeatError::none && hb.host == cfg_.host.id &&
+                hb.boot_id == boot_id_)
+                e = cluster::HeartbeatError::own_frame;
+            if (e == cluster::HeartbeatError::none && !replay_.accept(hb.host, hb.boot_id, hb.sequence))
+                e = cluster::HeartbeatError::replayed;
+            if (e != cluster::HeartbeatError::none) {
+                ++hb_.errors[static_cast<unsigned>(e)];
+                continue;
+            }
+            ++hb_.accepted;
+            try {
+                membership_->on_heartbeat(hb, now);
+            } catch (const std::exception& ex) {
+                ++poll_errors_;
+                if (poll_errors_ < 10) std::fprintf(stderr, "nlbd: control: heartbeat: %s\n", ex.what());
+            }
+        }
+    }
+}
+
+void ClusterControl::send_frame(const std::vector<uint8_t>& frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(tx_pool_);
+    if (m == nullptr) {
+        ++hb_.tx_failed;
+        return;
+    }
+    if (frame.size() > rte_pktmbuf_tailroom(m)) {
+        rte_pktmbuf_free(m);
+        ++hb_.tx_failed;
+        return;
+    }
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
+    if (rte_ring_sp_enqueue(tx_ring_, m) != 0) {
+        rte_pktmbuf_free(m);
+        ++hb_.tx_failed;
+    }
+}
+
+// IGMPv2 membership report for 239.255.y.z (SPEC §3), every 10 s: the
+// switch's IGMP snooping then forwards the cluster MAC to this port.
+void ClusterControl::send_igmp_join() {
+    next_igmp_ = Clock::now() + std::chrono::seconds(10);
+    IpAddr v4;
+    for (const IpAddr& v : cfg_.cluster.vips)
+        if (v.family == Family::v4) {
+            v4 = v;
+            break;
+        }
+    if (v4.family != Family::v4) return;
+    const uint8_t group[4] = {239, 255, v4.b[2], v4.b[3]};
+    std::vector<uint8_t> f(14 + 24 + 8, 0);
+    const uint8_t dst[6] = {0x01, 0x00, 0x5e, 0x7f, v4.b[2], v4.b[3]};
+    std::memcpy(f.data(), dst, 6);
+    std::memcpy(f.data() + 6, wire_mac_.b.data(), 6);
+    f[12] = 0x08;
+    f[13] = 0x00;
+    uint8_t* ip = f.data() + 14;
+    ip[0] = 0x46;  // IHL 6: router alert option
+    ip[1] = 0xc0;
+    ip[3] = 32;    // total length
+    ip[8] = 1;     // TTL
+    ip[9] = 2;     // IGMP
+    if (cfg_.host.dedicated_ip && cfg_.host.dedicated_ip->family == Family::v4)
+        std::memcpy(ip + 12, cfg_.host.dedicated_ip->b.data(), 4);
+    std::memcpy(ip + 16, group, 4);
+    ip[20] = 0x94;  // router alert
+    ip[21] = 0x04;
+    const uint16_t ipsum = ip_checksum(ip, 24);
+    ip[10] = static_cast<uint8_t>(ipsum >> 8);
+    ip[11] = static_cast<uint8_t>(ipsum);
+    uint8_t* igmp = ip + 24;
+    igmp[0] = 0x16;  // v2 membership report
+    std::memcpy(igmp + 4, group, 4);
+    const uint16_t sum = ip_checksum(igmp, 8);
+    igmp[2] = static_cast<uint8_t>(sum >> 8);
+    igmp[3] = static_cast<uint8_t>(sum);
+    send_frame(f);
+    ++hb_.igmp_sent;
+}
+
+// --- commands ------------------------------------------------------------
+
+void ClusterControl::run_queued_commands() noexcept {
+    for (;;) {
+        std::shared_ptr<Pending> p;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (queue_.empty()) return;
+            p = queue_.front();
+            queue_.pop_front();
+        }
+        ctl::Json result;
+        std::string error;
+        try {
+            result = run_command(p->command, p->args);
+        } catch (const std::exception& e) {
+            error = e.what();
+            if (error.empty()) error = "command failed";
+        }
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            p->result = std::move(result);
+            p->error = std::move(error);
+            p->done = true;
+        }
+        cv_.notify_all();
+    }
+}
+
+ctl::Json ClusterControl::post(const std::string& command, const std::vector<std::string>& args) {
+    auto p = std::make_shared<Pending>();
+    p->command = command;
+    p->args = args;
+    std::unique_lock<std::mutex> lk(mu_);
+    if (closed_) throw std::runtime_error("nlbd is shutting down");
+    queue_.push_back(p);
+    if (!cv_.wait_for(lk, std::chrono::seconds(10), [&] { return p->done || closed_; }))
+        throw std::runtime_error("the control thread did not answer within 10 s");
+    if (!p->done) throw std::runtime_error("nlbd is shutting down");
+    if (!p->error.empty()) throw std::runtime_error(p->error);
+    return std::move(p->result);
+}
+
+void ClusterControl::close_commands() {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        closed_ = true;
+    }
+    cv_.notify_all();
+}
+
+ctl::Json ClusterControl::params() const {
+    ctl::Json j = ctl::Json::object();
+    j["cluster"] = cfg_.cluster.name;
+    j["host"] = unsigned(cfg_.host.id);
+    j["mode"] = name_of(cfg_.cluster.mode);
+    ctl::Json vips = ctl::Json::array();
+    for (const IpAddr& v : cfg_.cluster.vips) vips.push_back(v.to_string());
+    j["vips"] = std::move(vips);
+    j["buckets"] = cfg_.cluster.buckets;
+    j["membership"] = dynamic_ ? "dynamic" : "static";
+    j["static_members"] = hosts_json(cfg_.cluster.static_members);
+    j["heartbeat_interval_ms"] = cfg_.cluster.heartbeat_interval_ms;
+    j["heartbeat_tolerance"] = cfg_.cluster.heartbeat_tolerance;
+    j["heartbeat_ethertype"] = cfg_.cluster.heartbeat_ethertype;
+    j["authenticated"] = !key_.empty();
+    j["cluster_id"] = hex64(cluster_id_);
+    j["rules_fingerprint"] = hex64(rules_fingerprint(cfg_.rules));
+    j["conn_table_size"] = cfg_.dataplane.conn_table_size;
+    j["idle_policy"] = cfg_.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";
+    ctl::Json rules = ctl::Json::array();
+    for (size_t i = 0; i < cfg_.rules.size(); ++i) {
+        const PortRule& r = cfg_.rules[i];
+        ctl::Json o = ctl::Json::object();
+        o["index"] = static_cast<unsigned>(i);
+        o["vip"] = r.vip ? r.vip->to_string() : std::string("all");
+        o["ports"] = std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi);
+        o["protocol"] = name_of(r.protocol);
+        o["mode"] = name_of(r.mode);
+        o["affinity"] = name_of(r.affinity);
+        if (r.equal_weight) o["load_weight"] = "equal";
+        else o["load_weight"] = unsigned(r.load_weight);
+        o["handling_priority"] = unsigned(r.handling_priority);
+        o["affinity_timeout_s"] = r.affinity_timeout_s;
+        rules.push_back(std::move(o));
+    }
+    j["rules"] = std::move(rules);
+    return j;
+}
+
+ctl::Json ClusterControl::query() const {
+    ctl::Json j = ctl::Json::object();
+    j["host"] = unsigned(cfg_.host.id);
+    j["cluster"] = cfg_.cluster.name;
+    if (!dynamic_) {
+        const core::Snapshot* s = publisher_.current().get();
+        j["membership"] = "static";
+        j["state"] = s != nullptr && s->started
+                         ? (s->default_host == s->self ? "converged_default" : "converged")
+                         : "stopped";
+        j["host_state"] = s != nullptr && s->started ? "started" : "stopped";
+        j["converged"] = true;
+        j["epoch"] = s != nullptr ? s->epoch : 0;
+        j["members"] = hosts_json(s != nullptr ? s->members : std::vector<HostId>{});
+        j["default_host"] = s != nullptr ? unsigned(s->default_host) : 0u;
+        return j;
+    }
+    const cluster::MembershipStatus st = membership_->status(steady_ns());
+    j["membership"] = "dynamic";
+    j["state"] = cluster::name_of(st.state);
+    j["host_state"] = cluster::name_of(st.host_state);
+    j["converged"] = st.converged;
+    j["has_maps"] = st.has_maps;
+    j["epoch"] = st.epoch;
+    j["base_epoch"] = st.base_epoch;
+    j["view"] = view_json(st.view);
+    j["map_digest"] = hex64(st.map_digest);
+    j["default_host"] = unsigned(st.default_host);
+    j["members"] = hosts_json(st.members);
+    ctl::Json peers = ctl::Json::array();
+    for (const cluster::PeerStatus& p : st.peers) {
+        ctl::Json o = ctl::Json::object();
+        o["id"] = unsigned(p.id);
+        o["state"] = cluster::name_of(p.state);
+        o["alive"] = p.alive;
+        o["member"] = p.member;
+        o["excluded"] = p.excluded;
+        o["boot_id"] = hex64(p.boot_id);
+        o["last_seen_ms"] = static_cast<double>(p.last_seen_age_ns) / 1e6;
+        o["epoch"] = p.epoch;
+        o["view"] = view_json(p.view);
+        o["map_digest"] = hex64(p.map_digest);
+        o["same_map"] = p.same_map;
+        if (p.held_foreign == cluster::kHeldUnknown) o["held_foreign"] = nullptr;
+        else o["held_foreign"] = p.held_foreign;
+        peers.push_back(std::move(o));
+    }
+    j["peers"] = std::move(peers);
+    ctl::Json mm = ctl::Json::array();
+    for (const cluster::Mismatch& m : st.mismatches) {
+        ctl::Json o = ctl::Json::object();
+        o["kind"] = cluster::name_of(m.kind);
+        o["host"] = unsigned(m.host);
+        o["text"] = m.text;
+        mm.push_back(std::move(o));
+    }
+    j["mismatches"] = std::move(mm);
+    ctl::Json rules = ctl::Json::array();
+    for (const cluster::RuleOwnership& r : st.rules) {
+        ctl::Json o = ctl::Json::object();
+        o["rule"] = unsigned(r.rule);
+        o["mode"] = name_of(r.mode);
+        o["state"] = cluster::name_of(r.state);
+        o["buckets_owned"] = r.owned;
+        o["buckets_dirty"] = r.dirty;
+        if (r.mode == FilterMode::single) o["single_owner"] = unsigned(r.single_owner);
+        rules.push_back(std::move(o));
+    }
+    j["rules"] = std::move(rules);
+    j["buckets"] = cfg_.cluster.buckets;
+    j["map_classes"] = st.map_classes;
+    j["dirty_buckets"] = st.dirty_buckets;
+    if (st.held_foreign == cluster::kHeldUnknown) j["held_foreign"] = nullptr;
+    else j["held_foreign"] = st.held_foreign;
+    j["epoch_changes"] = st.epoch_changes;
+    j["map_adoptions"] = st.map_adoptions;
+    j["chunks_sent"] = st.chunks_sent;
+    return j;
+}
+
+ctl::Json ClusterControl::run_command(const std::string& command,
+                                      const std::vector<std::string>& args) {
+    auto no_args = [&] {
+        if (!args.empty()) throw std::runtime_error(command + ": takes no arguments");
+    };
+    if (command == "query") return query();
+    if (command == "params") return params();
+    if (command == "stats") {
+        if (!stats_provider) throw std::runtime_error("stats: not available");
+        return ctl::Json::parse(stats_provider());
+    }
+    if (command == "display") {
+        ctl::Json j = ctl::Json::object();
+        j["query"] = query();
+        j["params"] = params();
+        if (stats_provider) j["stats"] = ctl::Json::parse(stats_provider());
+        return j;
+    }
+    if (command == "reload") throw std::runtime_error("reload: not supported yet");
+
+    static const char* const kKnown[] = {"start",  "stop",   "drainstop", "suspend", "resume",
+                                         "enable", "disable", "drain"};
+    if (std::find_if(std::begin(kKnown), std::end(kKnown),
+                     [&](const char* k) { return command == k; }) == std::end(kKnown))
+        throw std::runtime_error("unknown command '" + command + "'");
+    if (!dynamic_)
+        throw std::runtime_error(command +
+                                 ": static membership ([cluster] static_members) is fixed; "
+                                 "commands that change state need dynamic membership");
+
+    const uint64_t now = steady_ns();
+    const cluster::HostState before = membership_->state();
+    // NLB: a suspended host ignores every command but resume and query.
+    if (before == cluster::HostState::suspended && command != "resume")
+        throw std::runtime_error(command + ": host is suspended; only 'resume' and 'query' are accepted");
+
+    ctl::Json j = ctl::Json::object();
+    j["previous"] = cluster::name_of(before);
+    if (command == "start" || command == "stop" || command == "drainstop" || command == "suspend" ||
+        command == "resume") {
+        no_args();
+        cluster::HostState next = cluster::HostState::started;
+        if (command == "stop") next = cluster::HostState::stopped;
+        else if (command == "drainstop") {
+            if (before != cluster::HostState::started)
+                throw std::runtime_error("drainstop: host is " + std::string(cluster::name_of(before)) +
+                                         ", not started");
+            next = cluster::HostState::draining;
+        } else if (command == "suspend") next = cluster::HostState::suspended;
+        else if (command == "resume") {
+            if (before != cluster::HostState::suspended)
+                throw std::runtime_error("resume: host is not suspended");
+            next = cluster::HostState::stopped;  // NLB: resume, then start
+        }
+        membership_->set_state(next, now);
+        publish_if_changed();
+        j["state"] = cluster::name_of(membership_->state());
+        return j;
+    }
+
+    // enable | disable | drain <vip:port | port | all>
+    if (args.size() != 1)
+        throw std::runtime_error(command + ": needs one argument: <vip:port | port | all>");
+    const std::optional<ctl::RuleTarget> t = ctl::parse_rule_target(args[0]);
+    if (!t) throw std::runtime_error(command + ": '" + args[0] + "' is not vip:port, port or all");
+    std::optional<IpAddr> vip;
+    if (!t->vip.empty()) {
+        vip = IpAddr::parse(t->vip);
+        if (!vip) throw std::runtime_error(command + ": '" + t->vip + "' is not an IP address");
+    }
+    const cluster::RuleState rs = command == "enable"    ? cluster::RuleState::enabled
+                                  : command == "disable" ? cluster::RuleState::disabled
+                                                         : cluster::RuleState::draining;
+    std::vector<PortRule> rules = cfg_.rules;
+    if (rules.empty()) rules.push_back(default_port_rule());
+    ctl::Json changed = ctl::Json::array();
+    for (size_t i = 0; i < rules.size(); ++i) {
+        const PortRule& r = rules[i];
+        if (vip && r.vip && !(*r.vip == *vip)) continue;
+        if (!t->all_ports && (t->port < r.port_lo || t->port > r.port_hi)) continue;
+        membership_->set_rule_state(i, rs, now);
+        changed.push_back(static_cast<unsigned>(i));
+    }
+    if (changed.size() == 0)
+        throw std::runtime_error(command + ": no port rule matches '" + args[0] + "'");
+    publish_if_changed();
+    j["rules"] = std::move(changed);
+    j["rule_state"] = cluster::name_of(rs);
+    return j;
+}
+
+std::string ClusterControl::stats_members() const {
+    std::string o = "\"heartbeats\":{\"sent\":" + std::to_string(hb_.sent) +
+                    ",\"tx_failed\":" + std::to_string(hb_.tx_failed) +
+                    ",\"received\":" + std::to_string(hb_.received) +
+                    ",\"accepted\":" + std::to_string(hb_.accepted);
+    for (unsigned e = 1; e < static_cast<unsigned>(cluster::HeartbeatError::count_); ++e)
+        o += ",\"" + std::string(cluster::name_of(static_cast<cluster::HeartbeatError>(e))) +
+             "\":" + std::to_string(hb_.errors[e]);
+    o += ",\"igmp_sent\":" + std::to_string(hb_.igmp_sent) +
+         ",\"snapshots_published\":" + std::to_string(hb_.snapshots_published) + "}";
+    o += ",\n\"cluster\":" + query().dump();
+    return o;
+}
+
+}  // namespace nlbd::dp

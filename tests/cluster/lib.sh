@@ -1,0 +1,402 @@
+# Multi-node lab for nlbd (sourced by tests/cluster/*.sh and scripts/bench_convergence.sh).
+#
+# Topology, all created per run under a unique prefix P (nlbd + 4 random hex)
+# and removed by an EXIT trap, also on failure or timeout:
+#
+#   ns ${P}sw : Linux bridge br0 (the "switch"; the host's interfaces are never touched)
+#   ns ${P}cl : client, veth ${P}e <-> ${P}c on br0, addresses 10.77.0.101..120/24
+#   ns ${P}nI : node I (1..3), veth ${P}w <-> ${P}sI on br0. nlbd runs here with
+#               wire port  net_af_packet on ${P}w (up, no address: the node's
+#                          kernel never answers the wire itself)
+#               local port net_tap ${P}t, created by nlbd; the lab then gives it
+#                          MAC = cluster MAC, VIP/32, a route to the client subnet
+#                          through a gateway address whose neighbour entry is the
+#                          client's MAC (so replies are addressed to the client).
+#   Replies of the node's kernel: tap -> nlbd (source MAC masked in unicast
+#   mode) -> wire -> bridge -> client.
+#   Services on VIP in every node ns: :8080 answers the node's name and logs
+#   the peer address (served.I), :9000 is an echo service (long-lived
+#   connections).
+#
+# Every wait loop is bounded in count and time. Functions fail (return 1) with
+# a message on stderr; tests use `lab_fail MSG` to print the logs and exit 1.
+
+LAB_VIP=10.77.0.10
+LAB_GW=10.77.0.1
+LAB_CLIENT_FIRST=101
+LAB_CLIENTS=20
+LAB_HB_INTERVAL_MS=${LAB_HB_INTERVAL_MS:-100}
+LAB_HB_TOLERANCE=${LAB_HB_TOLERANCE:-5}
+
+lab_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+lab_root=$(cd "$lab_here/../.." && pwd)
+
+# Skip (exit 77) unless we can build the lab.
+lab_require() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "SKIP: cluster tests need root (network namespaces, veth, bridge, tap)"; exit 77
+    fi
+    if ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then
+        echo "SKIP: 'ip netns' is not available"; exit 77
+    fi
+    for t in socat timeout ethtool; do
+        command -v "$t" >/dev/null || { echo "SKIP: '$t' is not installed (scripts/setup.sh installs it)"; exit 77; }
+    done
+    [[ -e /dev/net/tun ]] || { echo "SKIP: /dev/net/tun is missing (net_tap needs it)"; exit 77; }
+    local probe="nlbdp$(lab_rand)"
+    if ! ip netns add "$probe" 2>/dev/null; then
+        echo "SKIP: cannot create a network namespace here"; exit 77
+    fi
+    ip netns del "$probe" 2>/dev/null || true
+}
+
+lab_rand() { od -An -N2 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# lab_init BUILDDIR : prefix, work dir, binaries, EXIT trap.
+lab_init() {
+    local build=${1:?lab_init BUILDDIR}
+    build=$(cd "$build" && pwd)
+    LAB_NLBD=${NLBD:-$build/src/dp/nlbd}
+    LAB_NLBCTL=${NLBCTL:-$build/src/ctl/nlbctl}
+    [[ -x $LAB_NLBD ]] || { echo "lab: $LAB_NLBD is not built" >&2; exit 1; }
+    P="nlbd$(lab_rand)"
+    LAB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/${P}.XXXXXX")
+    LAB_NS=()
+    LAB_PIDS=()
+    declare -gA LAB_NLBD_PID=()
+    trap lab_cleanup EXIT
+    trap 'exit 130' INT TERM
+    echo "lab: prefix $P, work dir $LAB_WORK"
+}
+
+lab_cleanup() {
+    local rc=$?
+    set +e
+    # Killed background jobs make bash print "Killed ..." job reports: quiet.
+    exec 2>/dev/null
+    # nlbd first (SIGTERM, then SIGKILL), by the pids we started.
+    local p
+    for p in "${LAB_NLBD_PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 1 30); do
+        local alive=0
+        for p in "${LAB_NLBD_PID[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for p in "${LAB_NLBD_PID[@]}" "${LAB_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    # Whatever still runs inside our own namespaces was started by this run.
+    local ns
+    for ns in "${LAB_NS[@]}"; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    done
+    wait 2>/dev/null
+    for ns in "${LAB_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    if [[ ${KEEP:-0} == 1 || ($rc -ne 0 && ${KEEP_ON_FAIL:-0} == 1) ]]; then
+        echo "lab: kept $LAB_WORK"
+    else
+        rm -rf "$LAB_WORK"
+    fi
+    return $rc
+}
+
+lab_fail() {
+    echo "FAIL: $*" >&2
+    lab_dump_logs
+    exit 1
+}
+
+# lab_check_failed MSG : records a failure and goes on (lab_finish reports).
+LAB_FAILURES=()
+lab_soft_fail() { echo "FAIL: $*" >&2; LAB_FAILURES+=("$*"); }
+lab_finish() {
+    if ((${#LAB_FAILURES[@]})); then
+        lab_dump_logs
+        echo "FAILED (${#LAB_FAILURES[@]}):" >&2
+        printf '  - %s\n' "${LAB_FAILURES[@]}" >&2
+        exit 1
+    fi
+    echo "PASS: $*"
+}
+
+lab_dump_logs() {
+    local f
+    for f in "$LAB_WORK"/nlbd.*.log; do
+        [[ -f $f ]] || continue
+        echo "--- $(basename "$f") (last 40 lines)" >&2
+        tail -n 40 "$f" >&2
+    done
+}
+
+lab_ns_add() {
+    ip netns add "$1" || return 1
+    LAB_NS+=("$1")
+    ip -n "$1" link set lo up
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+}
+
+# Cluster MAC of the VIP in unicast mode: 02:bf:w:x:y:z.
+lab_cluster_mac() {
+    local IFS=.
+    # shellcheck disable=SC2086
+    set -- $LAB_VIP
+    printf '02:bf:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4"
+}
+
+# lab_topology N : switch, client and N node namespaces.
+lab_topology() {
+    local n=${1:-3} i a
+    LAB_NODES=$n
+    lab_ns_add "${P}sw" || return 1
+    ip -n "${P}sw" link add br0 type bridge stp_state 0 forward_delay 0
+    ip -n "${P}sw" link set br0 up
+
+    lab_ns_add "${P}cl" || return 1
+    ip -n "${P}sw" link add "${P}c" type veth peer name "${P}e" netns "${P}cl"
+    ip -n "${P}sw" link set "${P}c" master br0 up
+    ip -n "${P}cl" link set "${P}e" up
+    # veth hands frames over with a partial checksum (TX offload); af_packet on
+    # the nodes would pass them on unfinished and the nodes' kernels would drop
+    # them as TcpInCsumErrors. Make the client compute real checksums.
+    ip netns exec "${P}cl" ethtool -K "${P}e" tx off >/dev/null
+    for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
+        ip -n "${P}cl" addr add "10.77.0.$a/24" dev "${P}e"
+    done
+    LAB_CLIENT_MAC=$(ip -n "${P}cl" -br link show "${P}e" | awk '{print $3}')
+
+    for ((i = 1; i <= n; ++i)); do
+        lab_ns_add "${P}n$i" || return 1
+        ip -n "${P}sw" link add "${P}s$i" type veth peer name "${P}w" netns "${P}n$i"
+        ip -n "${P}sw" link set "${P}s$i" master br0 up
+        ip -n "${P}n$i" link set "${P}w" up
+        # The node's kernel must stay silent on the wire.
+        ip netns exec "${P}n$i" sysctl -qw net.ipv4.conf.all.arp_ignore=8 >/dev/null 2>&1 || true
+    done
+}
+
+# lab_write_config I MEMBERS EXTRA : node I's cluster file. MEMBERS "1,2,3"
+# gives static membership, "" dynamic. EXTRA is appended to [cluster].
+lab_write_config() {
+    local i=$1 members=$2 extra=${3:-}
+    local f="$LAB_WORK/node$i.toml"
+    {
+        echo "[cluster]"
+        echo "name = \"lab.nlbd.test\""
+        echo "vips = [\"$LAB_VIP\"]"
+        echo "mode = \"unicast\""
+        echo "buckets = 4096"
+        [[ -n $members ]] && echo "static_members = [$members]"
+        echo "heartbeat_interval_ms = $LAB_HB_INTERVAL_MS"
+        echo "heartbeat_tolerance = $LAB_HB_TOLERANCE"
+        [[ -n $extra ]] && echo "$extra"
+        echo
+        echo "[host]"
+        echo "id = $i"
+        echo
+        echo "[dataplane]"
+        echo "idle_policy = \"adaptive\""
+        echo
+        echo "[ports.wire]"
+        echo "device = \"net_af_packet$i,iface=${P}w,qpairs=1\""
+        echo
+        echo "[ports.local]"
+        echo "device = \"net_tap$i,iface=${P}t\""
+    } > "$f"
+    echo "$f"
+}
+
+lab_nlbd_supports() { "$LAB_NLBD" --help 2>&1 | grep -q -- "$1"; }
+
+# lab_start_node I [nlbd options...] : runs nlbd in node I's namespace, waits
+# for its tap, configures the node's stack on it and starts the services.
+lab_start_node() {
+    local i=$1; shift
+    local ns="${P}n$i"
+    local cpu=$(( (i - 1) % $(nproc) ))
+    local ctl=()
+    if lab_nlbd_supports --control-socket; then
+        ctl=(--control-socket "$LAB_WORK/ctl.$i.sock")
+    fi
+    ip netns exec "$ns" timeout -k 5 "${LAB_NLBD_TIMEOUT:-900}" "$LAB_NLBD" \
+        --config "$LAB_WORK/node$i.toml" "${ctl[@]}" --stats-json "$LAB_WORK/stats.$i.json" "$@" \
+        -- --no-huge -m 256 --no-pci --no-shconf -l "$cpu" --log-level=lib.eal:error \
+        > "$LAB_WORK/nlbd.$i.log" 2>&1 &
+    LAB_NLBD_PID[$i]=$!
+    # Wait for the tap (bounded: 100 x 0.1 s).
+    local k
+    for ((k = 0; k < 100; ++k)); do
+        ip -n "$ns" link show "${P}t" >/dev/null 2>&1 && break
+        kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null || { echo "lab: nlbd $i exited at start" >&2; return 1; }
+        sleep 0.1
+    done
+    ((k < 100)) || { echo "lab: nlbd $i made no tap in 10 s" >&2; return 1; }
+    # The PMD sets the tap's MAC when the port starts: configure the tap only
+    # once nlbd reports its lcores (after the ports started). Bounded: 10 s.
+    for ((k = 0; k < 100; ++k)); do
+        grep -q "^nlbd: lcores:" "$LAB_WORK/nlbd.$i.log" 2>/dev/null && break
+        kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null || { echo "lab: nlbd $i exited at start" >&2; return 1; }
+        sleep 0.1
+    done
+    ((k < 100)) || { echo "lab: nlbd $i did not start its worker in 10 s" >&2; return 1; }
+    local cmac; cmac=$(lab_cluster_mac)
+    ip -n "$ns" link set "${P}t" down
+    ip -n "$ns" link set "${P}t" address "$cmac"
+    ip -n "$ns" link set "${P}t" up
+    ip -n "$ns" addr add "$LAB_VIP/32" dev "${P}t"
+    ip -n "$ns" neigh replace "$LAB_GW" lladdr "$LAB_CLIENT_MAC" dev "${P}t" nud permanent
+    ip -n "$ns" route replace "$LAB_GW/32" dev "${P}t"
+    ip -n "$ns" route replace 10.77.0.0/24 via "$LAB_GW" dev "${P}t" onlink
+    lab_start_services "$i"
+}
+
+lab_start_services() {
+    local i=$1 ns="${P}n$i"
+    # Stale servers of an earlier start of this node (rejoin) are still bound.
+    if [[ -z ${LAB_SERVICES_UP[$i]:-} ]]; then
+        ip netns exec "$ns" socat TCP-LISTEN:8080,bind=$LAB_VIP,fork,reuseaddr \
+            SYSTEM:"echo node$i; echo \$SOCAT_PEERADDR:\$SOCAT_PEERPORT >> $LAB_WORK/served.$i" \
+            >/dev/null 2>&1 &
+        LAB_PIDS+=($!)
+        ip netns exec "$ns" socat TCP-LISTEN:9000,bind=$LAB_VIP,fork,reuseaddr EXEC:cat \
+            >/dev/null 2>&1 &
+        LAB_PIDS+=($!)
+        declare -gA LAB_SERVICES_UP
+        LAB_SERVICES_UP[$i]=1
+    fi
+}
+
+lab_stop_node() {
+    local i=$1 p=${LAB_NLBD_PID[$1]:-}
+    [[ -n $p ]] || return 0
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    unset "LAB_NLBD_PID[$i]"
+}
+
+# lab_request ADDR_SUFFIX [PORT] : one request from client address 10.77.0.X;
+# prints the answer ("nodeI") or nothing.
+lab_request() {
+    local a=$1 port=${2:-8080}
+    ip netns exec "${P}cl" timeout 5 socat -T 3 -u \
+        "TCP:$LAB_VIP:$port,bind=10.77.0.$a,connect-timeout=2" - 2>/dev/null | head -n 1
+}
+
+# lab_wait_served ADDR TIMEOUT_S : retries a request until it is answered.
+lab_wait_answer() {
+    local a=$1 tries=${2:-30} r k
+    for ((k = 0; k < tries; ++k)); do
+        r=$(lab_request "$a")
+        [[ -n $r ]] && { echo "$r"; return 0; }
+        sleep 0.2
+    done
+    return 1
+}
+
+# Control socket helpers (dynamic membership).
+lab_ctl() {
+    local i=$1; shift
+    [[ -x $LAB_NLBCTL ]] || { echo "lab: $LAB_NLBCTL is not built" >&2; return 1; }
+    timeout 5 "$LAB_NLBCTL" --socket "$LAB_WORK/ctl.$i.sock" "$@"
+}
+
+lab_now_ms() { date +%s%3N; }
+
+# lab_query I : node I's `nlbctl query --json` (one line), or nothing.
+lab_query() { lab_ctl "$1" --json query 2>/dev/null | jq -c . 2>/dev/null; }
+
+# lab_converged_on "I J ..." : true when every listed node says converged, all
+# have the same epoch, their members are exactly the listed nodes, and their
+# buckets_owned of rule 0 add up to the bucket count. Leaves the queries in
+# LAB_Q[I] and a one-line summary in LAB_CONV_SUMMARY.
+declare -gA LAB_Q=()
+lab_converged_on() {
+    local nodes=($1) want i q epoch="" sum=0 ok=0 buckets=0 summary=""
+    want=$(printf '%s\n' "${nodes[@]}" | sort -n | paste -sd, -)
+    for i in "${nodes[@]}"; do
+        q=$(lab_query "$i") || q=""
+        LAB_Q[$i]=$q
+        [[ -n $q ]] || { ok=1; summary+=" n$i:noanswer"; continue; }
+        local conv ep mem own b
+        read -r conv ep mem own b < <(jq -r '[.converged, .epoch, (.members|map(tostring)|join(",")), (.rules[0].buckets_owned // 0), .buckets] | @tsv' <<<"$q")
+        summary+=" n$i:conv=$conv,epoch=$ep,members=[$mem],owned=$own"
+        [[ $conv == true ]] || ok=1
+        [[ -z $epoch || $epoch == "$ep" ]] || ok=1
+        epoch=$ep
+        [[ $mem == "$want" ]] || ok=1
+        sum=$((sum + own)); buckets=$b
+    done
+    ((sum == buckets)) || ok=1
+    LAB_CONV_SUMMARY="${summary# } sum=$sum/$buckets"
+    return $ok
+}
+
+# lab_wait_converged "I J ..." TIMEOUT_MS : polls every 10 ms (bounded).
+lab_wait_converged() {
+    local nodes=$1 timeout_ms=${2:-10000} t0 now
+    t0=$(lab_now_ms)
+    while :; do
+        lab_converged_on "$nodes" && return 0
+        now=$(lab_now_ms)
+        ((now - t0 < timeout_ms)) || { echo "lab: not converged on [$nodes] after $timeout_ms ms: $LAB_CONV_SUMMARY" >&2; return 1; }
+        sleep 0.01
+    done
+}
+
+# lab_owners : one request per client address; fills LAB_OWNER[addr]=nodeI.
+# Returns 1 when some client got no answer (its address in LAB_UNSERVED).
+declare -gA LAB_OWNER=()
+lab_owners() {
+    local a ans rc=0
+    LAB_OWNER=(); LAB_UNSERVED=""
+    for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
+        ans=$(lab_request "$a")
+        if [[ $ans =~ ^node[0-9]+$ ]]; then LAB_OWNER[$a]=$ans; else LAB_UNSERVED+=" $a"; rc=1; fi
+    done
+    return $rc
+}
+
+lab_owner_summary() {
+    local a s=""
+    for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do s+="$a:${LAB_OWNER[$a]:--} "; done
+    echo "$s"
+}
+
+# lab_check_exactly_once : no peer (address:port) was served by two nodes.
+lab_check_exactly_once() {
+    local i
+    for i in $(seq 1 "$LAB_NODES"); do sort -u "$LAB_WORK/served.$i" 2>/dev/null; done | sort > "$LAB_WORK/peers.all"
+    local d; d=$(uniq -d "$LAB_WORK/peers.all" | wc -l)
+    ((d == 0)) || { echo "lab: $d connections served by more than one node: $(uniq -d "$LAB_WORK/peers.all" | head -3 | tr '\n' ' ')" >&2; return 1; }
+}
+
+# lab_echo_client NAME ADDR LINES [PERIOD_S] : a long-lived connection from
+# 10.77.0.ADDR to VIP:9000 sending one line every PERIOD_S (default 0.1 s)
+# and reading the echoes into echo.NAME.out; its exit status goes to
+# echo.NAME.rc. Runs in the background; pid in LAB_ECHO_PID[NAME].
+declare -gA LAB_ECHO_PID=()
+lab_echo_client() {
+    local name=$1 a=$2 n=$3 period=${4:-0.1}
+    (
+        for ((k = 1; k <= n; ++k)); do echo "ping $k"; sleep "$period"; done |
+            ip netns exec "${P}cl" socat -T 5 - "TCP:$LAB_VIP:9000,bind=10.77.0.$a,connect-timeout=2" \
+                > "$LAB_WORK/echo.$name.out" 2> "$LAB_WORK/echo.$name.err"
+        echo "${PIPESTATUS[1]}" > "$LAB_WORK/echo.$name.rc"
+    ) &
+    LAB_ECHO_PID[$name]=$!
+    LAB_PIDS+=($!)
+}
+
+# lab_echo_result NAME LINES : waits (bounded) for the client to finish;
+# true when it exited 0 and every line came back in order.
+lab_echo_result() {
+    local name=$1 n=$2 k
+    for ((k = 0; k < 600; ++k)); do [[ -f $LAB_WORK/echo.$name.rc ]] && break; sleep 0.1; done
+    local rc; rc=$(cat "$LAB_WORK/echo.$name.rc" 2>/dev/null || echo timeout)
+    local got; got=$(grep -c '^ping ' "$LAB_WORK/echo.$name.out" 2>/dev/null || true)
+    LAB_ECHO_SUMMARY="echo $name: rc=$rc, $got/$n lines echoed"
+    [[ $rc == 0 && $got == "$n" ]] && diff -q <(seq 1 "$n" | sed 's/^/ping /') "$LAB_WORK/echo.$name.out" >/dev/null
+}
+
+# lab_stats I : node I's live stats JSON (nlbctl stats --json).
+lab_stats() { lab_ctl "$1" --json stats 2>/dev/null | jq -c . 2>/dev/null; }

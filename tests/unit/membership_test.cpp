@@ -1,0 +1,702 @@
+// Properties of the membership / convergence state machine, on a virtual
+// clock, with a small in-test network that loses, delays, duplicates and
+// partitions heartbeats between N Membership instances.
+
+#include "nlbd/cluster/membership.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+
+#include "nlbd/core/snapshot.hpp"
+
+namespace nlbd::cluster {
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint64_t kInterval = 100 * kMs;
+constexpr uint32_t kTolerance = 3;
+constexpr uint64_t kFingerprint = 0xf1f1f1f1;
+
+PortRule multiple_rule(uint16_t lo, uint16_t hi, uint8_t weight = 0) {
+    PortRule r;
+    r.port_lo = lo;
+    r.port_hi = hi;
+    r.mode = FilterMode::multiple;
+    r.affinity = Affinity::single;
+    r.equal_weight = weight == 0;
+    r.load_weight = weight;
+    return r;
+}
+
+PortRule single_rule(uint16_t port, uint8_t priority) {
+    PortRule r;
+    r.port_lo = r.port_hi = port;
+    r.mode = FilterMode::single;
+    r.handling_priority = priority;
+    return r;
+}
+
+// Emulates the wire: per-receiver replay check (as ReplayGuard does), loss,
+// delay (one delay per burst and receiver, so a burst is not reordered),
+// duplication, partitions, hosts going down.
+class Net {
+public:
+    struct Node {
+        HostId id = kNoHost;
+        std::unique_ptr<Membership> m;
+        bool up = true;
+        uint32_t held = 0;  // connections this host holds in buckets it does not own
+        std::shared_ptr<const core::Snapshot> snap;
+        uint64_t rebuilds = 0;
+    };
+
+    explicit Net(uint64_t seed = 1) : rng_(seed) {}
+
+    double loss = 0.0;
+    double duplicate = 0.0;
+    uint64_t max_delay = 0;
+    uint64_t now = 0;
+    std::function<bool(HostId, HostId)> link = [](HostId, HostId) { return true; };
+
+    MembershipConfig config(HostId id, std::vector<PortRule> rules) const {
+        MembershipConfig c;
+        c.self = id;
+        c.cluster_id = 42;
+        c.rules_fingerprint = kFingerprint;
+        c.boot_id = 1000 + id;
+        c.buckets = buckets;
+        c.interval_ns = kInterval;
+        c.tolerance = kTolerance;
+        c.rules = std::move(rules);
+        c.chunk_buckets = 100;
+        return c;
+    }
+
+    size_t add(MembershipConfig c) {
+        Node n;
+        n.id = c.self;
+        n.m = std::make_unique<Membership>(std::move(c), now);
+        nodes.push_back(std::move(n));
+        return nodes.size() - 1;
+    }
+    size_t add(HostId id, std::vector<PortRule> rules = {multiple_rule(0, 65535)}) {
+        rules_of_[id] = rules;
+        return add(config(id, std::move(rules)));
+    }
+
+    // One step of the virtual clock.
+    void step(uint64_t dt) {
+        now += dt;
+        while (!queue_.empty() && queue_.begin()->first <= now) {
+            auto node = queue_.extract(queue_.begin());
+            Msg& msg = node.mapped();
+            Node& dst = nodes[msg.to];
+            if (!dst.up) continue;
+            uint64_t& last = seen_[{msg.to, msg.hb.boot_id, msg.hb.host}];
+            if (msg.hb.sequence <= last) continue;  // replay guard
+            last = msg.hb.sequence;
+            dst.m->on_heartbeat(msg.hb, now);
+        }
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            Node& n = nodes[i];
+            if (!n.up) continue;
+            n.m->tick(now);
+            auto frames = n.m->frames_to_send(now, now);
+            if (!frames.empty()) {
+                for (size_t j = 0; j < nodes.size(); ++j) {
+                    if (j == i || !link(n.id, nodes[j].id)) continue;
+                    const uint64_t delay =
+                        max_delay ? std::uniform_int_distribution<uint64_t>(0, max_delay)(rng_) : 0;
+                    for (const Heartbeat& hb : frames) {
+                        if (chance(loss)) continue;
+                        queue_.emplace(now + delay + 1, Msg{j, hb});
+                        if (chance(duplicate)) queue_.emplace(now + delay + 2, Msg{j, hb});
+                    }
+                }
+            }
+            rebuild(n);
+        }
+    }
+
+    void rebuild(Node& n) {
+        if (!n.m->take_changed() && n.snap) {
+            n.m->set_held_foreign(n.held, n.snap->generation, now);
+            return;
+        }
+        n.snap = core::compile_snapshot(n.m->snapshot_input());
+        ++n.rebuilds;
+        n.m->set_held_foreign(n.held, n.snap->generation, now);
+    }
+
+    void run_for(uint64_t duration, uint64_t dt = kInterval / 10) {
+        const uint64_t end = now + duration;
+        while (now < end) step(dt);
+    }
+
+    // Process restart: a fresh instance with a new boot id.
+    void restart(HostId id) {
+        Node& n = node(id);
+        auto c = config(id, rules_of_[id]);
+        c.boot_id = 5000 + id + 100 * ++restarts_;
+        n.m = std::make_unique<Membership>(std::move(c), now);
+        n.up = true;
+        n.snap.reset();
+    }
+
+    // Runs until pred() holds (checked every step) or the limit passes.
+    bool run_until(const std::function<bool()>& pred, uint64_t limit, uint64_t dt = kInterval / 10) {
+        const uint64_t end = now + limit;
+        while (now < end) {
+            step(dt);
+            if (pred()) return true;
+        }
+        return pred();
+    }
+
+    Node& node(HostId id) {
+        for (Node& n : nodes)
+            if (n.id == id) return n;
+        ADD_FAILURE() << "no node " << int(id);
+        return nodes.front();
+    }
+
+    // Every up, started node converged with one identical map set.
+    bool all_converged() const {
+        const Membership* first = nullptr;
+        for (const Node& n : nodes) {
+            if (!n.up || n.m->state() != HostState::started) continue;
+            if (!n.m->converged() || !n.m->has_maps()) return false;
+            if (!first) {
+                first = n.m.get();
+                continue;
+            }
+            if (n.m->map_digest() != first->map_digest() || n.m->epoch() != first->epoch() ||
+                n.m->view() != first->view() || n.m->class_maps() != first->class_maps())
+                return false;
+        }
+        return first != nullptr;
+    }
+
+    // all_converged() with exactly these members.
+    bool converged_on(std::initializer_list<HostId> members) const {
+        return converged_on(std::vector<HostId>(members));
+    }
+    bool converged_on(const std::vector<HostId>& members) const {
+        uint64_t view = 0;
+        for (HostId h : members) view |= 1ull << (h - 1);
+        if (!all_converged()) return false;
+        for (const Node& n : nodes)
+            if (n.up && n.m->state() == HostState::started && n.m->view() != view) return false;
+        return true;
+    }
+
+    std::vector<HostId> map_of(HostId id, size_t rule = 0) {
+        std::vector<HostId> out;
+        for (uint32_t b = 0; b < buckets; ++b) out.push_back(node(id).m->owner(rule, b));
+        return out;
+    }
+
+    uint32_t buckets = 240;
+    std::vector<Node> nodes;
+
+private:
+    struct Msg {
+        size_t to;
+        Heartbeat hb;
+    };
+    bool chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+    std::mt19937_64 rng_;
+    std::multimap<uint64_t, Msg> queue_;
+    std::map<std::tuple<size_t, uint64_t, HostId>, uint64_t> seen_;
+    std::map<HostId, std::vector<PortRule>> rules_of_;
+    unsigned restarts_ = 0;
+};
+
+std::map<HostId, uint32_t> counts(const std::vector<HostId>& map) {
+    std::map<HostId, uint32_t> c;
+    for (HostId h : map) ++c[h];
+    return c;
+}
+
+void expect_fair(const std::vector<HostId>& map, const std::vector<HostId>& hosts) {
+    const auto c = counts(map);
+    const uint32_t lo = static_cast<uint32_t>(map.size() / hosts.size());
+    const uint32_t hi = lo + (map.size() % hosts.size() ? 1 : 0);
+    for (HostId h : hosts) {
+        const uint32_t got = c.count(h) ? c.at(h) : 0;
+        EXPECT_GE(got, lo) << "host " << int(h);
+        EXPECT_LE(got, hi) << "host " << int(h);
+    }
+    EXPECT_EQ(c.count(kNoHost), 0u) << "unowned buckets";
+}
+
+std::vector<HostId> ids(unsigned n) {
+    std::vector<HostId> v;
+    for (unsigned i = 1; i <= n; ++i) v.push_back(static_cast<HostId>(i));
+    return v;
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(Membership, ColdStartOfThreeHostsConvergesToIdenticalFairMaps) {
+    Net net;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 20 * kInterval));
+    const auto map = net.map_of(1);
+    EXPECT_EQ(net.map_of(2), map);
+    EXPECT_EQ(net.map_of(3), map);
+    expect_fair(map, ids(3));
+    const auto st = net.node(1).m->status(net.now);
+    EXPECT_EQ(st.state, ClusterState::converged_default);
+    EXPECT_EQ(st.members, ids(3));
+    EXPECT_EQ(net.node(2).m->status(net.now).state, ClusterState::converged);
+    EXPECT_TRUE(st.mismatches.empty());
+    // The snapshot the packet path gets carries the same owners, nothing dirty.
+    const auto& snap = *net.node(2).snap;
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        EXPECT_EQ(snap.owner(0, b), map[b]);
+        EXPECT_FALSE(snap.is_dirty(0, b));
+    }
+    EXPECT_EQ(snap.default_host, 1);
+    EXPECT_EQ(snap.members, ids(3));
+}
+
+TEST(Membership, ColdStartOfSixteenHostsConvergesDespiteLossDelayAndDuplicates) {
+    Net net(7);
+    net.loss = 0.2;
+    net.duplicate = 0.2;
+    net.max_delay = kInterval / 2;
+    for (HostId h : ids(16)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 100 * kInterval));
+    const auto map = net.map_of(1);
+    for (HostId h : ids(16)) EXPECT_EQ(net.map_of(h), map) << "host " << int(h);
+    expect_fair(map, ids(16));
+}
+
+TEST(Membership, SixtyFourHostsConvergeWithFairShares) {
+    Net net(3);
+    net.buckets = 4096;
+    net.max_delay = kInterval / 4;
+    for (HostId h : ids(64)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 50 * kInterval));
+    const auto map = net.map_of(64);
+    EXPECT_EQ(net.map_of(1), map);
+    EXPECT_EQ(net.map_of(33), map);
+    expect_fair(map, ids(64));
+}
+
+TEST(Membership, SurvivorsOwnDeadHostsBucketsWithinBoundAndOnlyThoseMove) {
+    Net net(11);
+    net.max_delay = kInterval / 5;
+    for (HostId h : ids(4)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto before = net.map_of(1);
+    const uint64_t adoptions = net.node(1).m->status(net.now).map_adoptions +
+                               net.node(2).m->status(net.now).map_adoptions +
+                               net.node(4).m->status(net.now).map_adoptions;
+    net.run_for(kInterval / 3);  // die at an arbitrary phase of the interval
+    net.node(3).up = false;
+    const uint64_t died = net.now;
+    const uint64_t bound = (kTolerance + 2) * kInterval;
+    // Every bucket owned by exactly one survivor, by each survivor's own maps.
+    auto covered = [&] {
+        for (uint32_t b = 0; b < net.buckets; ++b) {
+            int claims = 0;
+            for (HostId h : {1, 2, 4})
+                if (net.node(h).m->owner(0, b) == h) ++claims;
+            if (claims != 1) return false;
+        }
+        return true;
+    };
+    ASSERT_TRUE(net.run_until(covered, bound));
+    EXPECT_LE(net.now - died, bound);
+    const auto after = net.map_of(1);
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (before[b] != 3) {
+            EXPECT_EQ(after[b], before[b]) << "bucket " << b << " moved";
+        }
+    expect_fair(after, {1, 2, 4});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 4}); }, 10 * kInterval));
+    // Each survivor computed the same map itself: no map transfer was needed.
+    EXPECT_EQ(net.node(1).m->status(net.now).map_adoptions +
+                  net.node(2).m->status(net.now).map_adoptions +
+                  net.node(4).m->status(net.now).map_adoptions,
+              adoptions);
+    EXPECT_EQ(net.map_of(2), after);
+    EXPECT_EQ(net.node(1).m->status(net.now).members, (std::vector<HostId>{1, 2, 4}));
+    // The dead host left nothing dirty behind.
+    EXPECT_EQ(net.node(2).m->status(net.now).dirty_buckets, 0u);
+}
+
+TEST(Membership, TwoSimultaneousDeathsGiveTheSameMapOnEverySurvivor) {
+    Net net(5);
+    net.max_delay = kInterval / 3;
+    for (HostId h : ids(6)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto before = net.map_of(1);
+    net.node(2).up = false;
+    net.run_for(kInterval / 2);
+    net.node(5).up = false;
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 3, 4, 6}); }, 20 * kInterval));
+    const auto after = net.map_of(1);
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (before[b] != 2 && before[b] != 5) {
+            EXPECT_EQ(after[b], before[b]);
+        }
+    expect_fair(after, {1, 3, 4, 6});
+}
+
+TEST(Membership, JoinMovesOnlyBucketsTheJoinerTakesAndJoinerGetsTheSameMap) {
+    Net net(13);
+    net.max_delay = kInterval / 5;
+    for (HostId h : {1, 2, 3}) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto before = net.map_of(1);
+    net.run_for(kInterval / 2);
+    net.add(4);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3, 4}); }, 30 * kInterval));
+    const auto after = net.map_of(1);
+    EXPECT_EQ(net.map_of(4), after);
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (after[b] != 4) {
+            EXPECT_EQ(after[b], before[b]) << "bucket " << b;
+        }
+    expect_fair(after, ids(4));
+    EXPECT_GE(net.node(4).m->status(net.now).map_adoptions, 1u);
+}
+
+TEST(Membership, JoinedBucketsAreDirtyUntilPreviousOwnersReleaseThem) {
+    Net net(17);
+    for (HostId h : {1, 2}) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    // The old owners hold connections in buckets they are about to lose.
+    net.node(1).held = 5;
+    net.node(2).held = 5;
+    net.add(3);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.run_for(3 * kInterval);
+    const auto& s3 = *net.node(3).snap;
+    uint32_t owned = 0, dirty = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (s3.owner(0, b) == 3) {
+            ++owned;
+            dirty += s3.is_dirty(0, b);
+        }
+    EXPECT_EQ(owned, net.buckets / 3);
+    EXPECT_EQ(dirty, owned);
+    net.node(1).held = 0;
+    net.node(2).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(3).m->status(net.now).dirty_buckets == 0; },
+                              5 * kInterval));
+    net.run_for(kInterval);
+    for (uint32_t b = 0; b < net.buckets; ++b) EXPECT_FALSE(net.node(3).snap->is_dirty(0, b));
+}
+
+TEST(Membership, DuplicateHostIdIsReportedAndDoesNotConverge) {
+    Net net;
+    for (HostId h : {1, 2, 3}) net.add(h);
+    auto c = net.config(2, {multiple_rule(0, 65535)});
+    c.boot_id = 999;  // a second process configured with id 2
+    net.add(std::move(c));
+    net.run_for(30 * kInterval);
+    // Host 1 and 3 see two processes claiming id 2 and exclude it.
+    for (HostId h : {1, 3}) {
+        const auto st = net.node(h).m->status(net.now);
+        ASSERT_FALSE(st.mismatches.empty()) << "host " << int(h);
+        EXPECT_EQ(st.mismatches.front().kind, MismatchKind::duplicate_peer);
+        EXPECT_EQ(st.mismatches.front().host, 2);
+        EXPECT_EQ(st.members, (std::vector<HostId>{1, 3}));
+    }
+    // Each host 2 sees another process with its own id: reported, owns nothing.
+    for (size_t i : {size_t{1}, size_t{3}}) {
+        Membership& m = *net.nodes[i].m;
+        const auto st = m.status(net.now);
+        EXPECT_FALSE(st.converged);
+        EXPECT_EQ(st.state, ClusterState::converging);
+        bool dup = false;
+        for (const auto& mm : st.mismatches) dup |= mm.kind == MismatchKind::duplicate_id;
+        EXPECT_TRUE(dup);
+        for (uint32_t b = 0; b < net.buckets; ++b) EXPECT_NE(m.owner(0, b), 2);
+    }
+    // The others still split every bucket between themselves.
+    expect_fair(net.map_of(1), {1, 3});
+    EXPECT_EQ(net.map_of(3), net.map_of(1));
+}
+
+TEST(Membership, RulesFingerprintMismatchIsReportedOnBothSides) {
+    Net net;
+    net.add(1);
+    net.add(2);
+    auto c = net.config(3, {multiple_rule(0, 65535)});
+    c.rules_fingerprint = 0xbad;
+    net.add(std::move(c));
+    net.run_for(20 * kInterval);
+    for (HostId h : {1, 2}) {
+        const auto st = net.node(h).m->status(net.now);
+        ASSERT_EQ(st.mismatches.size(), 1u);
+        EXPECT_EQ(st.mismatches[0].kind, MismatchKind::rules_fingerprint);
+        EXPECT_EQ(st.mismatches[0].host, 3);
+        EXPECT_NE(st.mismatches[0].text.find("host 3"), std::string::npos);
+        EXPECT_EQ(st.members, (std::vector<HostId>{1, 2}));
+        EXPECT_FALSE(st.converged);
+    }
+    const auto s3 = net.node(3).m->status(net.now);
+    ASSERT_EQ(s3.mismatches.size(), 2u);
+    EXPECT_EQ(s3.mismatches[0].host, 1);
+    EXPECT_EQ(s3.mismatches[1].host, 2);
+    EXPECT_EQ(s3.members, (std::vector<HostId>{3}));
+    // Hosts 1 and 2 agree with each other, never with 3.
+    EXPECT_EQ(net.map_of(1), net.map_of(2));
+    expect_fair(net.map_of(1), {1, 2});
+}
+
+TEST(Membership, DrainstopMakesMovedBucketsDirtyAndEndsWhenConnectionsAreGone) {
+    Net net(19);
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto before = net.map_of(1);
+    net.node(2).held = 7;  // connections it keeps serving
+    net.node(2).m->set_state(HostState::draining, net.now);
+    EXPECT_EQ(net.node(2).m->status(net.now).state, ClusterState::draining);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 3}); }, 20 * kInterval));
+    net.run_for(2 * kInterval);
+    const auto after = net.map_of(1);
+    expect_fair(after, {1, 3});
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        if (before[b] != 2) {
+            EXPECT_EQ(after[b], before[b]);
+            EXPECT_FALSE(net.node(after[b]).snap->is_dirty(0, b));
+        } else {
+            EXPECT_TRUE(net.node(after[b]).snap->is_dirty(0, b)) << "bucket " << b;
+        }
+    }
+    // The draining host still serves its connections (started snapshot, owns nothing).
+    EXPECT_TRUE(net.node(2).snap->started);
+    EXPECT_EQ(net.node(2).m->state(), HostState::draining);
+    net.node(2).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(2).m->state() == HostState::stopped; },
+                              2 * kInterval));
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            return net.node(1).m->status(net.now).dirty_buckets == 0 &&
+                   net.node(3).m->status(net.now).dirty_buckets == 0;
+        },
+        5 * kInterval));
+    EXPECT_EQ(net.map_of(1), after);  // stopping does not move buckets again
+    EXPECT_EQ(net.node(2).m->status(net.now).state, ClusterState::stopped);
+    EXPECT_FALSE(net.node(2).snap->started);
+}
+
+TEST(Membership, StoppedAndSuspendedHostsLeaveAtOnce) {
+    Net net;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.node(3).held = 4;
+    net.node(3).m->set_state(HostState::suspended, net.now);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2}); }, 10 * kInterval));
+    expect_fair(net.map_of(1), {1, 2});
+    // Not dirty: a suspended host drops its connections.
+    net.run_for(kInterval);
+    EXPECT_EQ(net.node(1).m->status(net.now).dirty_buckets, 0u);
+    EXPECT_EQ(net.node(3).m->status(net.now).state, ClusterState::suspended);
+    net.node(3).m->set_state(HostState::started, net.now);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 20 * kInterval));
+    expect_fair(net.map_of(3), ids(3));
+}
+
+TEST(Membership, RuleDrainMovesOnlyThatRulesBucketsWithDirtyHandover) {
+    Net net(23);
+    const std::vector<PortRule> rules{multiple_rule(80, 80), multiple_rule(443, 443)};
+    for (HostId h : ids(3)) net.add(h, rules);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    // Equal weight vectors: one map class serves both rules.
+    EXPECT_EQ(net.node(1).m->class_maps().size(), 2u);  // + echo
+    EXPECT_EQ(net.map_of(1, 0), net.map_of(1, 1));
+    const auto r1 = net.map_of(1, 1);
+    net.node(2).held = 3;
+    const uint64_t e = net.node(1).m->epoch();
+    net.node(2).m->set_rule_state(0, RuleState::draining, net.now);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged() && net.node(1).m->epoch() > e; },
+                              20 * kInterval));
+    net.run_for(2 * kInterval);
+    EXPECT_EQ(net.node(1).m->class_maps().size(), 3u);  // classes split
+    EXPECT_EQ(net.map_of(1, 1), r1);                    // rule 1 untouched
+    const auto r0 = net.map_of(1, 0);
+    expect_fair(r0, {1, 3});
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        if (r1[b] != 2) {
+            EXPECT_EQ(r0[b], r1[b]);
+        }
+        EXPECT_EQ(net.node(r0[b]).snap->is_dirty(0, b), r1[b] == 2);
+    }
+    EXPECT_EQ(net.node(2).m->status(net.now).state, ClusterState::converged);
+}
+
+TEST(Membership, RuleDisableDropsTheRuleLocallyAtOnce) {
+    Net net(29);
+    const std::vector<PortRule> rules{multiple_rule(80, 80), multiple_rule(443, 443)};
+    for (HostId h : ids(2)) net.add(h, rules);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.node(2).held = 3;
+    const uint64_t e = net.node(1).m->epoch();
+    net.node(2).m->set_rule_state(1, RuleState::disabled, net.now);
+    net.run_for(kInterval / 10);
+    EXPECT_EQ(net.node(2).snap->rules.rules[1].mode, FilterMode::disabled);
+    EXPECT_EQ(net.node(2).snap->rules.rules[0].mode, FilterMode::multiple);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged() && net.node(1).m->epoch() > e; },
+                              20 * kInterval));
+    net.run_for(kInterval);
+    const auto r1 = net.map_of(1, 1);
+    EXPECT_EQ(counts(r1)[1], net.buckets);
+    // Host 2 dropped its connections of the rule: nothing is dirty on host 1.
+    for (uint32_t b = 0; b < net.buckets; ++b) EXPECT_FALSE(net.node(1).snap->is_dirty(1, b));
+    // The hash seed stays the cluster's.
+    EXPECT_EQ(net.node(2).snap->rules.rules[1].hash_seed, net.node(1).snap->rules.rules[1].hash_seed);
+}
+
+TEST(Membership, SingleHostRuleFailsOverToBestLivePriority) {
+    Net net(31);
+    for (HostId h : ids(3)) {
+        const uint8_t prio = h == 1 ? 3 : h == 2 ? 1 : 2;  // host 2 best, then 3
+        net.add(h, {multiple_rule(80, 80), single_rule(25, prio)});
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    for (HostId h : ids(3)) {
+        EXPECT_EQ(net.node(h).m->single_owner(1), 2);
+        EXPECT_EQ(net.node(h).snap->rules.rules[1].single_owner, 2);
+    }
+    net.node(2).up = false;
+    ASSERT_TRUE(net.run_until(
+        [&] { return net.node(1).m->single_owner(1) == 3 && net.node(3).m->single_owner(1) == 3; },
+        (kTolerance + 2) * kInterval));
+    net.run_for(kInterval);
+    EXPECT_EQ(net.node(3).snap->rules.rules[1].single_owner, 3);
+    EXPECT_FALSE(net.node(3).snap->rules.rules[1].single_dirty);  // the old owner is dead
+    const auto st = net.node(3).m->status(net.now);
+    EXPECT_EQ(st.rules[1].owned, 1u);
+}
+
+TEST(Membership, MixedWeightsGiveProportionalShares) {
+    Net net(37);
+    net.buckets = 1000;
+    const uint8_t w[] = {0, 10, 20, 30, 40};
+    for (HostId h : {1, 2, 3, 4}) net.add(h, {multiple_rule(0, 65535, w[h])});
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto c = counts(net.map_of(1));
+    EXPECT_EQ(c.at(1), 100u);
+    EXPECT_EQ(c.at(2), 200u);
+    EXPECT_EQ(c.at(3), 300u);
+    EXPECT_EQ(c.at(4), 400u);
+    EXPECT_EQ(net.map_of(4), net.map_of(1));
+}
+
+TEST(Membership, SameInputsGiveSameMaps) {
+    auto run = [](uint64_t seed) {
+        Net net(seed);
+        net.max_delay = kInterval / 3;
+        net.loss = 0.1;
+        for (HostId h : ids(5)) net.add(h);
+        EXPECT_TRUE(net.run_until([&] { return net.all_converged(); }, 60 * kInterval));
+        return std::make_pair(net.map_of(1), net.node(1).m->map_digest());
+    };
+    const auto a = run(1), b = run(1), c = run(99);
+    EXPECT_EQ(a, b);
+    // A different network history, same membership: the same cold-start map.
+    EXPECT_EQ(a.first, c.first);
+    EXPECT_EQ(a.second, c.second);
+}
+
+TEST(Membership, PartitionHealConvergesToOneMap) {
+    Net net(41);
+    for (HostId h : ids(4)) net.add(h);
+    auto side = [](HostId h) { return h <= 2; };
+    net.link = [&](HostId a, HostId b) { return side(a) == side(b); };
+    net.run_for(20 * kInterval);
+    expect_fair(net.map_of(1), {1, 2});
+    expect_fair(net.map_of(3), {3, 4});
+    EXPECT_TRUE(net.node(3).m->converged());
+    net.link = [](HostId, HostId) { return true; };
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3, 4}); }, 30 * kInterval));
+    expect_fair(net.map_of(4), ids(4));
+    EXPECT_EQ(net.map_of(4), net.map_of(1));
+}
+
+TEST(Membership, RandomChurnAlwaysSettlesToOneFairMap) {
+    for (uint64_t seed = 1; seed <= 40; ++seed) {
+        Net net(seed);
+        net.max_delay = kInterval / 2;
+        net.loss = 0.1;
+        net.duplicate = 0.1;
+        for (HostId h : ids(8)) net.add(h);
+        std::mt19937_64 rng(seed);
+        for (int round = 0; round < 12; ++round) {
+            const HostId h = static_cast<HostId>(1 + rng() % 8);
+            switch (rng() % 4) {
+            case 0: net.node(h).up = false; break;           // crash
+            case 1: net.restart(h); break;                   // (re)start
+            case 2: net.node(h).m->set_state(HostState::stopped, net.now); break;
+            case 3: net.node(h).m->set_state(HostState::started, net.now); break;
+            }
+            net.run_for((rng() % 8) * kInterval / 2);
+        }
+        net.loss = 0;
+        std::vector<HostId> live;
+        for (auto& n : net.nodes)
+            if (n.up && n.m->state() == HostState::started) live.push_back(n.id);
+        if (live.empty()) continue;
+        const bool ok = net.run_until([&] { return net.converged_on(live); }, 60 * kInterval);
+        if (!ok) {
+            for (auto& n : net.nodes) {
+                const auto st = n.m->status(net.now);
+                std::string peers;
+                for (const auto& p : st.peers)
+                    peers += " [" + std::to_string(p.id) + " " + std::string(name_of(p.state)) +
+                             (p.alive ? "" : " dead") + " e" + std::to_string(p.epoch) + " v" +
+                             std::to_string(p.view) + " d" + std::to_string(p.map_digest % 1000) + "]";
+                ADD_FAILURE() << "host " << int(n.id) << (n.up ? "" : " DOWN") << " "
+                              << name_of(st.state) << " e" << st.epoch << " base" << st.base_epoch
+                              << " v" << st.view << " d" << st.map_digest % 1000 << " maps"
+                              << st.has_maps << peers;
+            }
+        }
+        ASSERT_TRUE(ok) << "seed " << seed;
+        const auto map = net.map_of(live.front());
+        for (HostId h : live) EXPECT_EQ(net.map_of(h), map) << "seed " << seed;
+        expect_fair(map, live);
+        EXPECT_EQ(net.node(live.front()).m->status(net.now).members, live);
+    }
+}
+
+TEST(Membership, HostAloneBuildsItsMapAfterListening) {
+    Net net;
+    net.add(5);
+    net.run_for(kInterval);
+    EXPECT_FALSE(net.node(5).m->has_maps());  // still listening
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 5 * kInterval));
+    EXPECT_EQ(counts(net.map_of(5))[5], net.buckets);
+    EXPECT_EQ(net.node(5).m->status(net.now).state, ClusterState::converged_default);
+}
+
+TEST(Membership, HeldForeignCountedAgainstOldMapsIsIgnored) {
+    Net net;
+    net.add(1);
+    net.run_for(5 * kInterval);
+    Membership& m = *net.node(1).m;
+    const uint64_t old_gen = net.node(1).snap->generation;
+    m.set_state(HostState::draining, net.now);
+    // A count made against the previous snapshot must not end the drain.
+    m.set_held_foreign(0, old_gen, net.now);
+    m.tick(net.now);
+    EXPECT_EQ(m.state(), HostState::draining);
+    auto in = m.snapshot_input();
+    m.set_held_foreign(0, in.generation, net.now);
+    EXPECT_EQ(m.state(), HostState::stopped);
+}
+
+}  // namespace
+}  // namespace nlbd::cluster

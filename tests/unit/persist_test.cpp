@@ -1,0 +1,453 @@
+// Connection persistence (persist.hpp, SPEC §5): when a bucket moves from A to
+// B while A is alive, A keeps its connections (accepted_conn), B takes only
+// new ones while the bucket is dirty (conn_elsewhere for the rest); FIN/RST
+// handling; UDP extended affinity. Frames go through the real parser
+// (packet_builder + parse_frame), decide() and apply_persistence().
+
+#include "nlbd/core/persist.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "packet_builder.hpp"
+
+using namespace nlbd;
+using namespace nlbd::core;
+using nlbd::testing::Bytes;
+using nlbd::testing::kAck;
+using nlbd::testing::kFin;
+using nlbd::testing::kPsh;
+using nlbd::testing::kRst;
+using nlbd::testing::kSyn;
+using nlbd::testing::PacketBuilder;
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+const char* const kVip = "192.0.2.100";
+constexpr HostId kA = 1, kB = 2;
+constexpr uint32_t kBuckets = 256;
+// Rules: 0 = TCP 80 multiple/none, 1 = UDP 5000-5100 multiple/single with a
+// 60 s affinity timeout, 2 = UDP 6000 multiple without one, 3 = TCP 22
+// single host, 4 = TCP 25 disabled.
+constexpr uint16_t kWeb = 0, kUdpAff = 1, kUdpPlain = 2, kSsh = 3, kSmtp = 4;
+
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+std::vector<PortRule> rules() {
+    PortRule web;
+    web.port_lo = web.port_hi = 80;
+    web.protocol = Protocol::tcp;
+    web.affinity = Affinity::none;
+    PortRule aff;
+    aff.port_lo = 5000;
+    aff.port_hi = 5100;
+    aff.protocol = Protocol::udp;
+    aff.affinity = Affinity::single;
+    aff.affinity_timeout_s = 60;
+    PortRule plain;
+    plain.port_lo = plain.port_hi = 6000;
+    plain.protocol = Protocol::udp;
+    PortRule ssh;
+    ssh.port_lo = ssh.port_hi = 22;
+    ssh.protocol = Protocol::tcp;
+    ssh.mode = FilterMode::single;
+    PortRule smtp;
+    smtp.port_lo = smtp.port_hi = 25;
+    smtp.mode = FilterMode::disabled;
+    return {web, aff, plain, ssh, smtp};
+}
+
+std::shared_ptr<Snapshot> snapshot_of(HostId self) {
+    SnapshotInput in;
+    in.self = self;
+    in.buckets = kBuckets;
+    in.epoch = 1;
+    in.generation = 1;
+    in.vips = {ip(kVip)};
+    in.rules = rules();
+    // Host A has the best handling priority for the single-host rule.
+    in.members = {Member{kA, {}, {0, 0, 0, 1, 0}}, Member{kB, {}, {0, 0, 0, 2, 0}}};
+    auto s = compile_snapshot(in);
+    return std::make_shared<Snapshot>(*s);
+}
+
+ParsedFrame tcp(const char* client, uint16_t sport, uint16_t dport, uint8_t flags) {
+    const Bytes b = PacketBuilder()
+                        .eth("02:00:00:00:00:01", "02:bf:c0:00:02:64")
+                        .ipv4(client, kVip)
+                        .tcp(sport, dport, flags)
+                        .payload(flags & kSyn ? 0 : 32)
+                        .build();
+    ParsedFrame f;
+    EXPECT_EQ(parse_frame(b, f), ParseError::none);
+    return f;
+}
+
+ParsedFrame udp(const char* client, uint16_t sport, uint16_t dport) {
+    const Bytes b = PacketBuilder()
+                        .eth("02:00:00:00:00:01", "02:bf:c0:00:02:64")
+                        .ipv4(client, kVip)
+                        .udp(sport, dport)
+                        .payload(20)
+                        .build();
+    ParsedFrame f;
+    EXPECT_EQ(parse_frame(b, f), ParseError::none);
+    return f;
+}
+
+// One host: its current snapshot and its worker's table.
+struct Host {
+    std::shared_ptr<Snapshot> snap;
+    ConnTable table{ConnTable::Config{}};
+    explicit Host(HostId id) : snap(snapshot_of(id)) {}
+    Verdict see(const ParsedFrame& f, uint64_t now) {
+        return apply_persistence(f, decide(f, *snap), *snap, table, now).verdict;
+    }
+};
+
+// The bucket moves from its owner to `to` in both hosts' views, dirty on the
+// new owner when `dirty`.
+void move(Host& a, Host& b, uint16_t rule, uint32_t bucket, HostId to, bool dirty) {
+    for (Host* h : {&a, &b}) {
+        auto s = std::make_shared<Snapshot>(*h->snap);
+        ++s->epoch;
+        ++s->generation;
+        s->owners[static_cast<size_t>(rule) * s->buckets + bucket] = to;
+        if (s->dirty.empty()) s->dirty.assign(s->owners.size(), 0);
+        s->dirty[static_cast<size_t>(rule) * s->buckets + bucket] = dirty && s->self == to;
+        h->snap = s;
+    }
+}
+
+// A client port whose flow to `dport` falls in a bucket owned by `owner`,
+// other than `avoid_port`, optionally in bucket `want` (kAny = any).
+constexpr uint32_t kAny = ~0u;
+uint16_t port_in(const Snapshot& s, const char* client, uint16_t dport, HostId owner,
+                 uint32_t want = kAny, uint16_t avoid_port = 0) {
+    for (uint32_t p = 1024; p < 65535; ++p) {
+        if (p == avoid_port) continue;
+        const Decision d = decide(tcp(client, static_cast<uint16_t>(p), dport, kSyn), s);
+        if (d.owner == owner && (want == kAny || d.bucket == want)) return static_cast<uint16_t>(p);
+    }
+    ADD_FAILURE() << "no port found";
+    return 0;
+}
+
+}  // namespace
+
+TEST(Persist, BucketMoveKeepsOldOwnersConnectionsAndNewOwnerTakesOnlyNewOnes) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.7";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+
+    // Before the move: A owns it and tracks the connection, B ignores it.
+    EXPECT_EQ(a.see(tcp(client, p, 80, kSyn), 1 * kSec), Verdict::accepted);
+    EXPECT_EQ(b.see(tcp(client, p, 80, kSyn), 1 * kSec), Verdict::not_owner);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 2 * kSec), Verdict::accepted);
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), 2 * kSec), Verdict::not_owner);
+    EXPECT_EQ(a.table.stats().entries, 1u);
+    EXPECT_EQ(b.table.stats().entries, 0u);
+
+    move(a, b, kWeb, bucket, kB, /*dirty=*/true);
+
+    // The established connection stays on A only.
+    struct Case {
+        uint8_t flags;
+        Verdict on_a, on_b;
+    };
+    const Case mid_flow[] = {
+        {kAck, Verdict::accepted_conn, Verdict::conn_elsewhere},
+        {kAck | kPsh, Verdict::accepted_conn, Verdict::conn_elsewhere},
+    };
+    uint64_t now = 3 * kSec;
+    for (const Case& c : mid_flow) {
+        EXPECT_EQ(a.see(tcp(client, p, 80, c.flags), now), c.on_a);
+        EXPECT_EQ(b.see(tcp(client, p, 80, c.flags), now), c.on_b);
+        now += kSec;
+    }
+    EXPECT_EQ(b.table.stats().entries, 0u) << "B must not adopt in a dirty bucket";
+
+    // A new connection in the same bucket goes to B only, and stays there.
+    const uint16_t q = port_in(*b.snap, client, 80, kB, bucket, p);
+    EXPECT_EQ(a.see(tcp(client, q, 80, kSyn), now), Verdict::not_owner);
+    EXPECT_EQ(b.see(tcp(client, q, 80, kSyn), now), Verdict::accepted);
+    EXPECT_EQ(a.see(tcp(client, q, 80, kAck), now), Verdict::not_owner);
+    EXPECT_EQ(b.see(tcp(client, q, 80, kAck), now), Verdict::accepted);
+
+    // Every packet of both connections is accepted by exactly one host.
+    for (uint16_t port : {p, q}) {
+        const Verdict va = a.see(tcp(client, port, 80, kAck), now);
+        const Verdict vb = b.see(tcp(client, port, 80, kAck), now);
+        EXPECT_EQ((action_of(va) == Action::to_local) + (action_of(vb) == Action::to_local), 1)
+            << port;
+    }
+}
+
+TEST(Persist, CleanBucketAdoptsMidFlowConnections) {
+    // The previous owner is gone (bucket not dirty): B takes every packet and
+    // tracks the connection from then on.
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.8";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    move(a, b, kWeb, bucket, kB, /*dirty=*/false);
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), kSec), Verdict::accepted);
+    EXPECT_EQ(b.table.stats().entries, 1u);
+    // Adopted as established: it survives longer than a SYN would.
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), 1000 * kSec), Verdict::accepted);
+    EXPECT_EQ(b.table.stats().expired[static_cast<unsigned>(ConnState::established)], 0u);
+}
+
+TEST(Persist, DirtyFlagClearsAndNewOwnerThenAdopts) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.9";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    move(a, b, kWeb, bucket, kB, true);
+    EXPECT_TRUE(bucket_dirty(*b.snap, kWeb, bucket));
+    EXPECT_FALSE(bucket_dirty(*a.snap, kWeb, bucket));
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), kSec), Verdict::conn_elsewhere);
+    auto clean = std::make_shared<Snapshot>(*b.snap);
+    clean->dirty.assign(clean->owners.size(), 0);
+    b.snap = clean;
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), kSec), Verdict::accepted);
+}
+
+TEST(Persist, FinClosesAfterItsTimeoutAndRstRemovesAtOnce) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.10";
+    const uint16_t p1 = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p1, 80, kSyn), *a.snap).bucket;
+    const uint16_t p2 = port_in(*a.snap, client, 80, kA, bucket, p1);
+    for (uint16_t p : {p1, p2}) {
+        EXPECT_EQ(a.see(tcp(client, p, 80, kSyn), 0), Verdict::accepted);
+        EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 0), Verdict::accepted);
+    }
+    move(a, b, kWeb, bucket, kB, true);
+
+    // p1 closes with FIN: A keeps it while closing, then lets it go.
+    EXPECT_EQ(a.see(tcp(client, p1, 80, kFin | kAck), 1 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(a.see(tcp(client, p1, 80, kAck), 5 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(a.see(tcp(client, p1, 80, kAck), 16 * kSec), Verdict::not_owner);
+    EXPECT_EQ(a.table.stats().expired[static_cast<unsigned>(ConnState::fin)], 1u);
+
+    // p2 is reset: the RST itself still reaches A's server, then nothing.
+    EXPECT_EQ(a.see(tcp(client, p2, 80, kRst), 2 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(a.table.stats().removed, 1u);
+    EXPECT_EQ(a.see(tcp(client, p2, 80, kAck), 2 * kSec), Verdict::not_owner);
+    EXPECT_EQ(a.table.stats().entries, 0u);
+}
+
+TEST(Persist, SynReusingAClosedTupleIsANewConnection) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.11";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    a.see(tcp(client, p, 80, kSyn), 0);
+    a.see(tcp(client, p, 80, kAck), 0);
+    a.see(tcp(client, p, 80, kFin | kAck), 0);
+    move(a, b, kWeb, bucket, kB, true);
+    // Same 4-tuple, new SYN after the close: it belongs to the new owner.
+    EXPECT_EQ(a.see(tcp(client, p, 80, kSyn), kSec), Verdict::not_owner);
+    EXPECT_EQ(b.see(tcp(client, p, 80, kSyn), kSec), Verdict::accepted);
+    EXPECT_EQ(a.table.stats().entries, 0u);
+    // A SYN retransmission of a live half-open connection stays put.
+    Host c(kA);
+    c.see(tcp(client, p, 80, kSyn), 0);
+    EXPECT_EQ(c.see(tcp(client, p, 80, kSyn), kSec), Verdict::accepted);
+    EXPECT_EQ(c.table.stats().entries, 1u);
+}
+
+TEST(Persist, SynTimesOutWhenTheHandshakeNeverCompletes) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.12";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    a.see(tcp(client, p, 80, kSyn), 0);
+    move(a, b, kWeb, bucket, kB, true);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kSyn), 20 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 51 * kSec), Verdict::not_owner);
+}
+
+TEST(Persist, IcmpErrorFollowsTheConnectionWithoutCreatingOne) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.13";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    a.see(tcp(client, p, 80, kSyn), 0);
+    a.see(tcp(client, p, 80, kAck), 0);
+    move(a, b, kWeb, bucket, kB, true);
+    // "Fragmentation needed" from a router about the server's reply (VIP:80 ->
+    // client): the inner flow, seen from the client, is this connection.
+    const Bytes inner =
+        PacketBuilder().ipv4(kVip, client).tcp(80, p, kAck).payload(8).build_l3();
+    const Bytes err = PacketBuilder()
+                          .eth("02:00:00:00:00:09", "02:bf:c0:00:02:64")
+                          .ipv4("203.0.113.1", kVip)
+                          .icmp_error(3, 4, inner)
+                          .build();
+    ParsedFrame f;
+    ASSERT_EQ(parse_frame(err, f), ParseError::none);
+    ASSERT_TRUE(f.key.flags & kIcmpError);
+    EXPECT_EQ(a.see(f, kSec), Verdict::accepted_conn);
+    EXPECT_EQ(b.see(f, kSec), Verdict::conn_elsewhere);
+    EXPECT_EQ(b.table.stats().entries, 0u);
+    EXPECT_EQ(a.table.stats().entries, 1u);
+}
+
+TEST(Persist, UdpExtendedAffinityHoldsTheClientUntilItsTimeout) {
+    Host a(kA), b(kB);
+    // A client whose affinity bucket for rule 1 is A's.
+    const char* client = nullptr;
+    static const char* const clients[] = {"198.51.100.1", "198.51.100.2", "198.51.100.3",
+                                          "198.51.100.4", "198.51.100.5", "198.51.100.6",
+                                          "203.0.113.9",  "203.0.113.10"};
+    for (const char* c : clients)
+        if (decide(udp(c, 4000, 5000), *a.snap).owner == kA) {
+            client = c;
+            break;
+        }
+    ASSERT_NE(client, nullptr);
+    const uint32_t bucket = decide(udp(client, 4000, 5000), *a.snap).bucket;
+    EXPECT_EQ(a.see(udp(client, 4000, 5000), 0), Verdict::accepted);
+    // Same client, other port of the rule: the same affinity entry.
+    EXPECT_EQ(a.see(udp(client, 4001, 5050), 0), Verdict::accepted);
+    EXPECT_EQ(a.table.stats().entries, 1u);
+
+    move(a, b, kUdpAff, bucket, kB, true);
+    EXPECT_EQ(a.see(udp(client, 4002, 5000), 30 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(b.see(udp(client, 4002, 5000), 30 * kSec), Verdict::conn_elsewhere);
+    // Idle past the affinity timeout: A lets go.
+    EXPECT_EQ(a.see(udp(client, 4002, 5000), 91 * kSec), Verdict::not_owner);
+    // Once clean, B takes the client and holds it in turn.
+    auto clean = std::make_shared<Snapshot>(*b.snap);
+    clean->dirty.assign(clean->owners.size(), 0);
+    b.snap = clean;
+    EXPECT_EQ(b.see(udp(client, 4002, 5000), 92 * kSec), Verdict::accepted);
+    EXPECT_EQ(b.table.stats().entries, 1u);
+}
+
+TEST(Persist, UdpWithoutAffinityTimeoutMovesAtOnce) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.20";
+    uint16_t p = 0;
+    for (uint32_t q = 1024; q < 65535 && !p; ++q)
+        if (decide(udp(client, static_cast<uint16_t>(q), 6000), *a.snap).owner == kA)
+            p = static_cast<uint16_t>(q);
+    ASSERT_NE(p, 0);
+    const uint32_t bucket = decide(udp(client, p, 6000), *a.snap).bucket;
+    EXPECT_EQ(a.see(udp(client, p, 6000), 0), Verdict::accepted);
+    move(a, b, kUdpPlain, bucket, kB, true);
+    EXPECT_EQ(a.see(udp(client, p, 6000), 0), Verdict::not_owner);
+    EXPECT_EQ(b.see(udp(client, p, 6000), 0), Verdict::accepted);
+    EXPECT_EQ(a.table.stats().entries + b.table.stats().entries, 0u);
+}
+
+TEST(Persist, SingleHostRuleKeepsConnectionsOnTheOldOwner) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.30";
+    EXPECT_EQ(a.see(tcp(client, 5555, 22, kSyn), 0), Verdict::accepted);
+    EXPECT_EQ(a.see(tcp(client, 5555, 22, kAck), 0), Verdict::accepted);
+    // Rule taken over by B from A, which is alive and holds the connection.
+    for (Host* h : {&a, &b}) {
+        auto s = std::make_shared<Snapshot>(*h->snap);
+        s->rules.rules[kSsh].single_owner = kB;
+        s->rules.rules[kSsh].single_dirty = s->self == kB;
+        h->snap = s;
+    }
+    EXPECT_EQ(a.see(tcp(client, 5555, 22, kAck), kSec), Verdict::accepted_conn);
+    EXPECT_EQ(b.see(tcp(client, 5555, 22, kAck), kSec), Verdict::conn_elsewhere);
+    EXPECT_EQ(b.see(tcp(client, 5556, 22, kSyn), kSec), Verdict::accepted);
+    EXPECT_EQ(a.see(tcp(client, 5556, 22, kSyn), kSec), Verdict::not_owner);
+}
+
+TEST(Persist, StoppedHostAndDisabledRuleAreNeverOverridden) {
+    Host a(kA);
+    const char* client = "198.51.100.40";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    a.see(tcp(client, p, 80, kSyn), 0);
+    a.see(tcp(client, p, 80, kAck), 0);
+    auto stopped = std::make_shared<Snapshot>(*a.snap);
+    stopped->started = false;
+    auto running = a.snap;
+    a.snap = stopped;
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), kSec), Verdict::stopped);
+    // Disable the rule: its connections are dropped at once.
+    auto disabled = std::make_shared<Snapshot>(*running);
+    disabled->rules.rules[kWeb].mode = FilterMode::disabled;
+    a.snap = disabled;
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), kSec), Verdict::disabled_rule);
+    EXPECT_EQ(a.see(tcp(client, 1234, 25, kSyn), kSec), Verdict::disabled_rule);
+}
+
+TEST(Persist, OtherTrafficIsUnchanged) {
+    Host a(kA);
+    // Unmatched port (default host), non-VIP, ARP.
+    const Bytes frames[] = {
+        PacketBuilder().eth("02:00:00:00:00:01", "02:bf:c0:00:02:64").ipv4("198.51.100.1", kVip)
+            .tcp(1000, 9999, kAck).build(),
+        PacketBuilder().eth("02:00:00:00:00:01", "02:bf:c0:00:02:64").ipv4("198.51.100.1", "192.0.2.1")
+            .tcp(1000, 80, kAck).build(),
+        PacketBuilder().eth("02:00:00:00:00:01", "02:bf:c0:00:02:64").ipv4("198.51.100.1", kVip)
+            .icmp_echo(1, 1).build(),
+    };
+    for (const Bytes& fr : frames) {
+        ParsedFrame f;
+        ASSERT_EQ(parse_frame(fr, f), ParseError::none);
+        const Decision d = decide(f, *a.snap);
+        const Decision p = apply_persistence(f, d, *a.snap, a.table, 0);
+        EXPECT_EQ(p.verdict, d.verdict);
+        EXPECT_EQ(p.owner, d.owner);
+        EXPECT_EQ(p.bucket, d.bucket);
+    }
+    EXPECT_EQ(a.table.stats().entries, 0u);
+}
+
+TEST(Persist, BurstGivesTheSameVerdictsAsOneByOne) {
+    Host one(kA), burst(kA);
+    std::vector<ParsedFrame> frames;
+    for (uint32_t i = 0; i < 100; ++i) {
+        const std::string c = "198.51.100." + std::to_string(i % 7 + 1);
+        const uint16_t port = static_cast<uint16_t>(2000 + i % 13);
+        const uint8_t flags = i < 40 ? kSyn : (i % 11 == 0 ? kRst : (i % 5 == 0 ? kFin | kAck : kAck));
+        frames.push_back(i % 3 == 0 ? udp(c.c_str(), port, 5000) : tcp(c.c_str(), port, 80, flags));
+    }
+    std::vector<Decision> expect, got(frames.size());
+    for (const ParsedFrame& f : frames)
+        expect.push_back(apply_persistence(f, decide(f, *one.snap), *one.snap, one.table, kSec));
+    decide_burst(frames, *burst.snap, got);
+    // Frames of one burst with the same key must resolve in order: the burst
+    // form hashes ahead but resolves one by one.
+    apply_persistence_burst(frames, got, *burst.snap, burst.table, kSec);
+    for (size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(got[i].verdict, expect[i].verdict) << i;
+    EXPECT_EQ(one.table.stats().entries, burst.table.stats().entries);
+    EXPECT_EQ(one.table.stats().removed, burst.table.stats().removed);
+}
+
+TEST(Persist, HeldForeignDropsToZeroWhenTheOldOwnersConnectionsEnd) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.50";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    a.see(tcp(client, p, 80, kSyn), 0);
+    a.see(tcp(client, p, 80, kAck), 0);
+    move(a, b, kWeb, bucket, kB, true);
+    auto sweep = [&](uint64_t now) {
+        while (!a.table.expire(now, 4096, a.snap.get()).sweep_completed) {
+        }
+        while (!a.table.expire(now, 4096, a.snap.get()).sweep_completed) {
+        }
+        return a.table.held_foreign();
+    };
+    ForeignCount fc = sweep(kSec);
+    ASSERT_TRUE(fc.valid);
+    EXPECT_EQ(fc.count, 1u);
+    EXPECT_EQ(fc.generation, a.snap->generation);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kRst), 2 * kSec), Verdict::accepted_conn);
+    fc = sweep(2 * kSec);
+    ASSERT_TRUE(fc.valid);
+    EXPECT_EQ(fc.count, 0u);
+}
