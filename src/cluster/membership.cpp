@@ -83,6 +83,10 @@ Membership::Membership(MembershipConfig cfg, uint64_t now_ns) : cfg_(std::move(c
     if (cfg_.tolerance == 0) cfg_.tolerance = 1;
     if (cfg_.listen_ns == 0) cfg_.listen_ns = 2 * cfg_.interval_ns;
     if (cfg_.chunk_buckets == 0) cfg_.chunk_buckets = 512;
+    // A chunk shares its frame with the per-rule arrays: never more owners
+    // than fit in one 1514-byte heartbeat next to this many rules.
+    cfg_.chunk_buckets = std::min<uint32_t>(
+        cfg_.chunk_buckets, static_cast<uint32_t>(max_chunk_owners(rules_.size())));
     for (const PortRule& r : rules_) rule_ids_.push_back(core::rule_identity(r));
     rule_states_.assign(rules_.size(), RuleState::enabled);
     state_ = cfg_.initial_state;

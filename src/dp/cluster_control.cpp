@@ -214,6 +214,22 @@ void ClusterControl::poll() noexcept {
     }
 }
 
+void ClusterControl::leave() noexcept {
+    if (!dynamic_) return;
+    try {
+        const uint64_t now = steady_ns();
+        membership_->set_state(cluster::HostState::stopped, now);
+        for (const cluster::Heartbeat& hb : membership_->frames_to_send(now, wall_ns())) {
+            send_frame(cluster::encode_heartbeat(hb, hb_dst_, hb_src_,
+                                                 cfg_.cluster.heartbeat_ethertype, key_));
+            ++hb_.sent;
+        }
+        publish_if_changed();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlbd: control: leave: %s\n", e.what());
+    }
+}
+
 void ClusterControl::drain_rx() noexcept {
     void* objs[64];
     for (;;) {
@@ -508,10 +524,29 @@ ctl::Json ClusterControl::run_command(const std::string& command,
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return command == k; }) == std::end(kKnown))
         throw std::runtime_error("unknown command '" + command + "'");
-    if (!dynamic_)
-        throw std::runtime_error(command +
-                                 ": static membership ([cluster] static_members) is fixed; "
-                                 "commands that change state need dynamic membership");
+    if (!dynamic_) {
+        // Static membership: the member list is fixed; only this host's
+        // started/stopped flag can change (the others assume it is started).
+        const core::Snapshot* cur = publisher_.current().get();
+        const bool started = cur != nullptr && cur->started;
+        if (command != "start" && command != "stop")
+            throw std::runtime_error(command +
+                                     ": static membership ([cluster] static_members) supports "
+                                     "only start and stop");
+        no_args();
+        config::Config c = cfg_;
+        c.host.initial_state =
+            command == "start" ? config::InitialState::started : config::InitialState::stopped;
+        std::string warning;
+        core::SnapshotInput in = static_snapshot_input(c, &warning);
+        in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
+        publisher_.publish(core::compile_snapshot(in));
+        ++hb_.snapshots_published;
+        ctl::Json j = ctl::Json::object();
+        j["previous"] = started ? "started" : "stopped";
+        j["state"] = in.started ? "started" : "stopped";
+        return j;
+    }
 
     const uint64_t now = steady_ns();
     const cluster::HostState before = membership_->state();
@@ -584,7 +619,7 @@ std::string ClusterControl::stats_members() const {
              "\":" + std::to_string(hb_.errors[e]);
     o += ",\"igmp_sent\":" + std::to_string(hb_.igmp_sent) +
          ",\"snapshots_published\":" + std::to_string(hb_.snapshots_published) + "}";
-    o += ",\n\"cluster\":" + query().dump();
+    o += ",\n\"cluster_state\":" + query().dump();
     return o;
 }
 

@@ -243,12 +243,23 @@ struct ControlState {
     std::atomic<bool> stop{false};
     std::optional<Clock::time_point> deadline;
     dp::ClusterControl* cluster = nullptr;
+    // Set when a stop was requested: the host has announced `stopped` and the
+    // worker runs until then so that the announcement reaches the wire.
+    std::optional<Clock::time_point> leaving_until;
 
     // Control work: stop on a signal or at the deadline; heartbeats,
     // membership, commands, snapshot publication and reclamation.
     void tick() noexcept {
-        if (g_signal.load(std::memory_order_relaxed) || (deadline && Clock::now() >= *deadline))
+        const Clock::time_point now = Clock::now();
+        if (!leaving_until &&
+            (g_signal.load(std::memory_order_relaxed) || (deadline && now >= *deadline))) {
+            if (cluster != nullptr) cluster->leave();
+            leaving_until = now + std::chrono::milliseconds(cluster && cluster->dynamic() ? 20 : 0);
+        }
+        if (leaving_until && now >= *leaving_until) {
             stop.store(true, std::memory_order_relaxed);
+            return;
+        }
         if (cluster != nullptr) cluster->poll();
     }
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }

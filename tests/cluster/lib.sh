@@ -105,7 +105,7 @@ lab_fail() {
     exit 1
 }
 
-# lab_check_failed MSG : records a failure and goes on (lab_finish reports).
+# lab_soft_fail MSG : records a failure and goes on (lab_finish reports).
 LAB_FAILURES=()
 lab_soft_fail() { echo "FAIL: $*" >&2; LAB_FAILURES+=("$*"); }
 lab_finish() {
@@ -253,7 +253,7 @@ lab_start_services() {
     # Stale servers of an earlier start of this node (rejoin) are still bound.
     if [[ -z ${LAB_SERVICES_UP[$i]:-} ]]; then
         ip netns exec "$ns" socat TCP-LISTEN:8080,bind=$LAB_VIP,fork,reuseaddr \
-            SYSTEM:"echo node$i; echo \$SOCAT_PEERADDR:\$SOCAT_PEERPORT >> $LAB_WORK/served.$i" \
+            SYSTEM:"echo node$i; echo \$SOCAT_PEERADDR \$SOCAT_PEERPORT >> $LAB_WORK/served.$i" \
             >/dev/null 2>&1 &
         LAB_PIDS+=($!)
         ip netns exec "$ns" socat TCP-LISTEN:9000,bind=$LAB_VIP,fork,reuseaddr EXEC:cat \
@@ -267,10 +267,10 @@ lab_start_services() {
 lab_stop_node() {
     local i=$1 p=${LAB_NLBD_PID[$1]:-}
     [[ -n $p ]] || return 0
-    kill -TERM "$p" 2>/dev/null
+    kill -TERM "$p" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
     unset "LAB_NLBD_PID[$i]"
 }
 
@@ -278,11 +278,13 @@ lab_stop_node() {
 # prints the answer ("nodeI") or nothing.
 lab_request() {
     local a=$1 port=${2:-8080}
-    ip netns exec "${P}cl" timeout 5 socat -T 3 -u \
-        "TCP:$LAB_VIP:$port,bind=10.77.0.$a,connect-timeout=2" - 2>/dev/null | head -n 1
+    local out
+    out=$(ip netns exec "${P}cl" timeout 5 socat -T 3 -u \
+        "TCP:$LAB_VIP:$port,bind=10.77.0.$a,connect-timeout=2" - 2>/dev/null) || true
+    printf '%s\n' "${out%%$'\n'*}"
 }
 
-# lab_wait_served ADDR TIMEOUT_S : retries a request until it is answered.
+# lab_wait_answer ADDR TRIES : retries a request until it is answered.
 lab_wait_answer() {
     local a=$1 tries=${2:-30} r k
     for ((k = 0; k < tries; ++k)); do
@@ -303,7 +305,7 @@ lab_ctl() {
 lab_now_ms() { date +%s%3N; }
 
 # lab_query I : node I's `nlbctl query --json` (one line), or nothing.
-lab_query() { lab_ctl "$1" --json query 2>/dev/null | jq -c . 2>/dev/null; }
+lab_query() { lab_ctl "$1" --json query 2>/dev/null | jq -c . 2>/dev/null || true; }
 
 # lab_converged_on "I J ..." : true when every listed node says converged, all
 # have the same epoch, their members are exactly the listed nodes, and their
@@ -365,7 +367,8 @@ lab_owner_summary() {
 # lab_check_exactly_once : no peer (address:port) was served by two nodes.
 lab_check_exactly_once() {
     local i
-    for i in $(seq 1 "$LAB_NODES"); do sort -u "$LAB_WORK/served.$i" 2>/dev/null; done | sort > "$LAB_WORK/peers.all"
+    for i in $(seq 1 "$LAB_NODES"); do sort -u "$LAB_WORK/served.$i" 2>/dev/null || true; done | sort > "$LAB_WORK/peers.all"
+    [[ -s $LAB_WORK/peers.all ]] || { echo "lab: the services logged no connection" >&2; return 1; }
     local d; d=$(uniq -d "$LAB_WORK/peers.all" | wc -l)
     ((d == 0)) || { echo "lab: $d connections served by more than one node: $(uniq -d "$LAB_WORK/peers.all" | head -3 | tr '\n' ' ')" >&2; return 1; }
 }
@@ -378,7 +381,8 @@ declare -gA LAB_ECHO_PID=()
 lab_echo_client() {
     local name=$1 a=$2 n=$3 period=${4:-0.1}
     (
-        for ((k = 1; k <= n; ++k)); do echo "ping $k"; sleep "$period"; done |
+        set +e +o pipefail
+        for ((k = 1; k <= n; ++k)); do echo "ping $k" || break; sleep "$period"; done |
             ip netns exec "${P}cl" socat -T 5 - "TCP:$LAB_VIP:9000,bind=10.77.0.$a,connect-timeout=2" \
                 > "$LAB_WORK/echo.$name.out" 2> "$LAB_WORK/echo.$name.err"
         echo "${PIPESTATUS[1]}" > "$LAB_WORK/echo.$name.rc"
@@ -399,4 +403,18 @@ lab_echo_result() {
 }
 
 # lab_stats I : node I's live stats JSON (nlbctl stats --json).
-lab_stats() { lab_ctl "$1" --json stats 2>/dev/null | jq -c . 2>/dev/null; }
+lab_stats() { lab_ctl "$1" --json stats 2>/dev/null | jq -c . 2>/dev/null || true; }
+
+# lab_rst_watch : records every TCP RST that crosses the switch toward the
+# client (with Ethernet headers: the masked source MAC 02-0I-... names the
+# node that sent it). lab_rst_report prints them.
+lab_rst_watch() {
+    ip netns exec "${P}sw" timeout 900 tcpdump -l -n -e -i "${P}c" \
+        'tcp[tcpflags] & tcp-rst != 0' > "$LAB_WORK/rst.txt" 2>/dev/null &
+    LAB_PIDS+=($!)
+}
+lab_rst_report() {
+    local n; n=$(grep -c . "$LAB_WORK/rst.txt" 2>/dev/null || true)
+    echo "TCP resets seen by the client: ${n:-0}"
+    [[ ${n:-0} == 0 ]] || head -n 10 "$LAB_WORK/rst.txt"
+}

@@ -39,6 +39,7 @@ for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
 done
 [[ -n $a2 && -n $a3 ]] || lab_fail "no client on node 2 or node 3: $(lab_owner_summary)"
 lines=200
+lab_rst_watch
 lab_echo_client n2 "$a2" $lines
 lab_echo_client n3 "$a3" $lines
 sleep 1
@@ -89,4 +90,5 @@ lab_echo_result n2 $lines || lab_soft_fail "long-lived connection on node 2 brok
 echo "$LAB_ECHO_SUMMARY (client 10.77.0.$a2 on node 2)"
 lab_echo_result n3 $lines || lab_soft_fail "long-lived connection on node 3 broke"
 echo "$LAB_ECHO_SUMMARY (client 10.77.0.$a3 on node 3)"
+lab_rst_report
 lab_finish "failover in $elapsed ms (bound $bound), new connections served, survivors' connections intact, node 1 rejoined with its share"

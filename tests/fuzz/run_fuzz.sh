@@ -46,7 +46,9 @@ case "$target" in
     heartbeat) srcs=("$here/fuzz_heartbeat.cpp" "$root/src/cluster/heartbeat.cpp"
                      "$root/src/core/types.cpp")
                libs=(-lcrypto); seeds="$here/corpus_heartbeat" ;;
-    *) echo "unknown fuzz target '$target' (parse | heartbeat)" >&2; exit 2 ;;
+    json) srcs=("$here/fuzz_json.cpp" "$root/src/ctl/json.cpp")
+          libs=(); seeds="$here/corpus_json" ;;
+    *) echo "unknown fuzz target '$target' (parse | heartbeat | json)" >&2; exit 2 ;;
 esac
 echo "fuzz: building fuzz_$target with $cxx"
 "$cxx" "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz_$target"

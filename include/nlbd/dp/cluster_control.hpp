@@ -67,6 +67,10 @@ public:
     void start();
     // Control work; cheap when there is nothing to do. Never throws.
     void poll() noexcept;
+    // Shutdown: announce `stopped` at once (dynamic membership) so that the
+    // peers take this host's buckets without waiting for the dead interval.
+    // The caller keeps the worker running briefly so the frames go out.
+    void leave() noexcept;
 
     // Runs a command on the control thread (nlbctl). Throws on a bad command.
     ctl::Json run_command(const std::string& command, const std::vector<std::string>& args);
@@ -77,7 +81,7 @@ public:
 
     // Live stats JSON (the --stats-json document), set by main.
     std::function<std::string()> stats_provider;
-    // Members of the stats JSON added by the cluster: "heartbeats", "cluster".
+    // Members of the stats JSON added by the cluster: "heartbeats", "cluster_state".
     std::string stats_members() const;
 
     const HeartbeatCounters& counters() const noexcept { return hb_; }

@@ -28,7 +28,7 @@
 //   "heartbeats": {"sent", "tx_failed", "received", "accepted",
 //                  <one counter per HeartbeatError but none>, "igmp_sent",
 //                  "snapshots_published"},
-//   "cluster": <the nlbctl query result>
+//   "cluster_state": <the nlbctl query result>
 // }
 // "dataplane" also has "heartbeat_dropped" (control ring full) and
 // "control_tx" (frames the control thread sent through the worker).
@@ -54,7 +54,7 @@ struct RunReport {
     PortStats wire_hw;
     PortStats local_hw;
     // Further top-level members, already JSON ("\"heartbeats\":{...},..."),
-    // appended at the end of the document (dynamic membership, conn table).
+    // appended at the end of the document (membership, conn table).
     std::string extra;
 };
 
