@@ -373,6 +373,10 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     changed_ = true;
     next_send_ns_ = std::min(next_send_ns_, now_ns);  // advertise the change at once
     for (Peer& p : peers_) p.differ_since_ns = 0;
+    mark_merging(now_ns);
+    for (unsigned id = 1; id <= kMaxHosts; ++id)
+        if (static_cast<HostId>(id) != cfg_.self && alive(static_cast<HostId>(id), now_ns))
+            note_synced(static_cast<HostId>(id));
     check_converged(now_ns);
     update_dirty(now_ns);
 }
@@ -456,12 +460,87 @@ void Membership::update_dirty(uint64_t now_ns) {
 }
 
 HostId Membership::authority(uint64_t now_ns) const {
+    // Groups of members with maps agreeing on (epoch, digest), in ascending id
+    // order of their lowest member. Largest wins; ties go to the group holding
+    // the lowest id (the earlier one). Same heartbeats -> same answer anywhere.
+    struct Group {
+        uint64_t epoch, digest;
+        unsigned size;
+        HostId lowest;
+    };
+    Group groups[kMaxHosts];
+    size_t n = 0;
     for (unsigned id = 1; id <= kMaxHosts; ++id) {
         const HostId h = static_cast<HostId>(id);
         if (!is_member(h, now_ns)) continue;
-        if (h == cfg_.self ? has_current_ : peers_[h].hb.epoch > 0) return h;
+        uint64_t e, d;
+        if (h == cfg_.self) {
+            if (!has_current_) continue;
+            e = cur_.epoch;
+            d = cur_.digest;
+        } else {
+            e = peers_[h].hb.epoch;
+            d = peers_[h].hb.map_digest;
+            if (e == 0) continue;
+        }
+        size_t g = 0;
+        while (g < n && (groups[g].epoch != e || groups[g].digest != d)) ++g;
+        if (g == n) groups[n++] = Group{e, d, 0, h};
+        ++groups[g].size;
     }
-    return kNoHost;
+    const Group* best = nullptr;
+    for (size_t g = 0; g < n; ++g)
+        if (!best || groups[g].size > best->size) best = &groups[g];
+    return best ? best->lowest : kNoHost;
+}
+
+bool Membership::merging(HostId h, uint64_t now_ns) const {
+    if (!has_base_ || h == cfg_.self || h == kNoHost || h > kMaxHosts) return false;
+    if ((base_.view & bit(h)) != 0) return false;  // agreed with us last time
+    const Peer& p = peers_[h];
+    if (p.synced || p.hb.epoch == 0) return false;
+    if (!alive(h, now_ns) || excluded(h, now_ns)) return false;
+    return p.hb.state == HostState::started || p.hb.state == HostState::draining;
+}
+
+void Membership::note_synced(HostId h) {
+    Peer& p = peers_[h];
+    if (has_current_ && p.heard && p.hb.view == cur_.view && p.hb.epoch == cur_.epoch &&
+        p.hb.map_digest == cur_.digest)
+        p.synced = true;
+}
+
+// Every bucket this host owns is dirty from the merging peer(s): they may hold
+// connections anywhere, and ownership is not agreed with them yet.
+void Membership::mark_merging(uint64_t now_ns) {
+    if (!has_current_) return;
+    HostId from = kNoHost;
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        if (!merging(h, now_ns)) continue;
+        from = from == kNoHost ? h : kAnyHost;
+    }
+    if (from == kNoHost) return;
+    auto mark = [&](HostId& f) {
+        const HostId nf = f == kNoHost || f == from ? from : kAnyHost;
+        if (nf == f) return false;
+        f = nf;
+        return true;
+    };
+    const uint32_t B = cfg_.buckets;
+    bool changed = false;
+    for (size_t c = 0; c + 1 < cur_.maps.size() && c < dirty_from_.size(); ++c) {
+        if (dirty_from_[c].size() != B || cur_.maps[c].size() != B) continue;
+        for (uint32_t b = 0; b < B; ++b)
+            if (cur_.maps[c][b] == cfg_.self) changed |= mark(dirty_from_[c][b]);
+    }
+    for (size_t i = 0; i < rules_.size() && i < cur_.single.size(); ++i)
+        if (rules_[i].mode == FilterMode::single && cur_.single[i] == cfg_.self)
+            changed |= mark(single_dirty_from_[i]);
+    if (changed) {
+        has_dirty_ = true;
+        changed_ = true;  // publish the dirty flags at once
+    }
 }
 
 // ---- events ---------------------------------------------------------------
@@ -517,6 +596,9 @@ void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
     }
     Peer& p = peers_[h];
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
+    // Back from the dead (partition) or restarted: not synced with us any more.
+    if (p.heard && (now_ns - p.last_seen_ns >= dead || hb.boot_id != p.hb.boot_id))
+        p.synced = false;
     if (p.heard && hb.boot_id != p.hb.boot_id) {
         // A restart switches boot ids once; hearing the previous boot id
         // again within the dead interval means two processes claim the id.
@@ -538,6 +620,8 @@ void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
     p.hb.chunk.reset();
     recompute(now_ns);
     if (hb.chunk) take_chunk(hb, now_ns);
+    mark_merging(now_ns);  // before this heartbeat can count as synced
+    note_synced(h);
     check_converged(now_ns);
     update_dirty(now_ns);
 }
@@ -617,6 +701,7 @@ void Membership::tick(uint64_t now_ns) {
         Peer& p = peers_[h];
         if (h == cfg_.self || !alive(h, now_ns)) {
             p.differ_since_ns = 0;
+            if (h != cfg_.self) p.synced = false;
             continue;
         }
         const bool same = has_current_ && p.hb.view == cur_.view && p.hb.epoch == cur_.epoch &&

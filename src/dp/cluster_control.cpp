@@ -13,6 +13,7 @@
 
 #include "nlbd/cluster/membership.hpp"
 #include "nlbd/ctl/target.hpp"
+#include "nlbd/dp/cluster_frames.hpp"
 #include "nlbd/dp/stats.hpp"
 
 namespace nlbd::dp {
@@ -30,26 +31,6 @@ uint64_t wall_ns() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// Port-rule fingerprint: the rules' cluster-wide content in order (not the
-// per-host weights or priorities), equal on hosts with the same rules.
-uint64_t rules_fingerprint(const std::vector<PortRule>& configured) {
-    std::vector<PortRule> rules = configured;
-    if (rules.empty()) rules.push_back(default_port_rule());
-    uint64_t h = 0xcbf29ce484222325ull;
-    auto mix = [&h](uint64_t v) {
-        for (int i = 0; i < 8; ++i) {
-            h ^= (v >> (8 * i)) & 0xff;
-            h *= 0x100000001b3ull;
-        }
-    };
-    mix(rules.size());
-    for (const PortRule& r : rules) {
-        mix(core::rule_identity(r));
-        mix(r.affinity_timeout_s);
-    }
-    return h;
 }
 
 cluster::HostState initial_host_state(config::InitialState s) {
@@ -78,14 +59,6 @@ std::string hex64(uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
     return b;
-}
-
-uint16_t ip_checksum(const uint8_t* p, size_t n) {
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < n; i += 2) s += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    return static_cast<uint16_t>(~s);
 }
 
 }  // namespace
@@ -291,42 +264,12 @@ void ClusterControl::send_frame(const std::vector<uint8_t>& frame) {
 // switch's IGMP snooping then forwards the cluster MAC to this port.
 void ClusterControl::send_igmp_join() {
     next_igmp_ = Clock::now() + std::chrono::seconds(10);
-    IpAddr v4;
     for (const IpAddr& v : cfg_.cluster.vips)
         if (v.family == Family::v4) {
-            v4 = v;
-            break;
+            send_frame(igmp_v2_report(v, wire_mac_, cfg_.host.dedicated_ip));
+            ++hb_.igmp_sent;
+            return;
         }
-    if (v4.family != Family::v4) return;
-    const uint8_t group[4] = {239, 255, v4.b[2], v4.b[3]};
-    std::vector<uint8_t> f(14 + 24 + 8, 0);
-    const uint8_t dst[6] = {0x01, 0x00, 0x5e, 0x7f, v4.b[2], v4.b[3]};
-    std::memcpy(f.data(), dst, 6);
-    std::memcpy(f.data() + 6, wire_mac_.b.data(), 6);
-    f[12] = 0x08;
-    f[13] = 0x00;
-    uint8_t* ip = f.data() + 14;
-    ip[0] = 0x46;  // IHL 6: router alert option
-    ip[1] = 0xc0;
-    ip[3] = 32;    // total length
-    ip[8] = 1;     // TTL
-    ip[9] = 2;     // IGMP
-    if (cfg_.host.dedicated_ip && cfg_.host.dedicated_ip->family == Family::v4)
-        std::memcpy(ip + 12, cfg_.host.dedicated_ip->b.data(), 4);
-    std::memcpy(ip + 16, group, 4);
-    ip[20] = 0x94;  // router alert
-    ip[21] = 0x04;
-    const uint16_t ipsum = ip_checksum(ip, 24);
-    ip[10] = static_cast<uint8_t>(ipsum >> 8);
-    ip[11] = static_cast<uint8_t>(ipsum);
-    uint8_t* igmp = ip + 24;
-    igmp[0] = 0x16;  // v2 membership report
-    std::memcpy(igmp + 4, group, 4);
-    const uint16_t sum = ip_checksum(igmp, 8);
-    igmp[2] = static_cast<uint8_t>(sum >> 8);
-    igmp[3] = static_cast<uint8_t>(sum);
-    send_frame(f);
-    ++hb_.igmp_sent;
 }
 
 // --- commands ------------------------------------------------------------
@@ -594,10 +537,7 @@ ctl::Json ClusterControl::run_command(const std::string& command,
     std::vector<PortRule> rules = cfg_.rules;
     if (rules.empty()) rules.push_back(default_port_rule());
     ctl::Json changed = ctl::Json::array();
-    for (size_t i = 0; i < rules.size(); ++i) {
-        const PortRule& r = rules[i];
-        if (vip && r.vip && !(*r.vip == *vip)) continue;
-        if (!t->all_ports && (t->port < r.port_lo || t->port > r.port_hi)) continue;
+    for (size_t i : select_rules(rules, vip, t->all_ports, t->port)) {
         membership_->set_rule_state(i, rs, now);
         changed.push_back(static_cast<unsigned>(i));
     }

@@ -13,6 +13,8 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -219,6 +221,14 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
                  cfg.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive",
                  cfg.dataplane.frag_table_size, cfg.dataplane.frag_max_held,
                  cfg.dataplane.frag_timeout_ms);
+    std::fprintf(out,
+                 "  connections: %u per worker, TCP timeouts syn %u s, established %u s, fin %u s\n",
+                 cfg.dataplane.conn_table_size, cfg.dataplane.tcp_syn_timeout_s,
+                 cfg.dataplane.tcp_established_timeout_s, cfg.dataplane.tcp_fin_timeout_s);
+    if (cfg.cluster.static_members.empty())
+        std::fprintf(out, "  membership: dynamic (heartbeats%s)\n",
+                     cfg.cluster.secret_file.empty() ? ", NOT authenticated: no secret_file"
+                                                     : ", HMAC-SHA256");
 }
 
 // Signals only set a flag; the control loop (or the worker's control tick
@@ -415,6 +425,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         };
 
         std::unique_ptr<ctl::ControlServer> server;
+        std::string default_link;  // symlink we created, removed at exit
         if (!opt.no_control_socket) {
             const std::string path = opt.control_socket
                                          ? *opt.control_socket
@@ -425,6 +436,17 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
                         return c->post(cmd, args);
                     });
                 std::fprintf(stderr, "nlbd: control socket %s\n", path.c_str());
+                // nlbctl's default is ctl::kDefaultSocketPath: point it at the
+                // first daemon on this machine (never replaces a live file).
+                if (!opt.control_socket) {
+                    const std::string link = ctl::kDefaultSocketPath;
+                    struct stat st;
+                    if (lstat(link.c_str(), &st) == 0 && S_ISLNK(st.st_mode) &&
+                        ::stat(link.c_str(), &st) != 0)
+                        ::unlink(link.c_str());  // dangling: its daemon is gone
+                    if (::symlink(path.substr(path.rfind('/') + 1).c_str(), link.c_str()) == 0)
+                        default_link = link;
+                }
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "nlbd: warning: no control socket: %s\n", e.what());
             }
@@ -487,6 +509,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         }
         dp::print_summary(stderr, report);
         server.reset();
+        if (!default_link.empty()) ::unlink(default_link.c_str());
         cluster.reset();  // frees the frames still in its rings
         dp::free_pool(wire);
         dp::free_pool(local);
@@ -521,6 +544,14 @@ int main(int argc, char** argv) {
     if (opt.check_config) {
         std::shared_ptr<const core::Snapshot> snap;
         std::string warning;
+        if (!cfg.cluster.secret_file.empty()) {
+            try {
+                (void)cluster::load_secret(cfg.cluster.secret_file);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: %s: cluster.secret_file: %s\n", cfg.file.c_str(), e.what());
+                return 1;
+            }
+        }
         try {
             snap = core::compile_snapshot(dp::static_snapshot_input(cfg, &warning));
         } catch (const std::exception& e) {
@@ -529,7 +560,8 @@ int main(int argc, char** argv) {
             return 1;
         }
         print_config_summary(stdout, cfg, snap.get());
-        if (!warning.empty()) std::printf("  warning: %s\n", warning.c_str());
+        if (!warning.empty() && !cfg.cluster.static_members.empty())
+            std::printf("  warning: %s\n", warning.c_str());
         std::printf("configuration OK\n");
         return 0;
     }

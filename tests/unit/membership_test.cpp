@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 
+#include "nlbd/core/bucket_map.hpp"
 #include "nlbd/core/snapshot.hpp"
 
 namespace nlbd::cluster {
@@ -696,6 +697,184 @@ TEST(Membership, HeldForeignCountedAgainstOldMapsIsIgnored) {
     auto in = m.snapshot_input();
     m.set_held_foreign(0, in.generation, net.now);
     EXPECT_EQ(m.state(), HostState::stopped);
+}
+
+
+// What a fresh join gives: the agreed map `prev` rebalanced (minimal movement)
+// for `members` with equal weights, for rule `rule`.
+std::vector<HostId> rebalanced(const std::vector<HostId>& prev, const std::vector<HostId>& members,
+                               const PortRule& rule, uint32_t buckets) {
+    std::vector<core::MemberWeight> mw;
+    for (HostId h : members) mw.push_back(core::MemberWeight{h, 50});
+    return core::rebalance_bucket_map(prev, mw, buckets, core::rule_seed(core::rule_identity(rule)));
+}
+
+// Host `lone` cut off from every other host (messages among the others flow).
+std::function<bool(HostId, HostId)> isolate(HostId lone) {
+    return [lone](HostId a, HostId b) { return (a == lone) == (b == lone); };
+}
+
+TEST(Membership, IsolatedLowestIdHostRejoinsWithTheMajorityMapAndTakesOnlyItsShare) {
+    Net net(43);
+    net.buckets = 600;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.link = isolate(1);
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            const auto& n2 = *net.node(2).m;
+            return n2.converged() && n2.view() == 0b110 && net.node(3).m->converged() &&
+                   net.node(3).m->view() == 0b110 && net.node(1).m->converged() &&
+                   net.node(1).m->view() == 0b001;
+        },
+        20 * kInterval));
+    net.run_for(5 * kInterval);
+    // Alone, host 1 owns everything, and nothing is dirty (its peers look dead).
+    EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
+    EXPECT_EQ(net.node(1).m->status(net.now).dirty_buckets, 0u);
+    const auto m23 = net.map_of(2);
+    ASSERT_EQ(net.map_of(3), m23);
+    expect_fair(m23, {2, 3});
+
+    net.link = [](HostId, HostId) { return true; };
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 40 * kInterval));
+    const auto after = net.map_of(1);
+    EXPECT_EQ(net.map_of(2), after);
+    EXPECT_EQ(net.map_of(3), after);
+    // Exactly what a fresh join of host 1 to the {2,3} cluster gives.
+    EXPECT_EQ(after, rebalanced(m23, ids(3), multiple_rule(0, 65535), net.buckets));
+    expect_fair(after, ids(3));
+    uint32_t moved = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        if (after[b] != m23[b]) {
+            ++moved;
+            EXPECT_EQ(after[b], 1) << "bucket " << b << " moved from " << int(m23[b]) << " to "
+                                   << int(after[b]);
+        }
+    }
+    EXPECT_EQ(moved, net.buckets / 3);
+    // Host 1 adopted the majority's maps; hosts 2 and 3 adopted nothing.
+    EXPECT_GE(net.node(1).m->status(net.now).map_adoptions, 1u);
+}
+
+TEST(Membership, HealingHostLeavesUnagreedBucketsToItsPeersUntilConvergence) {
+    Net net(47);
+    net.buckets = 600;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.link = isolate(1);
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            return net.node(2).m->converged() && net.node(2).m->view() == 0b110 &&
+                   net.node(1).m->converged() && net.node(1).m->view() == 0b001;
+        },
+        20 * kInterval));
+    net.run_for(3 * kInterval);
+    const auto m23 = net.map_of(2);
+    // Hosts 2 and 3 hold connections in buckets they will hand to host 1.
+    net.node(2).held = 4;
+    net.node(3).held = 4;
+    net.link = [](HostId, HostId) { return true; };
+    // From the moment host 1 hears a peer until it is converged, every bucket
+    // its snapshot gives it that it did not own in the agreed {2,3} map (in
+    // fact every bucket it owns) is dirty: non-SYN packets of unknown
+    // connections are left to the hosts that may hold them.
+    const auto& n1 = *net.node(1).m;
+    uint32_t checked = 0;
+    while (!net.converged_on({1, 2, 3})) {
+        ASSERT_LT(checked, 400u) << "no convergence";
+        net.step(kInterval / 10);
+        bool heard = false;
+        for (const auto& p : n1.status(net.now).peers) heard |= p.alive;
+        if (!heard || n1.converged()) continue;
+        const auto& snap = *net.node(1).snap;
+        uint32_t owned = 0;
+        for (uint32_t b = 0; b < net.buckets; ++b) {
+            if (snap.owner(0, b) != 1) continue;
+            ++owned;
+            EXPECT_TRUE(snap.is_dirty(0, b)) << "bucket " << b << " (owner " << int(m23[b])
+                                             << " in the agreed map) at step " << checked;
+        }
+        EXPECT_GT(owned, 0u);
+        ++checked;
+    }
+    EXPECT_GT(checked, 0u);
+    // Converged: the buckets host 1 took stay dirty while 2 and 3 hold
+    // connections (normal hand-over), then clear.
+    net.run_for(3 * kInterval);
+    const auto after = net.map_of(1);
+    uint32_t owned = 0, dirty = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (after[b] == 1) {
+            ++owned;
+            dirty += net.node(1).snap->is_dirty(0, b);
+        }
+    EXPECT_EQ(owned, net.buckets / 3);
+    EXPECT_EQ(dirty, owned);
+    net.node(2).held = 0;
+    net.node(3).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(1).m->status(net.now).dirty_buckets == 0; },
+                              5 * kInterval));
+    net.run_for(kInterval);
+    for (uint32_t b = 0; b < net.buckets; ++b) EXPECT_FALSE(net.node(1).snap->is_dirty(0, b));
+}
+
+// Two halves of equal size: every host picks the half with the lowest id.
+TEST(Membership, SymmetricPartitionHealAdoptsTheLowestIdGroupsMapOnEveryHost) {
+    for (uint64_t seed : {51, 52, 53}) {
+        Net net(seed);
+        net.buckets = 600;
+        net.max_delay = kInterval / 5;
+        for (HostId h : ids(4)) net.add(h);
+        ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+        net.link = [](HostId a, HostId b) { return (a <= 2) == (b <= 2); };
+        ASSERT_TRUE(net.run_until(
+            [&] {
+                return net.node(1).m->converged() && net.node(1).m->view() == 0b0011 &&
+                       net.node(2).m->view() == 0b0011 && net.node(3).m->converged() &&
+                       net.node(3).m->view() == 0b1100 && net.node(4).m->view() == 0b1100;
+            },
+            20 * kInterval));
+        net.run_for(3 * kInterval);
+        const auto m12 = net.map_of(1);
+        net.link = [](HostId, HostId) { return true; };
+        ASSERT_TRUE(net.run_until([&] { return net.converged_on(ids(4)); }, 40 * kInterval));
+        const auto after = net.map_of(1);
+        for (HostId h : ids(4)) EXPECT_EQ(net.map_of(h), after) << "host " << int(h);
+        EXPECT_EQ(after, rebalanced(m12, ids(4), multiple_rule(0, 65535), net.buckets))
+            << "seed " << seed;
+        for (uint32_t b = 0; b < net.buckets; ++b)
+            if (after[b] != m12[b]) {
+                EXPECT_TRUE(after[b] == 3 || after[b] == 4) << "bucket " << b;
+            }
+    }
+}
+
+// The larger group wins even when the smaller one holds the lowest id.
+TEST(Membership, MinorityWithTheLowestIdAdoptsTheMajorityMap) {
+    Net net(57);
+    net.buckets = 600;
+    for (HostId h : ids(5)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.link = [](HostId a, HostId b) { return (a <= 2) == (b <= 2); };
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            return net.node(1).m->converged() && net.node(1).m->view() == 0b00011 &&
+                   net.node(3).m->converged() && net.node(3).m->view() == 0b11100 &&
+                   net.node(5).m->converged() && net.node(5).m->view() == 0b11100;
+        },
+        20 * kInterval));
+    net.run_for(3 * kInterval);
+    const auto m345 = net.map_of(3);
+    net.link = [](HostId, HostId) { return true; };
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on(ids(5)); }, 40 * kInterval));
+    const auto after = net.map_of(5);
+    for (HostId h : ids(5)) EXPECT_EQ(net.map_of(h), after) << "host " << int(h);
+    EXPECT_EQ(after, rebalanced(m345, ids(5), multiple_rule(0, 65535), net.buckets));
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        if (after[b] != m345[b]) {
+            EXPECT_TRUE(after[b] == 1 || after[b] == 2) << "bucket " << b;
+        }
 }
 
 }  // namespace

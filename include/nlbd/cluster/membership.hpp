@@ -24,11 +24,25 @@
 //  - A host without maps whose peers have maps (a joiner), or a host whose
 //    maps still differ from the authority's two intervals after a change,
 //    adopts the authority's maps from MapChunks. The authority is the lowest-
-//    id member that has maps; it sends its maps in chunk frames (at most once
-//    per interval) while some member lacks them or differs from it.
+//    id member of the largest group of members (self included) advertising
+//    the same (epoch, map digest); between groups of equal size, the group
+//    holding the lowest id. It is a pure function of the members' last
+//    heartbeats, so every host names the same one. When partitions heal, the
+//    larger side's maps win and are rebalanced for the union: only the
+//    buckets the returning hosts take move. The authority sends its maps in
+//    chunk frames (at most once per interval) while some member lacks them or
+//    differs from it.
 //  - Dirty buckets: a bucket that moves away from a host that is still alive
 //    (started or draining) is dirty until that host advertises the same
 //    epoch/digest as ours with held_foreign == 0, or stops, or dies.
+//  - Merges: a "merging" peer is a live, started/draining member with maps of
+//    its own (epoch > 0) that was not in the view this host last converged on
+//    and has not advertised our maps since it was last dead (partition heal,
+//    a host that ran alone). It may hold connections in any bucket, so while
+//    one is heard every bucket this host owns is dirty from it (kAnyHost when
+//    several); after convergence the marks clear by the rule above. Fresh
+//    joiners (epoch 0), restarted processes and survivors of a failover are
+//    never merging peers: failover and cold start mark nothing.
 //
 // Not thread-safe: owned by the control thread.
 
@@ -208,6 +222,9 @@ private:
         uint64_t other_last_ns = 0;  // when other_boot_id was last heard
         uint64_t dup_until_ns = 0;   // two processes claim this id: excluded until
         uint64_t differ_since_ns = 0;  // member whose maps differ from ours, since
+        // Advertised our current maps since it was last dead or restarted
+        // (so it is not a merging peer; see the model above).
+        bool synced = false;
     };
     // Inputs of a map set: members and effective weights per rule.
     struct Inputs {
@@ -251,6 +268,9 @@ private:
     void check_converged(uint64_t now_ns);
     void update_dirty(uint64_t now_ns);
     HostId authority(uint64_t now_ns) const;
+    bool merging(HostId h, uint64_t now_ns) const;
+    void mark_merging(uint64_t now_ns);
+    void note_synced(HostId h);
     void take_chunk(const Heartbeat& hb, uint64_t now_ns);
     bool peers_have_maps(uint64_t now_ns) const;
     uint8_t own_weight(size_t rule) const;

@@ -1,0 +1,33 @@
+#pragma once
+// Pure helpers of the control thread's cluster work (no DPDK), unit-tested
+// in tests/unit/cluster_frames_test.cpp. Control plane: may allocate.
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "nlbd/core/rules.hpp"
+#include "nlbd/core/types.hpp"
+
+namespace nlbd::dp {
+
+// Port-rule fingerprint carried in heartbeats: the rules' cluster-wide content
+// in order (VIP, ports, protocol, mode, affinity, affinity timeout; not the
+// per-host load weights or handling priorities). Equal on hosts whose rules
+// are equal; an empty list means NLB's default rule.
+uint64_t rules_fingerprint(const std::vector<PortRule>& rules);
+
+// IGMPv2 membership report for 239.255.y.z, where y.z are the last two bytes
+// of `first_v4_vip` (SPEC §3, igmp mode): Ethernet to 01-00-5e-7f-y-z, IPv4
+// with TTL 1 and the router alert option, source `src_ip` (0.0.0.0 when
+// absent or not IPv4). Empty when `first_v4_vip` is not IPv4.
+std::vector<uint8_t> igmp_v2_report(const IpAddr& first_v4_vip, const MacAddr& src_mac,
+                                    const std::optional<IpAddr>& src_ip);
+
+// The rules (indices into `rules`, ascending) that `enable|disable|drain`
+// addresses: with a VIP, the rules of that VIP and the "all"-VIP rules; with
+// a port, those whose range contains it; all_ports = every port.
+std::vector<size_t> select_rules(const std::vector<PortRule>& rules, const std::optional<IpAddr>& vip,
+                                 bool all_ports, uint16_t port);
+
+}  // namespace nlbd::dp
