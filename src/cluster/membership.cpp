@@ -121,7 +121,15 @@ bool Membership::alive(HostId h, uint64_t now_ns) const {
     if (h == cfg_.self) return true;
     if (h == kNoHost || h > kMaxHosts) return false;
     const Peer& p = peers_[h];
-    return p.heard && now_ns - p.last_seen_ns < cfg_.tolerance * cfg_.interval_ns;
+    if (!p.heard) return false;
+    // Our own link down: we hear nothing because of ourselves, so the
+    // liveness clock stands still at the link-down time.
+    const uint64_t t = link_up_ ? now_ns : std::min(now_ns, link_down_ns_);
+    return p.last_seen_ns >= t || t - p.last_seen_ns < cfg_.tolerance * cfg_.interval_ns;
+}
+
+bool Membership::stale(HostId h) const {
+    return rejoining_ && h != cfg_.self && h != kNoHost && h <= kMaxHosts && !peers_[h].fresh;
 }
 
 bool Membership::excluded(HostId h, uint64_t now_ns) const {
@@ -282,6 +290,8 @@ Membership::MapSet Membership::compute(Inputs in) const {
 }
 
 void Membership::recompute(uint64_t now_ns) {
+    // Link down: nothing we (do not) hear says anything about the cluster.
+    if (!link_up_) return;
     // Fast path: same members, nobody's weights or states changed.
     if (has_current_ && !inputs_dirty_ && member_view(now_ns) == cur_.inputs.view) return;
     Inputs in = current_inputs(now_ns);
@@ -320,6 +330,15 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     for (unsigned id = 1; id <= kMaxHosts; ++id)
         if (static_cast<HostId>(id) != cfg_.self && holder(static_cast<HostId>(id), 0))
             any_other_holder = true;
+    // A bucket moving again keeps the hosts it was still dirty from (e.g. a
+    // draining host's bucket whose new owner died) next to its previous owner
+    // `from` (kNoHost when that one holds nothing): two holders -> kAnyHost.
+    auto carried_dirty = [&](HostId from, HostId old_from, HostId n, size_t rule) {
+        if (old_from == kNoHost || old_from == n || old_from == from) return from;
+        const bool holds = old_from == kAnyHost ? any_other_holder : holder(old_from, rule);
+        if (!holds) return from;
+        return from == kNoHost ? old_from : kAnyHost;
+    };
 
     std::vector<std::vector<HostId>> dirty(next.maps.size() - 1);
     std::vector<bool> done(dirty.size(), false);
@@ -342,10 +361,12 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
             oc < dirty_from_.size() && dirty_from_[oc].size() == B ? &dirty_from_[oc] : nullptr;
         for (uint32_t b = 0; b < B; ++b) {
             const HostId o = old[b], n = next.maps[c][b];
-            if (o == n)
+            if (o == n) {
                 dirty[c][b] = old_dirty ? (*old_dirty)[b] : kNoHost;
-            else if (holder(o, i))
-                dirty[c][b] = o;
+                continue;
+            }
+            dirty[c][b] = carried_dirty(holder(o, i) ? o : kNoHost,
+                                        old_dirty ? (*old_dirty)[b] : kNoHost, n, i);
         }
     }
     for (size_t i = 0; i < rules_.size(); ++i) {
@@ -355,7 +376,8 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
         if (!has_current_)
             single_dirty_from_[i] = adopted && n == cfg_.self && any_other_holder ? kAnyHost : kNoHost;
         else if (o != n)
-            single_dirty_from_[i] = holder(o, i) ? o : kNoHost;
+            single_dirty_from_[i] =
+                carried_dirty(holder(o, i) ? o : kNoHost, single_dirty_from_[i], n, i);
     }
     dirty_from_ = std::move(dirty);
     has_dirty_ = true;  // update_dirty() below recounts
@@ -374,6 +396,7 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     next_send_ns_ = std::min(next_send_ns_, now_ns);  // advertise the change at once
     for (Peer& p : peers_) p.differ_since_ns = 0;
     mark_merging(now_ns);
+    mark_rejoining();
     for (unsigned id = 1; id <= kMaxHosts; ++id)
         if (static_cast<HostId>(id) != cfg_.self && alive(static_cast<HostId>(id), now_ns))
             note_synced(static_cast<HostId>(id));
@@ -382,7 +405,7 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
 }
 
 void Membership::check_converged(uint64_t now_ns) {
-    if (!has_current_) {
+    if (!has_current_ || !link_up_) {
         converged_ = false;
         return;
     }
@@ -395,9 +418,14 @@ void Membership::check_converged(uint64_t now_ns) {
         const HostId h = static_cast<HostId>(id);
         if (h == cfg_.self || !is_member(h, now_ns)) continue;
         const Heartbeat& hb = peers_[h].hb;
-        all = hb.view == cur_.view && hb.epoch == cur_.epoch && hb.map_digest == cur_.digest;
+        // Rejoining: what a peer said before our link came up is no agreement.
+        all = !stale(h) && hb.view == cur_.view && hb.epoch == cur_.epoch &&
+              hb.map_digest == cur_.digest;
     }
     converged_ = all;
+    // Reconverged with every member heard since link-up (or alone): the
+    // rejoining marks now clear by the normal hand-over rule (update_dirty).
+    if (all) rejoining_ = false;
     if (all && (!has_base_ || base_.digest != cur_.digest || base_.epoch != cur_.epoch ||
                 base_.view != cur_.view)) {
         base_ = cur_;
@@ -425,7 +453,7 @@ void Membership::update_dirty(uint64_t now_ns) {
             const bool holds = alive(h, now_ns) && !excluded(h, now_ns) &&
                                (p.hb.state == HostState::started ||
                                 p.hb.state == HostState::draining);
-            c = !holds || (same_map(h) && p.hb.held_foreign == 0);
+            c = !holds || (!stale(h) && same_map(h) && p.hb.held_foreign == 0);
             if (holds && !c) any_holding = true;
         }
         clear[id] = c;
@@ -481,7 +509,7 @@ HostId Membership::authority(uint64_t now_ns) const {
         } else {
             e = peers_[h].hb.epoch;
             d = peers_[h].hb.map_digest;
-            if (e == 0) continue;
+            if (e == 0 || stale(h)) continue;  // stale: maps from before our link-up
         }
         size_t g = 0;
         while (g < n && (groups[g].epoch != e || groups[g].digest != d)) ++g;
@@ -543,7 +571,65 @@ void Membership::mark_merging(uint64_t now_ns) {
     }
 }
 
+// Rejoining (link down, or up and not reconverged): every bucket this host
+// owns is dirty from an unknown host.
+void Membership::mark_rejoining() {
+    if (!rejoining_ || !has_current_) return;
+    const uint32_t B = cfg_.buckets;
+    bool changed = false;
+    for (size_t c = 0; c + 1 < cur_.maps.size() && c < dirty_from_.size(); ++c) {
+        if (dirty_from_[c].size() != B || cur_.maps[c].size() != B) continue;
+        for (uint32_t b = 0; b < B; ++b)
+            if (cur_.maps[c][b] == cfg_.self && dirty_from_[c][b] != kAnyHost) {
+                dirty_from_[c][b] = kAnyHost;
+                changed = true;
+            }
+    }
+    for (size_t i = 0; i < rules_.size() && i < cur_.single.size(); ++i)
+        if (rules_[i].mode == FilterMode::single && cur_.single[i] == cfg_.self &&
+            single_dirty_from_[i] != kAnyHost) {
+            single_dirty_from_[i] = kAnyHost;
+            changed = true;
+        }
+    if (changed) {
+        has_dirty_ = true;
+        changed_ = true;  // publish the dirty flags at once
+    }
+}
+
 // ---- events ---------------------------------------------------------------
+
+void Membership::set_link(bool up, uint64_t now_ns) {
+    if (up == link_up_) return;
+    ++link_changes_;
+    for (Peer& p : peers_) p.fresh = false;
+    if (!up) {
+        link_down_ns_ = now_ns;
+        link_up_ = false;
+        converged_ = false;
+        rejoining_ = true;
+        mark_rejoining();
+        changed_ = true;
+        return;
+    }
+    // Every peer alive when the link went down gets tolerance x interval to
+    // be heard again (its clock restarts now); the dead stay dead.
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        if (h == cfg_.self) continue;
+        Peer& p = peers_[h];
+        p.differ_since_ns = 0;
+        if (alive(h, now_ns)) p.last_seen_ns = std::max(p.last_seen_ns, now_ns);
+    }
+    link_up_ = true;
+    rejoining_ = true;
+    mark_rejoining();
+    changed_ = true;
+    next_send_ns_ = std::min(next_send_ns_, now_ns);  // tell the peers we are back
+    recompute(now_ns);
+    check_converged(now_ns);
+    update_dirty(now_ns);
+}
 
 void Membership::set_state(HostState s, uint64_t now_ns) {
     if (s == state_) return;
@@ -615,6 +701,7 @@ void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
         inputs_dirty_ = true;
     if (!p.heard) p.first_seen_ns = now_ns;
     p.heard = true;
+    if (link_up_) p.fresh = true;  // frames queued before a link-down are no news
     p.last_seen_ns = now_ns;
     p.hb = hb;
     p.hb.chunk.reset();
@@ -912,7 +999,16 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
                                          " (boot ids " + std::to_string(p.hb.boot_id) + " and " +
                                          std::to_string(p.other_boot_id) + ")"});
     }
-    st.converged = converged_ && st.mismatches.empty() && in.view == cur_.view;
+    st.link_up = link_up_;
+    st.rejoining = rejoining_;
+    st.link_changes = link_changes_;
+    if (!link_up_)
+        st.notices.push_back("wire link down: no peer is declared dead and no map changes until it is up");
+    else if (rejoining_)
+        st.notices.push_back(
+            "rejoining after wire link down: owned buckets are dirty until reconverged with the peers");
+    st.converged = converged_ && st.mismatches.empty() && in.view == cur_.view && link_up_ &&
+                   !rejoining_;
     switch (state_) {
     case HostState::stopped: st.state = ClusterState::stopped; break;
     case HostState::suspended: st.state = ClusterState::suspended; break;

@@ -1,10 +1,16 @@
 #include "nlbd/dp/cluster_control.hpp"
 
+#include <net/if.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <rte_mempool.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -14,6 +20,7 @@
 #include "nlbd/cluster/membership.hpp"
 #include "nlbd/ctl/target.hpp"
 #include "nlbd/dp/cluster_frames.hpp"
+#include "nlbd/dp/eal_args.hpp"
 #include "nlbd/dp/stats.hpp"
 
 namespace nlbd::dp {
@@ -53,6 +60,18 @@ ctl::Json view_json(uint64_t view) {
     for (unsigned h = 1; h <= kMaxHosts; ++h)
         if ((view >> (h - 1)) & 1) a.push_back(h);
     return a;
+}
+
+// "iface=NAME" among a vdev's devargs ("net_af_packet0,iface=eth1,qpairs=1").
+std::string iface_of(const std::string& device) {
+    size_t pos = device.find(',');
+    while (pos != std::string::npos) {
+        const size_t start = pos + 1;
+        pos = device.find(',', start);
+        const std::string kv = device.substr(start, pos == std::string::npos ? pos : pos - start);
+        if (kv.rfind("iface=", 0) == 0) return kv.substr(6);
+    }
+    return {};
 }
 
 std::string hex64(uint64_t v) {
@@ -123,10 +142,19 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
     boot_id_ = mc.boot_id;
     membership_ = std::make_unique<cluster::Membership>(std::move(mc), steady_ns());
     rx_copy_.resize(kMaxHeartbeatFrame);
+
+    // Wire link watch (see the header).
+    const PortDevice wire = port_device(cfg.wire.device);
+    wire_port_known_ = rte_eth_dev_get_port_by_name(wire.name.c_str(), &wire_port_) == 0;
+    if (!wire.is_pci) wire_iface_ = iface_of(wire.device);
+    if (!wire_iface_.empty()) ifreq_fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    link_check_ns_ = std::max<uint64_t>(uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000 / 4,
+                                        1'000'000);
 }
 
 ClusterControl::~ClusterControl() {
     close_commands();
+    if (ifreq_fd_ >= 0) ::close(ifreq_fd_);
     for (rte_ring* r : {rx_ring_, tx_ring_}) {
         if (r == nullptr) continue;
         void* m;
@@ -164,6 +192,9 @@ void ClusterControl::poll() noexcept {
         publisher_.reclaim();
         run_queued_commands();
         if (!dynamic_) return;
+        // The link first: heartbeats already queued after a link-up then
+        // count as heard after it.
+        if (const uint64_t t = steady_ns(); t >= next_link_check_ns_) check_link(t);
         drain_rx();
         const uint64_t now = steady_ns();
         if (held_foreign) {
@@ -201,6 +232,41 @@ void ClusterControl::leave() noexcept {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nlbd: control: leave: %s\n", e.what());
     }
+}
+
+bool ClusterControl::read_link() const {
+    bool up = true;
+    if (wire_port_known_) {
+        rte_eth_link link{};
+        if (rte_eth_link_get_nowait(wire_port_, &link) == 0) up = link.link_status == RTE_ETH_LINK_UP;
+    }
+    if (up && ifreq_fd_ >= 0) {
+        ifreq ifr{};
+        std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", wire_iface_.c_str());
+        if (::ioctl(ifreq_fd_, SIOCGIFFLAGS, &ifr) == 0)
+            up = (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
+        else if (errno == ENODEV)
+            up = false;  // the interface is gone
+    }
+    return up;
+}
+
+void ClusterControl::check_link(uint64_t now_ns) {
+    next_link_check_ns_ = now_ns + link_check_ns_;
+    const bool up = read_link();
+    if (up == link_up_) return;
+    link_up_ = up;
+    ++link_changes_;
+    if (up)
+        std::fprintf(stderr,
+                     "nlbd: wire link up%s%s: rejoining (owned buckets dirty until reconverged)\n",
+                     wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
+    else
+        std::fprintf(stderr,
+                     "nlbd: wire link down%s%s: no peer is declared dead, maps frozen until it is up\n",
+                     wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
+    membership_->set_link(up, now_ns);
+    publish_if_changed();
 }
 
 void ClusterControl::drain_rx() noexcept {
@@ -385,6 +451,12 @@ ctl::Json ClusterControl::query() const {
     j["host_state"] = cluster::name_of(st.host_state);
     j["converged"] = st.converged;
     j["has_maps"] = st.has_maps;
+    j["link"] = st.link_up ? "up" : "down";
+    j["rejoining"] = st.rejoining;
+    j["link_changes"] = st.link_changes;
+    ctl::Json notices = ctl::Json::array();
+    for (const std::string& n : st.notices) notices.push_back(n);
+    j["notices"] = std::move(notices);
     j["epoch"] = st.epoch;
     j["base_epoch"] = st.base_epoch;
     j["view"] = view_json(st.view);

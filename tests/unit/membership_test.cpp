@@ -877,5 +877,179 @@ TEST(Membership, MinorityWithTheLowestIdAdoptsTheMajorityMap) {
         }
 }
 
+// ---- wire link down / up ------------------------------------------------------
+
+// Buckets host `id` owns in its published snapshot, and how many are dirty.
+std::pair<uint32_t, uint32_t> owned_dirty(Net& net, HostId id, size_t rule = 0) {
+    const core::Snapshot& snap = *net.node(id).snap;
+    uint32_t owned = 0, dirty = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        if (snap.owner(rule, b) != id) continue;
+        ++owned;
+        dirty += snap.is_dirty(rule, b);
+    }
+    return {owned, dirty};
+}
+
+// Converges hosts 1..3, then cuts host 1's own wire link (it hears nothing,
+// nobody hears it) and tells it so; runs until hosts 2 and 3 own everything.
+void cut_host1_link(Net& net) {
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    net.link = isolate(1);
+    net.node(1).m->set_link(false, net.now);
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            return net.node(2).m->converged() && net.node(2).m->view() == 0b110 &&
+                   net.node(3).m->converged() && net.node(3).m->view() == 0b110;
+        },
+        20 * kInterval));
+}
+
+TEST(Membership, OwnLinkDownDeclaresNoPeerDeadAndChangesNoMap) {
+    Net net(61);
+    net.buckets = 600;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto map = net.map_of(1);
+    const uint64_t epoch = net.node(1).m->epoch(), changes = net.node(1).m->status(net.now).epoch_changes;
+    net.link = isolate(1);
+    net.node(1).m->set_link(false, net.now);
+    net.run_for(10 * kTolerance * kInterval);
+    Membership& m1 = *net.node(1).m;
+    EXPECT_EQ(net.map_of(1), map);
+    EXPECT_EQ(m1.epoch(), epoch);
+    const auto st = m1.status(net.now);
+    EXPECT_EQ(st.epoch_changes, changes);
+    EXPECT_EQ(st.members, ids(3));
+    for (const auto& p : st.peers) EXPECT_TRUE(p.alive) << "host " << int(p.id);
+    EXPECT_FALSE(st.link_up);
+    EXPECT_FALSE(st.converged);
+    EXPECT_EQ(st.state, ClusterState::converging);
+    ASSERT_FALSE(st.notices.empty());
+    EXPECT_NE(st.notices.front().find("wire link down"), std::string::npos);
+    // Its buckets are dirty already: at link-up, packets of connections the
+    // peers opened meanwhile may arrive before any heartbeat.
+    const auto [owned, dirty] = owned_dirty(net, 1);
+    EXPECT_EQ(owned, net.buckets / 3);
+    EXPECT_EQ(dirty, owned);
+    // The others did fail over.
+    EXPECT_TRUE(net.node(2).m->converged());
+    EXPECT_EQ(net.node(2).m->view(), 0b110u);
+}
+
+TEST(Membership, LinkUpKeepsOwnedBucketsDirtyUntilReconvergedWithTheHeardPeers) {
+    Net net(67);
+    net.buckets = 600;
+    cut_host1_link(net);
+    net.run_for(3 * kInterval);
+    const auto m23 = net.map_of(2);
+    net.node(2).held = 4;  // connections in buckets they will hand to host 1
+    net.node(3).held = 4;
+    net.link = [](HostId, HostId) { return true; };
+    net.node(1).m->set_link(true, net.now);
+    EXPECT_TRUE(net.node(1).m->status(net.now).rejoining);
+    // From link-up (before any heartbeat is heard) until converged with the
+    // peers it hears, every bucket host 1 owns is dirty.
+    uint32_t checked = 0;
+    while (!net.converged_on({1, 2, 3})) {
+        ASSERT_LT(checked, 400u) << "no convergence";
+        net.step(kInterval / 10);
+        const auto st = net.node(1).m->status(net.now);
+        if (st.converged) continue;
+        const auto [owned, dirty] = owned_dirty(net, 1);
+        EXPECT_GT(owned, 0u);
+        EXPECT_EQ(dirty, owned) << "step " << checked;
+        EXPECT_EQ(st.state, ClusterState::converging);
+        ++checked;
+    }
+    EXPECT_GT(checked, 0u);
+    const auto after = net.map_of(1);
+    EXPECT_EQ(net.map_of(2), after);
+    EXPECT_EQ(after, rebalanced(m23, ids(3), multiple_rule(0, 65535), net.buckets));
+    EXPECT_FALSE(net.node(1).m->status(net.now).rejoining);
+    // Converged: the normal hand-over keeps them dirty while 2 and 3 hold
+    // connections, then they clear.
+    net.run_for(3 * kInterval);
+    {
+        const auto [owned, dirty] = owned_dirty(net, 1);
+        EXPECT_EQ(owned, net.buckets / 3);
+        EXPECT_EQ(dirty, owned);
+    }
+    net.node(2).held = 0;
+    net.node(3).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(1).m->status(net.now).dirty_buckets == 0; },
+                              5 * kInterval));
+    net.run_for(kInterval);
+    EXPECT_EQ(owned_dirty(net, 1).second, 0u);
+    EXPECT_EQ(net.node(1).m->status(net.now).state, ClusterState::converged_default);
+}
+
+TEST(Membership, LinkUpWithEveryPeerDeadContinuesAloneAfterTheGraceNotDirty) {
+    Net net(71);
+    net.buckets = 600;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto map = net.map_of(1);
+    net.node(1).m->set_link(false, net.now);
+    net.node(2).up = false;
+    net.node(3).up = false;
+    net.run_for(3 * kTolerance * kInterval);
+    EXPECT_EQ(net.map_of(1), map);
+    const uint64_t t_up = net.now;
+    net.node(1).m->set_link(true, net.now);
+    // Grace: the peers get tolerance x interval to be heard again.
+    net.run_for((kTolerance - 1) * kInterval);
+    {
+        const auto st = net.node(1).m->status(net.now);
+        for (const auto& p : st.peers) EXPECT_TRUE(p.alive) << "host " << int(p.id);
+        EXPECT_EQ(net.map_of(1), map);
+        const auto [owned, dirty] = owned_dirty(net, 1);
+        EXPECT_EQ(dirty, owned);
+        EXPECT_FALSE(st.converged);
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1}); }, (kTolerance + 2) * kInterval));
+    EXPECT_LE(net.now - t_up, (kTolerance + 2) * kInterval);
+    net.run_for(kInterval);
+    EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
+    const auto st = net.node(1).m->status(net.now);
+    EXPECT_FALSE(st.rejoining);
+    EXPECT_EQ(st.dirty_buckets, 0u);
+    EXPECT_EQ(owned_dirty(net, 1), std::make_pair(net.buckets, 0u));
+    EXPECT_EQ(st.state, ClusterState::converged_default);
+}
+
+// Host 2 drainstops (its buckets move to 1 and 3, dirty from 2); then host 3
+// dies: the buckets 3 took from 2 move to 1 and must stay dirty from 2, which
+// still serves their connections.
+TEST(Membership, DrainedBucketsStayDirtyWhenTheirNewOwnerDies) {
+    Net net(73);
+    net.buckets = 600;
+    for (HostId h : ids(3)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    const auto before = net.map_of(1);
+    net.node(2).held = 7;
+    net.node(2).m->set_state(HostState::draining, net.now);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 3}); }, 20 * kInterval));
+    net.run_for(2 * kInterval);
+    const auto drained = net.map_of(1);
+    uint32_t via3 = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b) via3 += before[b] == 2 && drained[b] == 3;
+    ASSERT_GT(via3, 0u);
+    net.node(3).up = false;
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1}); }, (kTolerance + 4) * kInterval));
+    net.run_for(kInterval);
+    EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
+    const core::Snapshot& snap = *net.node(1).snap;
+    for (uint32_t b = 0; b < net.buckets; ++b)
+        EXPECT_EQ(snap.is_dirty(0, b), before[b] == 2)
+            << "bucket " << b << " (" << int(before[b]) << " -> " << int(drained[b]) << " -> 1)";
+    // Host 2's connections end: everything clears, host 2 stops.
+    net.node(2).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(1).m->status(net.now).dirty_buckets == 0; },
+                              5 * kInterval));
+    EXPECT_EQ(net.node(2).m->state(), HostState::stopped);
+}
+
 }  // namespace
 }  // namespace nlbd::cluster

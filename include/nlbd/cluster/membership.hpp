@@ -43,6 +43,17 @@
 //    several); after convergence the marks clear by the rule above. Fresh
 //    joiners (epoch 0), restarted processes and survivors of a failover are
 //    never merging peers: failover and cold start mark nothing.
+//  - Wire link (set_link): while this host's own link is down it hears
+//    nothing because of itself, so it declares no peer dead and recomputes
+//    no map (peers' liveness clocks are frozen at the link-down time). From
+//    link-down until it has converged again with every member it hears after
+//    link-up ("rejoining"), every bucket it owns is dirty from kAnyHost and
+//    stale heartbeats (heard before link-up) count neither for convergence
+//    nor for releasing dirty marks: the peers may have taken its buckets and
+//    opened connections there meanwhile. On link-up every peer that was
+//    alive at link-down gets tolerance x interval to be heard again; if none
+//    is, they die as usual and the host continues alone (nothing dirty: the
+//    dead hold nothing).
 //
 // Not thread-safe: owned by the control thread.
 
@@ -140,6 +151,10 @@ struct MembershipStatus {
     HostState host_state = HostState::stopped;
     bool converged = false;
     bool has_maps = false;
+    bool link_up = true;      // wire link as last reported by set_link()
+    bool rejoining = false;   // link went down: owned buckets dirty until reconverged
+    uint64_t link_changes = 0;
+    std::vector<std::string> notices;  // operator-readable conditions (e.g. "wire link down")
     uint64_t epoch = 0;
     uint64_t base_epoch = 0;
     uint64_t view = 0;
@@ -175,6 +190,12 @@ public:
     // the snapshot of `generation` (Snapshot::generation). Counts against an
     // older generation are ignored (advertised as kHeldUnknown).
     void set_held_foreign(uint32_t n, uint64_t generation, uint64_t now_ns);
+    // This host's wire link state (polled by the caller). Down: no deaths, no
+    // map changes, owned buckets dirty; up: peers get tolerance x interval to
+    // be heard again, buckets stay dirty until reconverged (see the model).
+    void set_link(bool up, uint64_t now_ns);
+    bool link_up() const noexcept { return link_up_; }
+    bool rejoining() const noexcept { return rejoining_; }
 
     // A decoded, authenticated, replay-checked heartbeat. Our own boot id is
     // ignored; another boot id with our host id is a duplicate id.
@@ -225,6 +246,9 @@ private:
         // Advertised our current maps since it was last dead or restarted
         // (so it is not a merging peer; see the model above).
         bool synced = false;
+        // Heard since our wire link last came up (or went down): only such
+        // heartbeats count while rejoining.
+        bool fresh = false;
     };
     // Inputs of a map set: members and effective weights per rule.
     struct Inputs {
@@ -255,6 +279,8 @@ private:
     };
 
     bool alive(HostId h, uint64_t now_ns) const;
+    bool stale(HostId h) const;  // rejoining and not heard since link-up
+    void mark_rejoining();
     bool excluded(HostId h, uint64_t now_ns) const;
     bool is_member(HostId h, uint64_t now_ns) const;
     uint64_t member_view(uint64_t now_ns) const;
@@ -302,6 +328,10 @@ private:
     bool inputs_dirty_ = true;  // some member's weights/state may have changed
     bool has_dirty_ = false;    // some dirty_from_ entry is set
     Reassembly rx_;
+    bool link_up_ = true;
+    uint64_t link_down_ns_ = 0;   // liveness clock frozen here while the link is down
+    bool rejoining_ = false;
+    uint64_t link_changes_ = 0;
 
     uint32_t held_foreign_ = kHeldUnknown;
     uint64_t generation_ = 0;         // of the last snapshot_input()
