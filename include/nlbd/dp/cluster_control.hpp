@@ -12,6 +12,11 @@
 //    mbufs, poll() decodes and frees them). Frames to send are built in mbufs
 //    of tx_pool and enqueued on control_tx; the worker sends them on the
 //    wire queue it owns. A full control_tx frees the frame (tx_failed).
+//  - poll() also watches the wire port's link (every interval / 4): the
+//    ethdev link status, and for vdevs bound to a kernel interface
+//    ("iface=" devargs: net_af_packet, whose link status never changes after
+//    start) the interface's IFF_UP and IFF_RUNNING flags. Changes are logged
+//    and handed to Membership::set_link().
 
 #include <rte_ring.h>
 
@@ -85,6 +90,7 @@ public:
     std::string stats_members() const;
 
     const HeartbeatCounters& counters() const noexcept { return hb_; }
+    bool wire_link_up() const noexcept { return link_up_; }
     // Connections the workers hold in buckets this host does not own,
     // counted against the snapshot of `generation` (set by main; polled).
     struct HeldForeign {
@@ -97,6 +103,8 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     void drain_rx() noexcept;
+    void check_link(uint64_t now_ns);
+    bool read_link() const;
     void send_heartbeats(Clock::time_point now);
     void send_frame(const std::vector<uint8_t>& frame);
     void send_igmp_join();
@@ -124,6 +132,15 @@ private:
     Clock::time_point next_heartbeat_{};
     Clock::time_point next_igmp_{};
     std::vector<uint8_t> rx_copy_;
+    // Wire link watch.
+    bool wire_port_known_ = false;
+    uint16_t wire_port_ = 0;
+    std::string wire_iface_;   // kernel interface behind the vdev, if any
+    int ifreq_fd_ = -1;        // socket for SIOCGIFFLAGS
+    bool link_up_ = true;
+    uint64_t link_changes_ = 0;
+    uint64_t link_check_ns_ = 0;       // period
+    uint64_t next_link_check_ns_ = 0;
 
     struct Pending {
         std::string command;
