@@ -1,7 +1,9 @@
 // Micro-benchmarks of the pure packet path (SPEC §10): parse, rule match,
 // affinity hash, decide, and a whole burst (parse + decide_burst of 32
-// frames), on a realistic flow mix, plus bucket-map build / rebalance cost
-// and its quality (buckets_moved_pct on host loss).
+// frames; also with connection persistence), on a realistic flow mix; the
+// connection table (find / insert / aging sweep, memory per connection, up
+// to 2M connections); bucket-map build / rebalance cost and its quality
+// (buckets_moved_pct on host loss); snapshot compilation.
 //
 // Every frame, snapshot and map is built before the timed loop (STYLE.md);
 // the timed loops only read them. Results are reported as time per packet
@@ -22,14 +24,17 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "nlbd/core/bucket_map.hpp"
+#include "nlbd/core/conn_table.hpp"
 #include "nlbd/core/decide.hpp"
 #include "nlbd/core/hash.hpp"
 #include "nlbd/core/parse.hpp"
+#include "nlbd/core/persist.hpp"
 #include "nlbd/core/snapshot.hpp"
 #include "flow_mix.hpp"
 
@@ -264,6 +269,186 @@ BENCHMARK(BM_Burst)
     ->ArgNames({"rules", "frames"})
     ->Args({0, kFlows})->Args({1, kFlows})->Args({64, kFlows})->Args({1024, kFlows})
     ->Args({0, 256})->Args({1024, 256});
+
+// ---------------------------------------------------------------- connections
+
+// Distinct client->VIP TCP 5-tuples (client 172.16.0.0/12 + port, VIP :443).
+ConnKey synthetic_conn(uint32_t i) {
+    ConnKey k;
+    k.src = {172, static_cast<uint8_t>(16 + ((i >> 24) & 15)), static_cast<uint8_t>(i >> 16),
+             static_cast<uint8_t>(i >> 8)};
+    k.dst = {10, 0, 0, static_cast<uint8_t>(100 + (i & 3))};
+    k.sport = static_cast<uint16_t>(1024 + ((i & 0xff) << 6 | (i >> 28)));
+    k.dport = 443;
+    k.proto = 6;
+    k.family = 4;
+    return k;
+}
+
+constexpr uint64_t kNow = 1'000'000'000'000ull;  // any time; nothing expires during a run
+
+// A table of `capacity` filled with `live` established connections.
+std::unique_ptr<ConnTable> filled_table(uint32_t capacity, uint32_t live) {
+    ConnTable::Config cfg;
+    cfg.capacity = capacity;
+    auto t = std::make_unique<ConnTable>(cfg);
+    for (uint32_t i = 0; i < live; ++i) {
+        const ConnKey k = synthetic_conn(i);
+        t->insert(k, t->hash(k), ConnState::established, 0, i % kDefaultBuckets, kNow);
+    }
+    return t;
+}
+
+void conn_memory(benchmark::State& state, const ConnTable& t) {
+    const double bytes = static_cast<double>(t.slots()) * ConnTable::kBytesPerSlot;
+    state.counters["table_MiB"] = bytes / (1024.0 * 1024.0);
+    state.counters["bytes_per_conn"] = bytes / t.capacity();
+    state.counters["live"] = static_cast<double>(t.stats().entries);
+}
+
+// Lookup of live connections (hits) in random order, in a table of capacity
+// C filled to 90%: the per-packet cost for an established flow. 32 lookups
+// per iteration, hashes computed in the loop, tags prefetched a burst ahead.
+void BM_ConnFindHit(benchmark::State& state) {
+    const auto cap = static_cast<uint32_t>(state.range(0));
+    const uint32_t live = cap / 10 * 9;
+    auto t = filled_table(cap, live);
+    std::vector<ConnKey> probe(65536);
+    std::mt19937 rng(7);
+    for (auto& k : probe) k = synthetic_conn(rng() % live);
+    size_t base = 0;
+    uint64_t found = 0;
+    for (auto _ : state) {
+        std::array<uint64_t, kBurst> h;
+        for (size_t i = 0; i < kBurst; ++i) {
+            h[i] = t->hash(probe[base + i]);
+            t->prefetch(h[i]);
+        }
+        for (size_t i = 0; i < kBurst; ++i) found += t->find(probe[base + i], h[i], kNow) != nullptr;
+        base = base + kBurst == probe.size() ? 0 : base + kBurst;
+    }
+    benchmark::DoNotOptimize(found);
+    report(state, kBurst);
+    conn_memory(state, *t);
+    state.counters["hit_pct"] = 100.0 * static_cast<double>(found) /
+                                (static_cast<double>(state.iterations()) * kBurst);
+}
+BENCHMARK(BM_ConnFindHit)->Arg(1 << 16)->Arg(1 << 18)->Arg(1 << 20)->Arg(1 << 21);
+
+// Lookup misses (new flows) in the same tables.
+void BM_ConnFindMiss(benchmark::State& state) {
+    const auto cap = static_cast<uint32_t>(state.range(0));
+    const uint32_t live = cap / 10 * 9;
+    auto t = filled_table(cap, live);
+    std::vector<ConnKey> probe(65536);
+    for (uint32_t i = 0; i < probe.size(); ++i) probe[i] = synthetic_conn(live + 1 + i);
+    size_t base = 0;
+    uint64_t found = 0;
+    for (auto _ : state) {
+        std::array<uint64_t, kBurst> h;
+        for (size_t i = 0; i < kBurst; ++i) {
+            h[i] = t->hash(probe[base + i]);
+            t->prefetch(h[i]);
+        }
+        for (size_t i = 0; i < kBurst; ++i) found += t->find(probe[base + i], h[i], kNow) != nullptr;
+        base = base + kBurst == probe.size() ? 0 : base + kBurst;
+    }
+    benchmark::DoNotOptimize(found);
+    report(state, kBurst);
+    conn_memory(state, *t);
+}
+BENCHMARK(BM_ConnFindMiss)->Arg(1 << 16)->Arg(1 << 20);
+
+// Filling an empty table to 90% of its capacity, one insert per new flow.
+void BM_ConnInsert(benchmark::State& state) {
+    const auto cap = static_cast<uint32_t>(state.range(0));
+    const uint32_t n = cap / 10 * 9;
+    ConnTable::Config cfg;
+    cfg.capacity = cap;
+    ConnTable t(cfg);
+    std::vector<ConnKey> keys(n);
+    for (uint32_t i = 0; i < n; ++i) keys[i] = synthetic_conn(i);
+    for (auto _ : state) {
+        state.PauseTiming();
+        t.clear();
+        state.ResumeTiming();
+        for (uint32_t i = 0; i < n; ++i)
+            benchmark::DoNotOptimize(t.insert(keys[i], t.hash(keys[i]), ConnState::syn, 0, 0, kNow));
+    }
+    report(state, n);
+    conn_memory(state, t);
+    state.counters["insert_failed"] = static_cast<double>(t.stats().insert_failed);
+}
+BENCHMARK(BM_ConnInsert)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
+
+// The aging sweep the worker runs between bursts: ns per slot examined
+// (nothing is due), over a table filled to `fill` percent of its capacity.
+// The worker's cost per packet is per_slot x budget per loop / packets per loop.
+void BM_ConnExpireSweep(benchmark::State& state) {
+    const auto cap = static_cast<uint32_t>(state.range(0));
+    auto t = filled_table(cap, static_cast<uint32_t>(uint64_t{cap} * state.range(1) / 100));
+    const Snapshot& s = snapshot(0);
+    constexpr uint32_t kBudget = 1024;
+    for (auto _ : state) benchmark::DoNotOptimize(t->expire(kNow, kBudget, &s));
+    const auto slots = static_cast<double>(state.iterations()) * kBudget;
+    state.SetItemsProcessed(static_cast<int64_t>(slots));
+    state.counters["per_slot"] =
+        benchmark::Counter(slots, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    conn_memory(state, *t);
+}
+BENCHMARK(BM_ConnExpireSweep)
+    ->ArgNames({"capacity", "fill_pct"})
+    ->Args({1 << 18, 1})->Args({1 << 18, 90})->Args({1 << 20, 90});
+
+// The burst with connection persistence, as the worker runs it: parse,
+// decide_burst, apply_persistence_burst (the flows this host accepts are
+// tracked), cold frames, seed rules, table capacity range(0) (2^18 default).
+// range(1) = 1: steady state: the table was swept under the snapshot
+// first (as the worker's aging does within milliseconds), so it is known to
+// hold no foreign connection and packets owned elsewhere skip the lookup;
+// 0: every TCP packet looks the table up (right after a snapshot change).
+void BM_BurstPersist(benchmark::State& state) {
+    const Snapshot& s = snapshot(0);
+    const Corpus& c = corpus();
+    ConnTable::Config cfg;
+    cfg.capacity = static_cast<uint32_t>(state.range(0));
+    const bool swept = state.range(1) != 0;
+    ConnTable t(cfg);
+    std::array<ParsedFrame, kBurst> frames;
+    std::array<Decision, kBurst> out;
+    std::array<uint64_t, kVerdictCount> verdicts{};
+    uint64_t now = kNow;
+    size_t base = 0;
+    auto burst = [&] {
+        uint16_t ok = 0;
+        for (size_t i = 0; i < kBurst; ++i)
+            if (parse_frame(c.frame(base + i), frames[ok]) == ParseError::none) ++ok;
+        const std::span<const ParsedFrame> fs(frames.data(), ok);
+        const std::span<Decision> ds(out.data(), ok);
+        decide_burst(fs, s, ds);
+        apply_persistence_burst(fs, ds, s, t, now);
+        for (uint16_t i = 0; i < ok; ++i) ++verdicts[static_cast<unsigned>(out[i].verdict)];
+        now += 1000;  // 1 us per burst
+        base = base + kBurst == c.size() ? 0 : base + kBurst;
+    };
+    // Warm-up outside the timed loop: one pass over the corpus tracks every
+    // flow this host accepts; then, for the steady state, one whole sweep.
+    for (size_t i = 0; i < c.size(); i += kBurst) burst();
+    if (swept) {
+        while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+        }
+        while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+        }
+    }
+    for (auto _ : state) burst();
+    benchmark::DoNotOptimize(verdicts);
+    report(state, kBurst);
+    state.counters["conns"] = static_cast<double>(t.stats().entries);
+    state.counters["may_hold_foreign"] = t.may_hold_foreign(s) ? 1 : 0;
+}
+BENCHMARK(BM_BurstPersist)
+    ->ArgNames({"capacity", "swept"})
+    ->Args({1 << 18, 0})->Args({1 << 18, 1});
 
 // ---------------------------------------------------------------- bucket map
 

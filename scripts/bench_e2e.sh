@@ -15,22 +15,26 @@
 # nlbd-bench-pcapgen), the same frames bench_pipeline measures.
 #
 # Mpps: testpmd's periodic "Rx-pps" of port 0 (--stats-period 1), averaged
-# over the samples after the first (startup) one; nlbd's rx_total from its
-# --stats-json divided by --run-for (its timer starts when the worker is
+# over the full 1-s samples (start-up samples left out); nlbd's rx_total from
+# its --stats-json divided by --run-for (its timer starts when the worker is
 # launched). Output: a table with both rates and their ratio (target >= 0.5).
+# Timings vary with whatever else runs on the machine: run it on a quiet one.
 #
-# Environment: LCORES (default "0,1"), ROUNDS (testpmd+nlbd pairs, default 1;
-# the ratio reported is the median of the rounds' ratios), FLOWS (frames in the capture, default
-# 10240), TESTPMD (default dpdk-testpmd on PATH), NLBD (default
-# BUILD_DIR/src/dp/nlbd), KEEP=1 keeps the work directory (logs, JSON).
+# Environment: LCORES (default "0,1"), ROUNDS (testpmd + nlbd pairs, default
+# 1; the ratio reported is the median of the rounds' ratios), FLOWS (frames in
+# the capture, default 10240), TESTPMD (default dpdk-testpmd on PATH), NLBD
+# (default BUILD_DIR/src/dp/nlbd), KEEP=1 keeps the work directory (logs,
+# generated configs, nlbd's JSON).
 set -euo pipefail
 
 build=${1:-build}
 secs=${2:-10}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$here"
-[[ -d $build ]] || { echo "bench_e2e: no build directory '$build'" >&2; exit 1; }
+# BUILD_DIR relative to the caller's directory, else to the repository root.
+[[ -d $build ]] || build=$here/$build
+[[ -d $build ]] || { echo "bench_e2e: no build directory '${1:-build}'" >&2; exit 1; }
 build=$(cd "$build" && pwd)
+cd "$here"
 [[ $secs =~ ^[0-9]+$ && $secs -ge 2 ]] || { echo "bench_e2e: SECONDS must be an integer >= 2" >&2; exit 1; }
 
 lcores=${LCORES:-0,1}

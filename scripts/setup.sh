@@ -13,6 +13,7 @@ packages=(
   clang libclang-rt-14-dev
   iproute2 tcpdump python3
   socat ethtool curl
+  nginx-light openssl jq nftables
 )
 
 missing=()

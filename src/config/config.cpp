@@ -206,6 +206,39 @@ void parse_dataplane(const Section& root, Config& cfg) {
     if (auto v = d->integer("tcp_fin_timeout_s", 1, 3600)) dp.tcp_fin_timeout_s = static_cast<uint32_t>(*v);
 }
 
+// [telemetry] prometheus_listen = "ADDR:PORT" ("[v6]:PORT"), dpdk_telemetry.
+void parse_telemetry(const Section& root, Config& cfg) {
+    auto t = root.table("telemetry", {"prometheus_listen", "dpdk_telemetry"});
+    if (!t) return;
+    TelemetryConfig& tc = cfg.telemetry;
+    if (auto b = t->boolean("dpdk_telemetry")) tc.dpdk_telemetry = *b;
+    const std::string allowed = "\"ADDRESS:PORT\", e.g. \"127.0.0.1:9101\" or \"[::1]:9101\"";
+    auto text = t->string("prometheus_listen", allowed);
+    if (!text) return;
+    const size_t colon = text->rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text->size())
+        t->fail("prometheus_listen", quote(*text) + " has no ADDRESS:PORT form", allowed);
+    std::string host = text->substr(0, colon);
+    const std::string port = text->substr(colon + 1);
+    const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) host = host.substr(1, host.size() - 2);
+    const std::optional<IpAddr> addr = IpAddr::parse(host);
+    if (!addr || (addr->family == Family::v6) != bracketed)
+        t->fail("prometheus_listen", quote(*text) + ": " + quote(host) +
+                " is not an IPv4 address or a bracketed IPv6 address", allowed);
+    unsigned long p = 0;
+    bool digits = port.size() <= 5;
+    for (char c : port) digits = digits && c >= '0' && c <= '9';
+    if (digits) p = std::stoul(port);
+    if (!digits || p == 0 || p > 65535)
+        t->fail("prometheus_listen", quote(*text) + ": port " + quote(port) + " is not 1..65535",
+                allowed);
+    tc.prometheus = true;
+    tc.prometheus_listen = *text;
+    tc.prometheus_address = *addr;
+    tc.prometheus_port = static_cast<uint16_t>(p);
+}
+
 void parse_ports_section(const Section& root, Config& cfg) {
     auto p = root.table("ports", {"wire", "local"});
     if (!p) return;
@@ -277,6 +310,95 @@ void parse_rule(const Section& r, PortRule& rule) {
         }
 }
 
+// health_* keys of one [[port_rule]] (SPEC §9). Keys that do not apply to
+// the chosen check are rejected rather than ignored.
+HealthCheck parse_health(const Section& r, const PortRule& rule, const Config& cfg) {
+    HealthCheck h;
+    if (auto k = r.choice<HealthKind>("health_check", {{"tcp", HealthKind::tcp},
+                                                       {"tls", HealthKind::tls},
+                                                       {"http", HealthKind::http},
+                                                       {"https", HealthKind::https}}))
+        h.kind = *k;
+    static constexpr std::string_view kKeys[] = {
+        "health_port", "health_address", "health_path", "health_expect_status", "health_sni",
+        "health_name", "health_ca", "health_interval_ms", "health_timeout_ms", "health_rise",
+        "health_fall"};
+    if (h.kind == HealthKind::none) {
+        for (std::string_view k : kKeys)
+            if (r.has(k))
+                r.fail(k, "is set without health_check",
+                       "health_check = \"tcp\", \"tls\", \"http\" or \"https\" in the same rule");
+        return h;
+    }
+    const bool http = h.kind == HealthKind::http || h.kind == HealthKind::https;
+    const bool tls = h.kind == HealthKind::tls || h.kind == HealthKind::https;
+    const char* kind_name = h.kind == HealthKind::tcp ? "tcp" : h.kind == HealthKind::tls ? "tls"
+                            : h.kind == HealthKind::http ? "http" : "https";
+    auto only = [&](std::string_view key, bool ok, const char* where) {
+        if (r.has(key) && !ok)
+            r.fail(key, std::string("is set on a health_check = \"") + kind_name + "\" rule", where);
+    };
+    only("health_path", http, "only with health_check = \"http\" or \"https\"");
+    only("health_expect_status", http, "only with health_check = \"http\" or \"https\"");
+    only("health_sni", tls, "only with health_check = \"tls\" or \"https\"");
+    only("health_ca", tls, "only with health_check = \"tls\" or \"https\"");
+    only("health_name", tls || http, "only with health_check = \"tls\", \"http\" or \"https\"");
+
+    if (auto v = r.integer("health_port", 1, 65535)) h.port = static_cast<uint16_t>(*v);
+    else if (rule.port_lo != 0) h.port = rule.port_lo;
+    else r.fail("health_check", "the rule's first port is 0 and health_port is not set",
+                "health_port = 1..65535 when the rule's ports start at 0");
+    if (auto s = r.string("health_address", kAddressAllowed))
+        h.address = parse_address(r, *s, r.line("health_address"), r.key_path("health_address"));
+    else
+        h.address = rule.vip;  // nullopt for "all": the checker picks dedicated_ip or 127.0.0.1
+    const char* path_allowed = "an absolute request path such as \"/owa/healthcheck.htm\" (no spaces)";
+    if (auto s = r.string("health_path", path_allowed)) {
+        if (s->empty() || s->front() != '/' || s->find_first_of(" \t\r\n") != std::string::npos)
+            r.fail("health_path", quote(*s) + " is not an absolute path", path_allowed);
+        h.path = *s;
+    }
+    const char* status_allowed = "a non-empty array of HTTP status codes 100..599 such as [200, 204]";
+    if (const toml::array* a = r.array("health_expect_status", status_allowed)) {
+        if (a->empty()) r.fail("health_expect_status", "is empty", status_allowed);
+        h.expect_status.clear();
+        for (size_t i = 0; i < a->size(); ++i)
+            h.expect_status.push_back(
+                static_cast<uint16_t>(element_integer(r, "health_expect_status", *a, i, 100, 599)));
+    }
+    const char* name_allowed = "a DNS name such as \"mail.ehlo.dk\" (default: cluster.name)";
+    h.name = cfg.cluster.name;
+    if (auto s = r.string("health_name", name_allowed)) {
+        if (s->empty() || s->find_first_of(" \t\r\n/") != std::string::npos)
+            r.fail("health_name", quote(*s) + " is not a DNS name", name_allowed);
+        h.name = *s;
+    }
+    h.sni = h.name;
+    if (auto s = r.string("health_sni", name_allowed)) {
+        if (s->empty() || s->find_first_of(" \t\r\n/") != std::string::npos)
+            r.fail("health_sni", quote(*s) + " is not a DNS name", name_allowed);
+        h.sni = *s;
+    }
+    const char* ca_allowed = "a PEM file of CA certificates, path relative to this file";
+    if (auto s = r.string("health_ca", ca_allowed)) {
+        if (s->empty()) r.fail("health_ca", "is empty", ca_allowed);
+        h.ca_file = detail::resolve_relative(cfg.file, *s);
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(h.ca_file, ec))
+            r.fail("health_ca", quote(h.ca_file) + " does not exist or is not a file", ca_allowed);
+    }
+    if (auto v = r.integer("health_interval_ms", 100, 3600000)) h.interval_ms = static_cast<uint32_t>(*v);
+    if (auto v = r.integer("health_timeout_ms", 10, 60000)) h.timeout_ms = static_cast<uint32_t>(*v);
+    if (auto v = r.integer("health_rise", 1, 100)) h.rise = static_cast<uint32_t>(*v);
+    if (auto v = r.integer("health_fall", 1, 100)) h.fall = static_cast<uint32_t>(*v);
+    if (h.timeout_ms >= h.interval_ms)
+        r.fail(r.has("health_timeout_ms") ? "health_timeout_ms" : "health_interval_ms",
+               "timeout " + std::to_string(h.timeout_ms) + " ms is not below the interval " +
+                   std::to_string(h.interval_ms) + " ms",
+               "health_timeout_ms < health_interval_ms");
+    return h;
+}
+
 void parse_rules(const Section& root, Config& cfg) {
     const toml::node* n = root.node("port_rule");
     if (n == nullptr) {
@@ -290,17 +412,107 @@ void parse_rules(const Section& root, Config& cfg) {
     if (a->size() > kMaxRules)
         detail::fail(root.file(), element_line(root, "port_rule", (*a)[kMaxRules]), "port_rule",
                      std::to_string(a->size()) + " rules", allowed);
+    std::vector<HealthCheck> health;
+    bool any_health = false;
     for (size_t i = 0; i < a->size(); ++i) {
         const auto& t = *(*a)[i].as_table();
         const std::string path = element_path(root, "port_rule", i);
         Section r(root.file(), cfg.lines, t, path, element_line(root, "port_rule", t),
                   {"vip", "ports", "protocol", "mode", "affinity", "load_weight", "handling_priority",
-                   "affinity_timeout_s", "static_weights", "static_priorities"});
+                   "affinity_timeout_s", "static_weights", "static_priorities",
+                   "health_check", "health_port", "health_address", "health_path",
+                   "health_expect_status", "health_sni", "health_name", "health_ca",
+                   "health_interval_ms", "health_timeout_ms", "health_rise", "health_fall"});
         PortRule rule;
         rule.line = r.line();
         parse_rule(r, rule);
+        health.push_back(parse_health(r, rule, cfg));
+        any_health = any_health || health.back().kind != HealthKind::none;
         cfg.rules.push_back(std::move(rule));
     }
+    if (any_health) cfg.health = std::move(health);  // else empty: no rule has a check
+}
+
+// [control] remote_listen/remote_cert/remote_key/remote_ca/remote_allow.
+void parse_control(const Section& root, Config& cfg) {
+    auto t = root.table("control", {"remote_listen", "remote_cert", "remote_key", "remote_ca", "remote_allow"});
+    if (!t) return;
+    ControlConfig& cc = cfg.control;
+    const std::string listen_allowed = "\"ADDRESS:PORT\", \"[IPv6]:PORT\" or \":PORT\" (any address), port 1..65535";
+    auto listen = t->string("remote_listen", listen_allowed);
+    if (!listen) {
+        for (std::string_view k : {"remote_cert", "remote_key", "remote_ca", "remote_allow"})
+            if (t->has(k)) t->missing("remote_listen", "remote_listen with " + std::string(k) + ": " + listen_allowed);
+        return;
+    }
+    {
+        const std::string& text = *listen;
+        const size_t colon = text.rfind(':');
+        if (colon == std::string::npos || colon + 1 == text.size())
+            t->fail("remote_listen", quote(text) + " has no ADDRESS:PORT form", listen_allowed);
+        std::string host = text.substr(0, colon);
+        const std::string port = text.substr(colon + 1);
+        if (!host.empty()) {
+            const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+            if (bracketed) host = host.substr(1, host.size() - 2);
+            const std::optional<IpAddr> addr = IpAddr::parse(host);
+            if (!addr || (addr->family == Family::v6) != bracketed)
+                t->fail("remote_listen", quote(text) + ": " + quote(host) +
+                        " is not an IPv4 address or a bracketed IPv6 address", listen_allowed);
+        }
+        bool digits = !port.empty() && port.size() <= 5;
+        for (char c : port) digits = digits && c >= '0' && c <= '9';
+        const unsigned long p = digits ? std::stoul(port) : 0;
+        if (p == 0 || p > 65535)
+            t->fail("remote_listen", quote(text) + ": port " + quote(port) + " is not 1..65535", listen_allowed);
+        cc.remote_listen = text;
+    }
+    auto file = [&](std::string_view key, const char* what) {
+        const std::string allowed = std::string("a PEM file with ") + what + ", path relative to this file";
+        auto v = t->string(key, allowed);
+        if (!v) t->missing(key, allowed + " (required with remote_listen)");
+        if (v->empty()) t->fail(key, "is empty", allowed);
+        std::string path = detail::resolve_relative(cfg.file, *v);
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec))
+            t->fail(key, quote(path) + " does not exist or is not a file", allowed);
+        return path;
+    };
+    cc.remote_cert = file("remote_cert", "nlbd's server certificate (chain)");
+    cc.remote_key = file("remote_key", "the server certificate's private key");
+    cc.remote_ca = file("remote_ca", "the CA certificate(s) that sign client certificates");
+
+    const std::string allow_allowed =
+        "an array of client certificate CNs [\"CN=ops1\", ...] (role admin) or a table "
+        "{ \"CN=ops1\" = \"admin\", \"CN=mon\" = \"read\" }";
+    const toml::node* n = t->node("remote_allow");
+    if (n == nullptr) t->missing("remote_allow", allow_allowed + " (required with remote_listen)");
+    auto add = [&](std::string cn, const std::string& role, unsigned line, const std::string& path) {
+        if (cn.rfind("CN=", 0) == 0) cn.erase(0, 3);
+        if (cn.empty()) detail::fail(t->file(), line, path, "an empty CN", allow_allowed);
+        if (role != "read" && role != "admin")
+            detail::fail(t->file(), line, path, quote(role) + " is not a role", "\"read\" or \"admin\"");
+        if (!cc.remote_allow.emplace(cn, role).second)
+            detail::fail(t->file(), line, path, "CN=" + cn + " is listed twice", allow_allowed);
+    };
+    if (const auto* a = n->as_array()) {
+        for (size_t i = 0; i < a->size(); ++i)
+            add(element_string(*t, "remote_allow", *a, i, allow_allowed), "admin",
+                element_line(*t, "remote_allow", (*a)[i]), element_path(*t, "remote_allow", i));
+    } else if (const auto* tab = n->as_table()) {
+        for (auto&& [k, v] : *tab) {
+            const std::string path = t->key_path("remote_allow") + "." + std::string(k.str());
+            unsigned line = k.source().begin.line ? k.source().begin.line : t->line("remote_allow");
+            const auto* role = v.as_string();
+            if (role == nullptr)
+                detail::fail(t->file(), line, path, "expected a string, got " + detail::type_name(v),
+                             "\"read\" or \"admin\"");
+            add(std::string(k.str()), role->get(), line, path);
+        }
+    } else {
+        t->fail("remote_allow", "expected an array or a table, got " + detail::type_name(*n), allow_allowed);
+    }
+    if (cc.remote_allow.empty()) t->fail("remote_allow", "is empty: nobody could use remote control", allow_allowed);
 }
 
 }  // namespace
@@ -310,12 +522,14 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
     Config cfg;
     cfg.file = cluster_file;
     const Section root(cluster_file, cfg.lines, root_table, "", 0,
-                       {"cluster", "host", "dataplane", "port_rule", "ports"});
+                       {"cluster", "host", "dataplane", "port_rule", "ports", "telemetry", "control"});
     parse_cluster(root, cfg);
     parse_host(root, cfg);
     parse_dataplane(root, cfg);
     parse_ports_section(root, cfg);
     parse_rules(root, cfg);
+    parse_telemetry(root, cfg);
+    parse_control(root, cfg);
 
     if (nic_file) {
         cfg.nic = load_nic_profile(*nic_file);

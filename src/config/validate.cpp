@@ -286,6 +286,29 @@ public:
         overlaps();
     }
 
+    // health_* keys (SPEC §9): aligned with the rules, ranges as parsed.
+    void health() const {
+        if (cfg_.health.empty()) return;
+        if (cfg_.health.size() != cfg_.rules.size())
+            fail("port_rule", 0, std::to_string(cfg_.health.size()) + " health checks for " +
+                                     std::to_string(cfg_.rules.size()) + " rules",
+                 "one health check (kind none = no check) per port rule");
+        for (size_t i = 0; i < cfg_.health.size(); ++i) {
+            const HealthCheck& h = cfg_.health[i];
+            if (h.kind == HealthKind::none) continue;
+            const std::string p = "port_rule[" + std::to_string(i + 1) + "].";
+            const unsigned rl = cfg_.rules[i].line;
+            range(p + "health_port", h.port, 1, 65535, rl);
+            range(p + "health_interval_ms", h.interval_ms, 100, 3600000, rl);
+            range(p + "health_timeout_ms", h.timeout_ms, 10, 60000, rl);
+            range(p + "health_rise", h.rise, 1, 100, rl);
+            range(p + "health_fall", h.fall, 1, 100, rl);
+            if (h.timeout_ms >= h.interval_ms)
+                fail(p + "health_timeout_ms", rl, std::to_string(h.timeout_ms) + " ms is not below the interval",
+                     "health_timeout_ms < health_interval_ms");
+        }
+    }
+
 private:
     const Config& cfg_;
 };
@@ -297,6 +320,7 @@ void validate(const Config& cfg) {
     c.cluster();
     c.dataplane();
     c.rules();
+    c.health();
     validate(cfg.nic);
 }
 

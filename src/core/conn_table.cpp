@@ -5,42 +5,18 @@
 #include "nlbd/core/conn_table.hpp"
 
 #include <cstring>
+#include <new>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
+
 
 namespace nlbd::core {
 namespace {
 
-constexpr uint64_t kNsPerSec = 1'000'000'000ull;
-
-inline uint64_t load64(const void* p) noexcept {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-
-// 64x64 -> 128 multiply, high half xor low half.
-inline uint64_t mum(uint64_t a, uint64_t b) noexcept {
-    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
-    return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
-}
-
-// Lane mask of the ways of an 8-way tag line equal to `tag`: way i is bit 2i.
-// Iterate with ctz(m) / 2 and m &= m - 1.
-inline unsigned match_tags(const uint16_t* line, uint16_t tag) noexcept {
-#if defined(__SSE2__)
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line));
-    const __m128i eq = _mm_cmpeq_epi16(v, _mm_set1_epi16(static_cast<short>(tag)));
-    return static_cast<unsigned>(_mm_movemask_epi8(eq)) & 0x5555u;
-#else
-    unsigned m = 0;
-    for (unsigned i = 0; i < ConnTable::kWays; ++i)
-        if (line[i] == tag) m |= 1u << (2 * i);
-    return m;
-#endif
-}
+using detail::conn_idle_past;
+using detail::conn_match_tags;
 
 inline uint32_t next_pow2(uint64_t x) noexcept {
     uint64_t p = 1;
@@ -48,23 +24,7 @@ inline uint32_t next_pow2(uint64_t x) noexcept {
     return static_cast<uint32_t>(p);
 }
 
-inline bool idle_past(const ConnEntry& e, uint64_t now_ns) noexcept {
-    return now_ns > e.last_seen_ns &&
-           now_ns - e.last_seen_ns > static_cast<uint64_t>(e.timeout_s) * kNsPerSec;
-}
-
 }  // namespace
-
-ConnKey conn_key_of(const FlowKey& k) noexcept {
-    ConnKey c;
-    c.src = k.src.b;
-    c.dst = k.dst.b;
-    c.sport = k.sport;
-    c.dport = k.dport;
-    c.proto = k.proto;
-    c.family = static_cast<uint8_t>(k.src.family);
-    return c;
-}
 
 ConnKey affinity_key_of(const FlowKey& k, Affinity a, uint16_t rule) noexcept {
     ConnKey c;
@@ -108,37 +68,48 @@ ConnTable::ConnTable(const Config& cfg)
     const uint64_t want = (static_cast<uint64_t>(capacity_) * 5 / 4 + kWays - 1) / kWays;
     nbuckets_ = next_pow2(want < 2 ? 2 : want);
     mask_ = nbuckets_ - 1;
-    tags_.reset(new uint16_t[slots()]());
-    entries_.reset(new ConnEntry[slots()]);
+    tags_ = static_cast<uint16_t*>(tag_mem_.allocate(sizeof(uint16_t) * slots()));
+    entries_ = static_cast<ConnEntry*>(entry_mem_.allocate(sizeof(ConnEntry) * slots()));
+    std::memset(tags_, 0, sizeof(uint16_t) * slots());
+    for (uint32_t i = 0; i < slots(); ++i) new (&entries_[i]) ConnEntry();
 }
 
-ConnTable::~ConnTable() = default;
+ConnTable::~ConnTable() = default;  // ConnEntry is trivially destructible
 
-// Multiply-fold hashing (wyhash-style "mum"): the five words of the key are
-// folded in two independent 128-bit products, then combined, keyed by seed_.
-uint64_t ConnTable::hash(const ConnKey& k) const noexcept {
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    const uint64_t a = mum(load64(p) ^ seed_, load64(p + 8) ^ 0xa0761d6478bd642full);
-    const uint64_t b = mum(load64(p + 16) ^ 0xe7037ed1a0b428dbull,
-                           load64(p + 24) ^ (seed_ + 0x8ebc6af09c88c6e3ull));
-    return mum(a ^ load64(p + 32) ^ 0x589965cc75374cc3ull, b ^ seed_ ^ 0x1d8e4e27c47d124full);
+namespace detail {
+
+void* TableMemory::allocate(size_t bytes) {
+    constexpr size_t kHuge = size_t{2} << 20;
+#if defined(__linux__)
+    if (bytes >= kHuge / 2) {  // smaller arrays: the heap (4 KiB pages are few)
+        const size_t len = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;
+        void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            map_ = m;
+            map_len_ = len;
+            const uintptr_t a = (reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1);
+            data_ = reinterpret_cast<void*>(a);
+            const size_t usable = (len - (a - reinterpret_cast<uintptr_t>(m))) & ~(kHuge - 1);
+            madvise(data_, usable, MADV_HUGEPAGE);  // advisory: 4 KiB pages if refused
+            return data_;
+        }
+    }
+#endif
+    data_ = ::operator new(bytes < 64 ? 64 : bytes, std::align_val_t{64});
+    return data_;
 }
 
-void ConnTable::bucket_pair(uint64_t h, uint32_t& b1, uint32_t& b2, uint16_t& tag) const noexcept {
-    b1 = static_cast<uint32_t>(h) & mask_;
-    b2 = static_cast<uint32_t>(h >> 32) & mask_;
-    if (b2 == b1) b2 = b1 ^ 1u;  // nbuckets_ >= 2
-    tag = static_cast<uint16_t>((h >> 16) ^ (h >> 48));
-    if (tag == 0) tag = 1;
+TableMemory::~TableMemory() {
+#if defined(__linux__)
+    if (map_ != nullptr) {
+        munmap(map_, map_len_);
+        return;
+    }
+#endif
+    if (data_ != nullptr) ::operator delete(data_, std::align_val_t{64});
 }
 
-void ConnTable::prefetch(uint64_t h) const noexcept {
-    uint32_t b1, b2;
-    uint16_t tag;
-    bucket_pair(h, b1, b2, tag);
-    __builtin_prefetch(&tags_[static_cast<size_t>(b1) * kWays]);
-    __builtin_prefetch(&tags_[static_cast<size_t>(b2) * kWays]);
-}
+}  // namespace detail
 
 uint32_t ConnTable::timeout_for(ConnState st, uint32_t udp_timeout_s) const noexcept {
     switch (st) {
@@ -156,25 +127,9 @@ void ConnTable::release_slot(uint32_t slot) noexcept {
     --stats_.entries;
 }
 
-ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexcept {
-    uint32_t b[2];
-    uint16_t tag;
-    bucket_pair(h, b[0], b[1], tag);
-    for (uint32_t bucket : b) {
-        const uint32_t base = bucket * kWays;
-        for (unsigned m = match_tags(&tags_[base], tag); m; m &= m - 1) {
-            const uint32_t slot = base + (static_cast<unsigned>(__builtin_ctz(m)) >> 1);
-            ConnEntry& e = entries_[slot];
-            if (e.key != k) continue;
-            if (idle_past(e, now_ns)) {
-                ++stats_.expired[static_cast<unsigned>(e.state)];
-                release_slot(slot);
-                return nullptr;
-            }
-            return &e;
-        }
-    }
-    return nullptr;
+void ConnTable::expire_on_find(uint32_t slot) noexcept {
+    ++stats_.expired[static_cast<unsigned>(entries_[slot].state)];
+    release_slot(slot);
 }
 
 // Both candidate buckets full, or the table at capacity: reclaim idle entries
@@ -188,7 +143,7 @@ ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexce
     ConnEntry* free_slot = nullptr;
     for (uint32_t base : bases)
         for (uint32_t slot = base; slot < base + kWays; ++slot) {
-            if (tags_[slot] != 0 && idle_past(entries_[slot], now_ns)) {
+            if (tags_[slot] != 0 && conn_idle_past(entries_[slot], now_ns)) {
                 ++stats_.expired[static_cast<unsigned>(entries_[slot].state)];
                 release_slot(slot);
             }
@@ -204,7 +159,7 @@ ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexce
                 uint16_t tag;
                 bucket_pair(hash(entries_[slot].key), c1, c2, tag);
                 const uint32_t alt = (c1 * kWays == base ? c2 : c1) * kWays;
-                const unsigned f = match_tags(&tags_[alt], 0);
+                const unsigned f = conn_match_tags(&tags_[alt], 0);
                 if (!f) continue;
                 const uint32_t to = alt + (static_cast<unsigned>(__builtin_ctz(f)) >> 1);
                 entries_[to] = entries_[slot];
@@ -212,6 +167,11 @@ ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexce
                 tags_[slot] = 0;
                 entries_[slot].state = ConnState::free;
                 ++stats_.relocated;
+                // Moved from the part of the table the current sweep has yet
+                // to examine into the part it has passed: the sweep would miss
+                // it. Count it as foreign (the ownership is not known here);
+                // an over-count only delays a zero by one sweep.
+                if (slot >= cursor_ && to < cursor_) ++sweep_foreign_;
                 return &entries_[slot];
             }
     }
@@ -250,8 +210,8 @@ ConnEntry* ConnTable::insert(const ConnKey& k, uint64_t h, ConnState st, uint16_
     ConnEntry* e = nullptr;
     if (stats_.entries < capacity_) {
         // Two-choice: the less loaded bucket with a free way.
-        const unsigned f1 = match_tags(&tags_[static_cast<size_t>(b1) * kWays], 0);
-        const unsigned f2 = match_tags(&tags_[static_cast<size_t>(b2) * kWays], 0);
+        const unsigned f1 = conn_match_tags(&tags_[static_cast<size_t>(b1) * kWays], 0);
+        const unsigned f2 = conn_match_tags(&tags_[static_cast<size_t>(b2) * kWays], 0);
         const uint32_t bb = __builtin_popcount(f2) > __builtin_popcount(f1) ? b2 : b1;
         const unsigned f = bb == b1 ? f1 : f2;
         if (f) e = &entries_[bb * kWays + (static_cast<unsigned>(__builtin_ctz(f)) >> 1)];
@@ -267,7 +227,7 @@ ConnEntry* ConnTable::insert(const ConnKey& k, uint64_t h, ConnState st, uint16_
     e->timeout_s = timeout_for(st, timeout_s);
     e->rule = rule;
     e->bucket = static_cast<uint16_t>(bucket);
-    tags_[static_cast<size_t>(e - entries_.get())] = tag;
+    tags_[static_cast<size_t>(e - entries_)] = tag;
     ++stats_.entries;
     ++stats_.inserted;
     return e;
@@ -280,7 +240,7 @@ void ConnTable::set_state(ConnEntry* e, ConnState st) noexcept {
 
 void ConnTable::remove(ConnEntry* e) noexcept {
     ++stats_.removed;
-    release_slot(static_cast<uint32_t>(e - entries_.get()));
+    release_slot(static_cast<uint32_t>(e - entries_));
 }
 
 ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot* s) noexcept {
@@ -295,6 +255,7 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
         foreign_.valid = false;
         sweep_clean_ = cursor_ == 0;
         sweep_foreign_ = 0;
+        sweep_unknown_ = 0;
     }
     const uint32_t n = slots();
     const uint32_t end = n - cursor_ < budget ? n : cursor_ + budget;
@@ -302,31 +263,41 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
     for (uint32_t slot = cursor_; slot < end; ++slot) {
         if (tags_[slot] == 0) continue;
         const ConnEntry& e = entries_[slot];
-        if (idle_past(e, now_ns)) {
+        if (conn_idle_past(e, now_ns)) {
             ++stats_.expired[static_cast<unsigned>(e.state)];
             release_slot(slot);
             ++r.expired;
             continue;
         }
-        if (s && e.rule < s->rules.rules.size() &&
-            s->rules.rules[e.rule].mode != FilterMode::disabled &&
-            owner_of(*s, e.rule, e.bucket) != self)
+        if (s == nullptr) continue;
+        if (e.rule >= s->rules.rules.size()) {
+            ++sweep_unknown_;
+        } else if (s->rules.rules[e.rule].mode != FilterMode::disabled &&
+                   owner_of(*s, e.rule, e.bucket) != self) {
             ++sweep_foreign_;
+        }
     }
     r.scanned = end - cursor_;
     cursor_ = end;
     if (cursor_ == n) {
         r.sweep_completed = true;
-        if (sweep_clean_ && s) foreign_ = ForeignCount{sweep_foreign_, epoch, generation, true};
+        if (sweep_clean_ && s) {
+            foreign_ = ForeignCount{sweep_foreign_, epoch, generation, true};
+            const bool clean = sweep_foreign_ == 0 && sweep_unknown_ == 0;
+            clean_snap_ = clean ? s : nullptr;
+            clean_epoch_ = clean ? epoch : 0;
+            clean_generation_ = clean ? generation : 0;
+        }
         cursor_ = 0;
         sweep_foreign_ = 0;
+        sweep_unknown_ = 0;
         sweep_clean_ = true;
     }
     return r;
 }
 
 void ConnTable::clear() noexcept {
-    std::memset(tags_.get(), 0, sizeof(uint16_t) * slots());
+    std::memset(tags_, 0, sizeof(uint16_t) * slots());
     for (uint32_t i = 0; i < slots(); ++i) entries_[i].state = ConnState::free;
     stats_.entries = 0;
 }

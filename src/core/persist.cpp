@@ -12,10 +12,14 @@ constexpr uint8_t kProtoUdp = 17;
 enum class Kind : uint8_t { none, tcp, udp };
 
 // Stage one: does persistence apply to (f, d), and with which key?
-inline Kind prepare(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+// `foreign` = t.may_hold_foreign(s): when false, a packet s gives to another
+// host cannot be in the table (see ConnTable::may_hold_foreign), so it stays
+// not_owner without a lookup.
+inline Kind prepare(const ParsedFrame& f, const Decision& d, const Snapshot& s, bool foreign,
                     ConnKey& key) noexcept {
-    if (d.rule == kNoRule || (d.verdict != Verdict::accepted && d.verdict != Verdict::not_owner))
-        return Kind::none;  // stopped, disabled rule, default host, non-VIP...
+    if (d.rule == kNoRule) return Kind::none;  // default host, non-VIP, ARP...
+    if (d.verdict != Verdict::accepted && (d.verdict != Verdict::not_owner || !foreign))
+        return Kind::none;  // stopped, disabled rule, or not ours and not held
     const FlowKey& k = f.key;
     if (!(k.flags & kHasPorts)) return Kind::none;
     if (k.proto == kProtoTcp) {
@@ -118,7 +122,7 @@ bool bucket_dirty(const Snapshot& s, uint16_t rule, uint32_t bucket) noexcept {
 Decision apply_persistence(const ParsedFrame& f, const Decision& d, const Snapshot& s,
                            ConnTable& t, uint64_t now_ns) noexcept {
     ConnKey key;
-    const Kind kind = prepare(f, d, s, key);
+    const Kind kind = prepare(f, d, s, t.may_hold_foreign(s), key);
     if (kind == Kind::none) return d;
     return resolve(kind, f, d, s, t, now_ns, key, t.hash(key));
 }
@@ -129,19 +133,31 @@ void apply_persistence_burst(std::span<const ParsedFrame> frames, std::span<Deci
     const size_t n = frames.size() < decisions.size() ? frames.size() : decisions.size();
     ConnKey keys[kChunk];
     uint64_t hashes[kChunk];
-    Kind kinds[kChunk];
+    uint8_t idx[kChunk];  // the chunk's frames that need the table
+    // Only expire() changes the answer, and it does not run in here.
+    const bool foreign = t.may_hold_foreign(s);
     for (size_t base = 0; base < n; base += kChunk) {
         const size_t m = n - base < kChunk ? n - base : kChunk;
+        Kind kinds[kChunk];
+        unsigned k = 0;
+        // Stage one: keys, hashes, tag-line prefetches.
         for (size_t i = 0; i < m; ++i) {
-            kinds[i] = prepare(frames[base + i], decisions[base + i], s, keys[i]);
-            if (kinds[i] == Kind::none) continue;
-            hashes[i] = t.hash(keys[i]);
-            t.prefetch(hashes[i]);
+            kinds[k] = prepare(frames[base + i], decisions[base + i], s, foreign, keys[k]);
+            if (kinds[k] == Kind::none) continue;
+            hashes[k] = t.hash(keys[k]);
+            t.prefetch(hashes[k]);
+            idx[k++] = static_cast<uint8_t>(i);
         }
-        for (size_t i = 0; i < m; ++i)
-            if (kinds[i] != Kind::none)
-                decisions[base + i] = resolve(kinds[i], frames[base + i], decisions[base + i], s,
-                                              t, now_ns, keys[i], hashes[i]);
+        // Stage two: the tag lines have had a chunk's worth of work to land;
+        // prefetch the entry lines whose tags match (a hit's one likely miss).
+        for (unsigned j = 0; j < k; ++j) t.prefetch_entries(hashes[j]);
+        // Stage three: resolve in frame order (frames of one flow in one chunk
+        // see each other's inserts and state changes).
+        for (unsigned j = 0; j < k; ++j) {
+            const size_t i = base + idx[j];
+            decisions[i] = resolve(kinds[j], frames[i], decisions[i], s, t, now_ns, keys[j],
+                                   hashes[j]);
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "nlbd/ctl/cert.hpp"
 #include "nlbd/ctl/client.hpp"
 #include "nlbd/ctl/server.hpp"
 #include "nlbd/ctl/target.hpp"
+#include "nlbd/ctl/tls_client.hpp"
 
 namespace nlbd::ctl {
 
@@ -472,12 +474,18 @@ void print_usage(std::FILE* out) {
                  "  --socket PATH  control socket of nlbd (default: $NLBCTL_SOCKET, else %s)\n"
                  "  --json         print the daemon's result as JSON\n"
                  "  --timeout MS   how long to wait for the answer (default 10000)\n"
+                 "  --remote HOST:PORT  talk to nlbd's remote control over mutual TLS instead\n"
+                 "    --cert F --key F  our client certificate and key (PEM; its CN is our identity)\n"
+                 "    --ca F            CA that signed the server's certificate\n"
+                 "    --server-name N   also require the server's certificate to cover N (and send it as SNI)\n"
                  "commands:\n",
                  kDefaultSocketPath);
     for (const auto& c : kCommands) {
         std::string syn = std::string(c.name) + (c.usage[0] ? " " : "") + c.usage;
         std::fprintf(out, "  %-32s %s\n", syn.c_str(), c.help);
     }
+    std::fprintf(out, "  %-32s %s\n", "cert SUBCOMMAND ...",
+                 "certificates: request|issue|export|import|check|show (local; nlbctl cert --help)");
     std::fprintf(out, "exit status: 0 ok, 1 command failed, 2 usage error, 3 cannot connect\n");
 }
 
@@ -518,6 +526,21 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
             } else if (a == "--timeout" || a.rfind("--timeout=", 0) == 0) {
                 if (!value("--timeout", v) || !parse_int(v, inv.timeout_ms) || inv.timeout_ms <= 0)
                     return err("--timeout needs a positive number of milliseconds");
+            } else if (a == "--remote" || a.rfind("--remote=", 0) == 0) {
+                if (!value("--remote", v) || v.empty()) return err("--remote needs host:port");
+                inv.remote = v;
+            } else if (a == "--cert" || a.rfind("--cert=", 0) == 0) {
+                if (!value("--cert", v) || v.empty()) return err("--cert needs a PEM file");
+                inv.cert = v;
+            } else if (a == "--key" || a.rfind("--key=", 0) == 0) {
+                if (!value("--key", v) || v.empty()) return err("--key needs a PEM file");
+                inv.key = v;
+            } else if (a == "--ca" || a.rfind("--ca=", 0) == 0) {
+                if (!value("--ca", v) || v.empty()) return err("--ca needs a PEM file");
+                inv.ca = v;
+            } else if (a == "--server-name" || a.rfind("--server-name=", 0) == 0) {
+                if (!value("--server-name", v) || v.empty()) return err("--server-name needs a host name");
+                inv.server_name = v;
             } else {
                 return err("unknown option '" + a + "'");
             }
@@ -536,6 +559,10 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
         return o;
     }
     if (!have_command) return err("no command given");
+    if (!inv.remote.empty() && (inv.cert.empty() || inv.key.empty() || inv.ca.empty()))
+        return err("--remote needs --cert, --key and --ca");
+    if (inv.remote.empty() && (!inv.cert.empty() || !inv.key.empty() || !inv.ca.empty() || !inv.server_name.empty()))
+        return err("--cert, --key, --ca and --server-name go with --remote");
     const CommandSpec* spec = find_command(inv.command);
     if (!spec) return err("unknown command '" + inv.command + "'");
     int n = static_cast<int>(inv.args.size());
@@ -580,6 +607,8 @@ int print_response(std::FILE* out, std::FILE* err, const Invocation& inv, const 
 }
 
 int nlbctl_main(const std::vector<std::string>& argv, std::FILE* out, std::FILE* err) {
+    // Local commands (`cert`) need no daemon and have their own options.
+    if (std::optional<int> rc = cert::run_local_command(argv, out, err)) return *rc;
     ParseOutcome p = parse_command_line(argv);
     if (!p.ok) {
         std::fprintf(err,
@@ -594,7 +623,11 @@ int nlbctl_main(const std::vector<std::string>& argv, std::FILE* out, std::FILE*
     }
     Json response;
     try {
-        response = call(p.inv.socket, p.inv.command, p.inv.args, p.inv.timeout_ms);
+        if (!p.inv.remote.empty())
+            response = call_remote({p.inv.remote, p.inv.cert, p.inv.key, p.inv.ca, p.inv.server_name},
+                                   p.inv.command, p.inv.args, p.inv.timeout_ms);
+        else
+            response = call(p.inv.socket, p.inv.command, p.inv.args, p.inv.timeout_ms);
     } catch (const ConnectError& e) {
         std::fprintf(err, "nlbctl: %s\n", e.what());
         return kExitConnect;

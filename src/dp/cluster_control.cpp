@@ -22,6 +22,7 @@
 #include "nlbd/dp/cluster_frames.hpp"
 #include "nlbd/dp/eal_args.hpp"
 #include "nlbd/dp/stats.hpp"
+#include "nlbd/health/checker.hpp"
 
 namespace nlbd::dp {
 namespace {
@@ -191,6 +192,7 @@ void ClusterControl::poll() noexcept {
     try {
         publisher_.reclaim();
         run_queued_commands();
+        if (health != nullptr) apply_health(steady_ns());
         if (!dynamic_) return;
         // The link first: heartbeats already queued after a link-up then
         // count as heard after it.
@@ -389,6 +391,62 @@ void ClusterControl::close_commands() {
     cv_.notify_all();
 }
 
+// Health transitions (SPEC §9) -> rule states. Down drains the rule on this
+// host (the peers take its new connections at the next convergence; its
+// connections stay); up re-enables it. The DrainGate keeps the operator's
+// drain/disable: health only drains an enabled rule and only re-enables a
+// rule it drained itself.
+void ClusterControl::apply_health(uint64_t now) {
+    for (const health::Transition& t : health->take_transitions()) {
+        if (!dynamic_) {
+            std::fprintf(stderr,
+                         "nlbd: health: rule %zu is %s (%s); static membership cannot drain a rule, "
+                         "state reported only\n",
+                         t.rule, health::name_of(t.state).data(), t.last.c_str());
+            continue;
+        }
+        const cluster::RuleState rs = membership_->rule_state(t.rule);
+        if (t.state == health::State::down) {
+            if (health->gate().on_down(t.rule, rs == cluster::RuleState::enabled)) {
+                membership_->set_rule_state(t.rule, cluster::RuleState::draining, now);
+                std::fprintf(stderr, "nlbd: health: rule %zu drained on this host: %s\n", t.rule,
+                             t.last.c_str());
+            } else {
+                std::fprintf(stderr, "nlbd: health: rule %zu is down (%s); left %s as the operator set it\n",
+                             t.rule, t.last.c_str(), cluster::name_of(rs).data());
+            }
+        } else if (t.state == health::State::up) {
+            if (health->gate().on_up(t.rule, rs == cluster::RuleState::draining)) {
+                membership_->set_rule_state(t.rule, cluster::RuleState::enabled, now);
+                std::fprintf(stderr, "nlbd: health: rule %zu enabled again on this host: %s\n", t.rule,
+                             t.last.c_str());
+            }
+        }
+    }
+    if (dynamic_) publish_if_changed();  // static: no membership
+}
+
+namespace {
+
+ctl::Json health_object(const health::RuleHealth& h, bool drained_by_health) {
+    ctl::Json o = ctl::Json::object();
+    o["check"] = health::name_of(h.kind);
+    o["target"] = h.target;
+    o["state"] = health::name_of(h.state);
+    o["last"] = h.last;
+    o["outcome"] = h.checks ? health::name_of(h.last_outcome) : std::string_view("none");
+    const uint64_t now = health::Checker::now_ns();
+    o["since_ms"] = now >= h.since_ns ? (now - h.since_ns) / 1'000'000 : uint64_t{0};
+    o["checks"] = h.checks;
+    o["ok"] = h.ok;
+    o["failed"] = h.failed;
+    o["transitions"] = h.transitions;
+    o["drained_by_health"] = drained_by_health;
+    return o;
+}
+
+}  // namespace
+
 ctl::Json ClusterControl::params() const {
     ctl::Json j = ctl::Json::object();
     j["cluster"] = cfg_.cluster.name;
@@ -422,6 +480,15 @@ ctl::Json ClusterControl::params() const {
         else o["load_weight"] = unsigned(r.load_weight);
         o["handling_priority"] = unsigned(r.handling_priority);
         o["affinity_timeout_s"] = r.affinity_timeout_s;
+        if (i < cfg_.health.size() && cfg_.health[i].kind != config::HealthKind::none) {
+            const config::HealthCheck& h = cfg_.health[i];
+            o["health_check"] = health::name_of(h.kind);
+            o["health_port"] = unsigned(h.port);
+            o["health_interval_ms"] = h.interval_ms;
+            o["health_timeout_ms"] = h.timeout_ms;
+            o["health_rise"] = h.rise;
+            o["health_fall"] = h.fall;
+        }
         rules.push_back(std::move(o));
     }
     j["rules"] = std::move(rules);
@@ -443,6 +510,16 @@ ctl::Json ClusterControl::query() const {
         j["epoch"] = s != nullptr ? s->epoch : 0;
         j["members"] = hosts_json(s != nullptr ? s->members : std::vector<HostId>{});
         j["default_host"] = s != nullptr ? unsigned(s->default_host) : 0u;
+        if (health != nullptr) {
+            ctl::Json rules = ctl::Json::array();
+            for (const health::RuleHealth& h : health->statuses()) {
+                ctl::Json o = ctl::Json::object();
+                o["rule"] = static_cast<unsigned>(h.rule);
+                o["health"] = health_object(h, false);
+                rules.push_back(std::move(o));
+            }
+            j["rules"] = std::move(rules);
+        }
         return j;
     }
     const cluster::MembershipStatus st = membership_->status(steady_ns());
@@ -500,6 +577,9 @@ ctl::Json ClusterControl::query() const {
         o["buckets_owned"] = r.owned;
         o["buckets_dirty"] = r.dirty;
         if (r.mode == FilterMode::single) o["single_owner"] = unsigned(r.single_owner);
+        if (health != nullptr)
+            if (const auto h = health->status(r.rule))
+                o["health"] = health_object(*h, health->gate().drained_by_health(r.rule));
         rules.push_back(std::move(o));
     }
     j["rules"] = std::move(rules);
@@ -610,6 +690,7 @@ ctl::Json ClusterControl::run_command(const std::string& command,
     if (rules.empty()) rules.push_back(default_port_rule());
     ctl::Json changed = ctl::Json::array();
     for (size_t i : select_rules(rules, vip, t->all_ports, t->port)) {
+        if (health != nullptr) health->gate().on_operator(i);  // the operator owns the rule now
         membership_->set_rule_state(i, rs, now);
         changed.push_back(static_cast<unsigned>(i));
     }
@@ -632,6 +713,7 @@ std::string ClusterControl::stats_members() const {
     o += ",\"igmp_sent\":" + std::to_string(hb_.igmp_sent) +
          ",\"snapshots_published\":" + std::to_string(hb_.snapshots_published) + "}";
     o += ",\n\"cluster_state\":" + query().dump();
+    if (health != nullptr) o += ",\n\"health\":" + health->stats_json();
     return o;
 }
 

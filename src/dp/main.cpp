@@ -35,12 +35,16 @@
 
 #include "nlbd/config/config.hpp"
 #include "nlbd/ctl/server.hpp"
+#include "nlbd/ctl/tls_server.hpp"
 #include "nlbd/dp/cluster_control.hpp"
 #include "nlbd/dp/control.hpp"
 #include "nlbd/dp/eal_args.hpp"
 #include "nlbd/dp/port.hpp"
+#include "nlbd/dp/prometheus.hpp"
 #include "nlbd/dp/stats.hpp"
+#include "nlbd/dp/telemetry.hpp"
 #include "nlbd/dp/worker.hpp"
+#include "nlbd/health/checker.hpp"
 
 namespace {
 
@@ -229,6 +233,21 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
         std::fprintf(out, "  membership: dynamic (heartbeats%s)\n",
                      cfg.cluster.secret_file.empty() ? ", NOT authenticated: no secret_file"
                                                      : ", HMAC-SHA256");
+    std::fprintf(out, "  telemetry: prometheus %s, DPDK telemetry %s\n",
+                 cfg.telemetry.prometheus
+                     ? ("http://" + cfg.telemetry.prometheus_listen + "/metrics").c_str()
+                     : "off",
+                 cfg.telemetry.dpdk_telemetry
+                     ? ("on (dpdk-telemetry.py -f nlbd-" + std::to_string(cfg.host.id) + ")").c_str()
+                     : "off");
+    if (cfg.control.remote_listen.empty()) {
+        std::fprintf(out, "  remote control: off\n");
+    } else {
+        std::string who;
+        for (const auto& [cn, role] : cfg.control.remote_allow) who += (who.empty() ? "" : ", ") + cn + " " + role;
+        std::fprintf(out, "  remote control: mutual TLS on %s, client CA %s; allowed: %s\n",
+                     cfg.control.remote_listen.c_str(), cfg.control.remote_ca.c_str(), who.c_str());
+    }
 }
 
 // Signals only set a flag; the control loop (or the worker's control tick
@@ -256,6 +275,8 @@ struct ControlState {
     // Set when a stop was requested: the host has announced `stopped` and the
     // worker runs until then so that the announcement reaches the wire.
     std::optional<Clock::time_point> leaving_until;
+    // Telemetry cache refresh (docs/telemetry.md); must not throw.
+    std::function<void(Clock::time_point)> telemetry;
 
     // Control work: stop on a signal or at the deadline; heartbeats,
     // membership, commands, snapshot publication and reclamation.
@@ -271,6 +292,7 @@ struct ControlState {
             return;
         }
         if (cluster != nullptr) cluster->poll();
+        if (telemetry) telemetry(now);
     }
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
 };
@@ -294,6 +316,16 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         std::fprintf(stderr, "nlbd: warning: no free hugepages; --in-memory needs them\n");
     std::vector<std::string> eal_args =
         dp::build_eal_args(program, opt.eal, cfg.nic.eal_args, wire_dev, local_dev, env);
+    // DPDK telemetry (docs/telemetry.md): its socket lives in the EAL runtime
+    // directory /var/run/dpdk/<file-prefix>/; a prefix per host makes
+    // `dpdk-telemetry.py -f nlbd-<host id>` find this daemon even when
+    // several run on one machine (the --in-memory / --no-shconf decision
+    // above is already taken, so the prefix shares nothing).
+    if (!cfg.telemetry.dpdk_telemetry) {
+        if (!dp::has_option(eal_args, {"--no-telemetry"})) eal_args.emplace_back("--no-telemetry");
+    } else if (!dp::has_option(eal_args, {"--file-prefix", "--no-telemetry"})) {
+        eal_args.push_back("--file-prefix=nlbd-" + std::to_string(cfg.host.id));
+    }
     std::fprintf(stderr, "nlbd: EAL args: %s%s\n", join(eal_args).c_str(),
                  env.hugepages_available ? "" : "  (no hugepages: --no-huge fallback)");
     std::vector<char*> eal_argv;
@@ -328,10 +360,25 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
 
         // --- snapshot ----------------------------------------------------
         dp::SnapshotPublisher publisher(1);
+        // Health checks (SPEC §9): declared before the cluster, which holds a
+        // raw pointer to it, so that it outlives it.
+        std::unique_ptr<health::Checker> health_checker;
         std::unique_ptr<dp::ClusterControl> cluster;
         try {
             cluster = std::make_unique<dp::ClusterControl>(cfg, publisher, wire.pool, wire.mac);
             cluster->start();
+            if (auto checks = health::Checker::checks_from_config(cfg); !checks.empty()) {
+                for (const auto& c : checks)
+                    std::fprintf(stderr,
+                                 "nlbd: health: rule %zu: %s check of %s:%u every %u ms (timeout %u ms, "
+                                 "rise %u, fall %u)\n",
+                                 c.rule, health::name_of(c.probe.kind).data(),
+                                 c.probe.address.to_string().c_str(), unsigned(c.probe.port),
+                                 c.interval_ms, c.probe.timeout_ms, c.rise, c.fall);
+                health_checker = std::make_unique<health::Checker>(std::move(checks), cfg.rules.size());
+                cluster->health = health_checker.get();
+                health_checker->start();
+            }
         } catch (const std::exception& e) {
             std::fprintf(stderr, "nlbd: %s\n", e.what());
             cluster.reset();
@@ -452,8 +499,83 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             }
         }
 
+        // --- telemetry (docs/telemetry.md) -------------------------------
+        // The control loop refreshes the cache; DPDK's telemetry threads and
+        // the Prometheus thread only read it.
+        auto telemetry_cache = std::make_shared<dp::TelemetryCache>();
+        std::unique_ptr<dp::PrometheusServer> prometheus;
+        const bool dpdk_telemetry =
+            cfg.telemetry.dpdk_telemetry && !dp::has_option(eal_args, {"--no-telemetry"});
+        const bool telemetry_on = cfg.telemetry.prometheus || dpdk_telemetry;
+        if (telemetry_on) {
+            try {
+                telemetry_cache->update(cluster->run_command("stats", {}));
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: warning: telemetry: %s\n", e.what());
+            }
+        }
+        if (dpdk_telemetry) {
+            if (dp::register_dpdk_telemetry(telemetry_cache))
+                std::fprintf(stderr,
+                             "nlbd: DPDK telemetry: /nlbd/stats /nlbd/rules /nlbd/cluster on "
+                             "%s/dpdk_telemetry.v2\n",
+                             rte_eal_get_runtime_dir());
+            else
+                std::fprintf(stderr, "nlbd: warning: cannot register the DPDK telemetry commands\n");
+        }
+        if (cfg.telemetry.prometheus) {
+            try {
+                prometheus = std::make_unique<dp::PrometheusServer>(
+                    cfg.telemetry.prometheus_address, cfg.telemetry.prometheus_port,
+                    [c = telemetry_cache]() {
+                        const dp::TelemetryCache::Doc d = c->get();
+                        if (d == nullptr) throw std::runtime_error("no statistics yet");
+                        return dp::format_metrics(*d);
+                    });
+                std::fprintf(stderr, "nlbd: prometheus: http://%s/metrics\n",
+                             cfg.telemetry.prometheus_listen.c_str());
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: warning: %s\n", e.what());
+            }
+        }
+
+        // Remote control over mutual TLS ([control] remote_*, docs/remote.md):
+        // the same commands as the UNIX socket, through the same handler,
+        // authorised per command by the client certificate's CN.
+        std::unique_ptr<ctl::TlsControlServer> remote;
+        if (!cfg.control.remote_listen.empty()) {
+            try {
+                ctl::TlsServerOptions ro;
+                ro.listen = cfg.control.remote_listen;
+                ro.cert_file = cfg.control.remote_cert;
+                ro.key_file = cfg.control.remote_key;
+                ro.ca_file = cfg.control.remote_ca;
+                for (const auto& [cn, role] : cfg.control.remote_allow) ro.allow[cn] = ctl::parse_role(role);
+                remote = std::make_unique<ctl::TlsControlServer>(
+                    std::move(ro), [c = cluster.get()](const std::string& cmd, const std::vector<std::string>& args) {
+                        return c->post(cmd, args);
+                    });
+                std::fprintf(stderr, "nlbd: remote control (mutual TLS) on %s, port %u, %zu client CNs allowed\n",
+                             cfg.control.remote_listen.c_str(), unsigned(remote->port()),
+                             cfg.control.remote_allow.size());
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: warning: no remote control: %s\n", e.what());
+            }
+        }
+
         ControlState control;
         control.cluster = cluster.get();
+        if (telemetry_on)
+            control.telemetry = [c = cluster.get(), cache = telemetry_cache,
+                                 due = dp::TelemetryRefresher(dp::kTelemetryRefresh)](
+                                    Clock::time_point now) mutable {
+                if (!due.due(now)) return;
+                try {
+                    cache->update(c->run_command("stats", {}));
+                } catch (...) {
+                    // Keep the previous document; the next interval retries.
+                }
+            };
         if (opt.run_for_s > 0)
             control.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                   std::chrono::duration<double>(opt.run_for_s));
@@ -487,7 +609,11 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
 
         // --- tear-down and report ---------------------------------------
         cluster->close_commands();
+        if (prometheus) prometheus->stop();
+        dp::set_dpdk_telemetry_source(nullptr);
+        if (health_checker) health_checker->stop();
         if (server) server->stop();
+        if (remote) remote->stop();
         dp::RunReport report;
         live_report(report);
         dp::stop_port(wire);
@@ -549,6 +675,18 @@ int main(int argc, char** argv) {
                 (void)cluster::load_secret(cfg.cluster.secret_file);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "nlbd: %s: cluster.secret_file: %s\n", cfg.file.c_str(), e.what());
+                return 1;
+            }
+        }
+        if (!cfg.control.remote_listen.empty()) {
+            try {
+                ctl::TlsServerOptions ro;
+                ro.cert_file = cfg.control.remote_cert;
+                ro.key_file = cfg.control.remote_key;
+                ro.ca_file = cfg.control.remote_ca;
+                ctl::check_server_files(ro);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: %s: [control]: %s\n", cfg.file.c_str(), e.what());
                 return 1;
             }
         }

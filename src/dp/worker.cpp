@@ -97,6 +97,19 @@ struct Worker::Burst {
     TxBuffer to_wire;
     DropBuffer drop;
 
+    // Scratch of one RX burst (see Worker::run): frames to decide (compact,
+    // for decide_burst), later fragments, and every parsed frame in arrival
+    // order.
+    struct Pending {
+        rte_mbuf* m;
+        uint16_t index;  // into dec_frames/decisions, or later_frames
+        bool later;      // a non-first fragment
+    };
+    core::ParsedFrame dec_frames[kMaxBurst];
+    core::Decision decisions[kMaxBurst];
+    core::ParsedFrame later_frames[kMaxBurst];
+    Pending order[kMaxBurst];
+
     // Counts a frame's final verdict: exactly once per received wire frame.
     void account(const core::Decision& d) noexcept {
         bump(c->verdicts[static_cast<unsigned>(d.verdict)]);
@@ -163,7 +176,8 @@ Worker::Worker(const WorkerConfig& cfg, const std::atomic<const core::Snapshot*>
       counters_(std::make_unique<WorkerCounters>()),
       frags_(std::make_unique<core::FragTable>(cfg.frag)),
       conns_(std::make_unique<core::ConnTable>(cfg.conn)),
-      linear_(std::make_unique<uint8_t[]>(kLinearCopyBytes)) {
+      linear_(std::make_unique<uint8_t[]>(kLinearCopyBytes)),
+      burst_(std::make_unique<Burst>()) {
     cfg_.burst = std::clamp<uint16_t>(cfg_.burst, 1, kMaxBurst);
 }
 
@@ -186,7 +200,7 @@ int Worker::lcore_main(void* arg) noexcept {
 
 void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcept {
     WorkerCounters& c = *counters_;
-    Burst b;
+    Burst& b = *burst_;  // allocated by the constructor (~60 KiB of scratch)
     b.c = &c;
     b.to_local.port = cfg_.local_port;
     b.to_local.pc = &c.local;
@@ -203,6 +217,9 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     rte_mbuf* pkts[kMaxBurst];
     uint32_t empty_polls = 0;
     uint32_t sleep_us = 1;
+    const uint64_t sweep_target_ns = uint64_t{cfg_.conn_sweep_target_ms} * 1'000'000;
+    uint64_t sweep_start_ns =
+        static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 
     for (uint64_t loop = 0; !stop.load(std::memory_order_relaxed); ++loop) {
         if (tick.fn != nullptr && loop % tick.every == 0) tick.fn(tick.ctx);
@@ -219,10 +236,20 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         const uint64_t now_ns =
             static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 
-        // Wire -> decide.
+        // Wire -> decide, in three passes over the burst:
+        //  1. parse every frame; heartbeats and malformed frames are finished
+        //     here, the rest are queued in arrival order;
+        //  2. decide_burst + apply_persistence_burst over the frames to decide
+        //     (prefetching owner bytes and connection-table lines a chunk ahead);
+        //  3. in arrival order: dispatch each decided frame (and record a first
+        //     fragment's decision), look later fragments up in the FragTable.
+        // Pass 3 keeps the per-frame order of the FragTable calls (a later
+        // fragment sees the decision of a first fragment that arrived before
+        // it in the same burst), so the result equals deciding one by one.
         const uint16_t n_wire = rte_eth_rx_burst(cfg_.wire_port, 0, pkts, burst);
         if (n_wire != 0) {
             uint64_t bytes = 0;
+            uint16_t n_dec = 0, n_later = 0, n_order = 0;
             for (uint16_t i = 0; i < n_wire; ++i) {
                 rte_mbuf* m = pkts[i];
                 if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
@@ -250,7 +277,9 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     continue;
                 }
 
-                core::ParsedFrame f;
+                // ParsedFrame holds offsets and values only, never a pointer
+                // into `data` (which may be the reused linear_ copy).
+                core::ParsedFrame& f = b.dec_frames[n_dec];
                 const ParseError e = core::parse_frame({data, len}, f);
                 if (e != ParseError::none) {
                     bump(c.parse_errors[static_cast<unsigned>(e)]);
@@ -259,9 +288,27 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     b.dispatch(m, nullptr, d);
                     continue;
                 }
-
                 const uint16_t flags = f.key.flags;
                 if ((flags & core::kFragment) != 0 && (flags & core::kFirstFragment) == 0) {
+                    b.later_frames[n_later] = f;
+                    b.order[n_order++] = {m, n_later++, true};
+                } else {
+                    b.order[n_order++] = {m, n_dec++, false};
+                }
+            }
+
+            if (n_dec != 0) {
+                const std::span<const core::ParsedFrame> fs(b.dec_frames, n_dec);
+                const std::span<core::Decision> ds(b.decisions, n_dec);
+                core::decide_burst(fs, *snap, ds);
+                core::apply_persistence_burst(fs, ds, *snap, *conns_, now_ns);
+            }
+
+            for (uint16_t i = 0; i < n_order; ++i) {
+                rte_mbuf* m = b.order[i].m;
+                const uint16_t k = b.order[i].index;
+                if (b.order[i].later) {
+                    const core::ParsedFrame& f = b.later_frames[k];
                     core::Decision d;
                     switch (frags_->on_later(core::frag_key_of(f.key), m, now_ns, d, releaser)) {
                     case core::FragTable::Result::held: continue;  // counted on release
@@ -274,11 +321,10 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     b.dispatch(m, &f, d);
                     continue;
                 }
-
-                const core::Decision d =
-                    core::apply_persistence(f, core::decide(f, *snap), *snap, *conns_, now_ns);
+                const core::ParsedFrame& f = b.dec_frames[k];
+                const core::Decision& d = b.decisions[k];
                 b.dispatch(m, &f, d);
-                if ((flags & core::kFirstFragment) != 0)
+                if ((f.key.flags & core::kFirstFragment) != 0)
                     frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
             }
             bump(c.rx_total, n_wire);
@@ -314,11 +360,20 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
 
         if (loop % kExpireEvery == 0) frags_->expire(now_ns, releaser);
         // Connection aging and the held-foreign count (drainstop, dirty
-        // buckets): a bounded slice of the table per loop.
-        // An idle loop ages four times as much (sweeps finish sooner when idle
-        // loops are slow, e.g. adaptive sleeps).
-        conns_->expire(now_ns, n_wire == 0 ? 4 * cfg_.conn_expire_budget : cfg_.conn_expire_budget,
-                       snap);
+        // buckets, ConnTable::may_hold_foreign): a slice of the table per
+        // loop, sized by the load (conn_expire_* in WorkerConfig).
+        {
+            uint32_t budget;
+            if (n_wire == 0) {
+                budget = 4 * cfg_.conn_expire_budget;
+            } else {
+                budget = std::max<uint32_t>(cfg_.conn_expire_min,
+                                            uint32_t{n_wire} * cfg_.conn_expire_per_packet);
+                if (now_ns - sweep_start_ns > sweep_target_ns)
+                    budget = std::max(budget, cfg_.conn_expire_budget);  // overdue: catch up
+            }
+            if (conns_->expire(now_ns, budget, snap).sweep_completed) sweep_start_ns = now_ns;
+        }
         {
             const core::ForeignCount fc = conns_->held_foreign();
             const uint64_t packed =

@@ -14,6 +14,11 @@
 #                          client's MAC (so replies are addressed to the client).
 #   Replies of the node's kernel: tap -> nlbd (source MAC masked in unicast
 #   mode) -> wire -> bridge -> client.
+#   The names can be chosen by the caller before lab_init (LAB_PREFIX,
+#   LAB_WORK_DIR, LAB_SW_NS, LAB_CL_NS, LAB_NODE_NS[I]; scripts/lab.sh uses
+#   switch, client, cas01, cas02) and LAB_MODE picks the cluster mode
+#   (unicast by default; multicast/igmp mark the tap's cluster-MAC frames as
+#   for the host with an nftables ingress rule).
 #   Services on VIP in every node ns: :8080 answers the node's name and logs
 #   the peer address (served.I), :9000 is an echo service (long-lived
 #   connections).
@@ -50,6 +55,13 @@ lab_require() {
     ip netns del "$probe" 2>/dev/null || true
 }
 
+# lab_node_ns I : node I's namespace (default ${P}nI).
+lab_node_ns() { echo "${LAB_NODE_NS[$1]:-${P}n$1}"; }
+
+# Cluster mode written by lab_write_config and used to configure the taps:
+# unicast (default), multicast or igmp.
+LAB_MODE=${LAB_MODE:-unicast}
+
 lab_rand() { od -An -N2 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # lab_init BUILDDIR : prefix, work dir, binaries, EXIT trap.
@@ -59,8 +71,19 @@ lab_init() {
     LAB_NLBD=${NLBD:-$build/src/dp/nlbd}
     LAB_NLBCTL=${NLBCTL:-$build/src/ctl/nlbctl}
     [[ -x $LAB_NLBD ]] || { echo "lab: $LAB_NLBD is not built" >&2; exit 1; }
-    P="nlbd$(lab_rand)"
-    LAB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/${P}.XXXXXX")
+    # LAB_PREFIX, LAB_WORK_DIR and the namespace names (LAB_SW_NS, LAB_CL_NS,
+    # LAB_NODE_NS[I]) may be set by the caller (scripts/lab.sh names them
+    # switch, client, cas01, ...); by default everything is unique per run.
+    P=${LAB_PREFIX:-nlbd$(lab_rand)}
+    if [[ -n ${LAB_WORK_DIR:-} ]]; then
+        LAB_WORK=$LAB_WORK_DIR
+        mkdir -p -m 0700 "$LAB_WORK"
+    else
+        LAB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/${P}.XXXXXX")
+    fi
+    LAB_SW_NS=${LAB_SW_NS:-${P}sw}
+    LAB_CL_NS=${LAB_CL_NS:-${P}cl}
+    declare -gA LAB_NODE_NS
     LAB_NS=()
     LAB_PIDS=()
     declare -gA LAB_NLBD_PID=()
@@ -146,30 +169,32 @@ lab_cluster_mac() {
 lab_topology() {
     local n=${1:-3} i a
     LAB_NODES=$n
-    lab_ns_add "${P}sw" || return 1
-    ip -n "${P}sw" link add br0 type bridge stp_state 0 forward_delay 0
-    ip -n "${P}sw" link set br0 up
+    local sw=$LAB_SW_NS cl=$LAB_CL_NS ns
+    lab_ns_add "$sw" || return 1
+    ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0
+    ip -n "$sw" link set br0 up
 
-    lab_ns_add "${P}cl" || return 1
-    ip -n "${P}sw" link add "${P}c" type veth peer name "${P}e" netns "${P}cl"
-    ip -n "${P}sw" link set "${P}c" master br0 up
-    ip -n "${P}cl" link set "${P}e" up
+    lab_ns_add "$cl" || return 1
+    ip -n "$sw" link add "${P}c" type veth peer name "${P}e" netns "$cl"
+    ip -n "$sw" link set "${P}c" master br0 up
+    ip -n "$cl" link set "${P}e" up
     # veth hands frames over with a partial checksum (TX offload); af_packet on
     # the nodes would pass them on unfinished and the nodes' kernels would drop
     # them as TcpInCsumErrors. Make the client compute real checksums.
-    ip netns exec "${P}cl" ethtool -K "${P}e" tx off >/dev/null
+    ip netns exec "$cl" ethtool -K "${P}e" tx off >/dev/null
     for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
-        ip -n "${P}cl" addr add "10.77.0.$a/24" dev "${P}e"
+        ip -n "$cl" addr add "10.77.0.$a/24" dev "${P}e"
     done
-    LAB_CLIENT_MAC=$(ip -n "${P}cl" -br link show "${P}e" | awk '{print $3}')
+    LAB_CLIENT_MAC=$(ip -n "$cl" -br link show "${P}e" | awk '{print $3}')
 
     for ((i = 1; i <= n; ++i)); do
-        lab_ns_add "${P}n$i" || return 1
-        ip -n "${P}sw" link add "${P}s$i" type veth peer name "${P}w" netns "${P}n$i"
-        ip -n "${P}sw" link set "${P}s$i" master br0 up
-        ip -n "${P}n$i" link set "${P}w" up
+        ns=$(lab_node_ns "$i")
+        lab_ns_add "$ns" || return 1
+        ip -n "$sw" link add "${P}s$i" type veth peer name "${P}w" netns "$ns"
+        ip -n "$sw" link set "${P}s$i" master br0 up
+        ip -n "$ns" link set "${P}w" up
         # The node's kernel must stay silent on the wire.
-        ip netns exec "${P}n$i" sysctl -qw net.ipv4.conf.all.arp_ignore=8 >/dev/null 2>&1 || true
+        ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=8 >/dev/null 2>&1 || true
     done
 }
 
@@ -182,7 +207,7 @@ lab_write_config() {
         echo "[cluster]"
         echo "name = \"lab.nlbd.test\""
         echo "vips = [\"$LAB_VIP\"]"
-        echo "mode = \"unicast\""
+        echo "mode = \"$LAB_MODE\""
         echo "buckets = 4096"
         [[ -n $members ]] && echo "static_members = [$members]"
         echo "heartbeat_interval_ms = $LAB_HB_INTERVAL_MS"
@@ -210,7 +235,7 @@ lab_nlbd_supports() { "$LAB_NLBD" --help 2>&1 | grep -q -- "$1"; }
 # for its tap, configures the node's stack on it and starts the services.
 lab_start_node() {
     local i=$1; shift
-    local ns="${P}n$i"
+    local ns; ns=$(lab_node_ns "$i")
     local cpu=$(( (i - 1) % $(nproc) ))
     local ctl=()
     if lab_nlbd_supports --control-socket; then
@@ -237,10 +262,18 @@ lab_start_node() {
         sleep 0.1
     done
     ((k < 100)) || { echo "lab: nlbd $i did not start its worker in 10 s" >&2; return 1; }
-    local cmac; cmac=$(lab_cluster_mac)
-    ip -n "$ns" link set "${P}t" down
-    ip -n "$ns" link set "${P}t" address "$cmac"
-    ip -n "$ns" link set "${P}t" up
+    if [[ $LAB_MODE == unicast ]]; then
+        local cmac; cmac=$(lab_cluster_mac)
+        ip -n "$ns" link set "${P}t" down
+        ip -n "$ns" link set "${P}t" address "$cmac"
+        ip -n "$ns" link set "${P}t" up
+    else
+        # Multicast modes: nlbd hands the node frames addressed to the
+        # multicast cluster MAC, which the kernel classifies as
+        # PACKET_MULTICAST and TCP then discards. The node is the cluster
+        # MAC's intended receiver: mark those frames as for this host.
+        lab_tap_accept_cluster_mac "$ns" || return 1
+    fi
     ip -n "$ns" addr add "$LAB_VIP/32" dev "${P}t"
     ip -n "$ns" neigh replace "$LAB_GW" lladdr "$LAB_CLIENT_MAC" dev "${P}t" nud permanent
     ip -n "$ns" route replace "$LAB_GW/32" dev "${P}t"
@@ -248,8 +281,23 @@ lab_start_node() {
     lab_start_services "$i"
 }
 
+# lab_tap_accept_cluster_mac NS : nftables netdev ingress rule on the tap.
+lab_tap_accept_cluster_mac() {
+    local ns=$1
+    command -v nft >/dev/null || { echo "lab: multicast modes need nft (nftables)" >&2; return 1; }
+    ip netns exec "$ns" nft -f - <<NFT || { echo "lab: nft rule on ${P}t failed" >&2; return 1; }
+table netdev nlbdlab {
+    chain tap_in {
+        type filter hook ingress device "${P}t" priority 0; policy accept;
+        meta pkttype multicast meta pkttype set host
+    }
+}
+NFT
+    ip -n "$ns" link set "${P}t" up
+}
+
 lab_start_services() {
-    local i=$1 ns="${P}n$i"
+    local i=$1 ns; ns=$(lab_node_ns "$i")
     # Stale servers of an earlier start of this node (rejoin) are still bound.
     if [[ -z ${LAB_SERVICES_UP[$i]:-} ]]; then
         ip netns exec "$ns" socat TCP-LISTEN:8080,bind=$LAB_VIP,fork,reuseaddr \
@@ -279,7 +327,7 @@ lab_stop_node() {
 lab_request() {
     local a=$1 port=${2:-8080}
     local out
-    out=$(ip netns exec "${P}cl" timeout 5 socat -T 3 -u \
+    out=$(ip netns exec "$LAB_CL_NS" timeout 5 socat -T 3 -u \
         "TCP:$LAB_VIP:$port,bind=10.77.0.$a,connect-timeout=2" - 2>/dev/null) || true
     printf '%s\n' "${out%%$'\n'*}"
 }
@@ -383,7 +431,7 @@ lab_echo_client() {
     (
         set +e +o pipefail
         for ((k = 1; k <= n; ++k)); do echo "ping $k" || break; sleep "$period"; done |
-            ip netns exec "${P}cl" socat -T 5 - "TCP:$LAB_VIP:9000,bind=10.77.0.$a,connect-timeout=2" \
+            ip netns exec "$LAB_CL_NS" socat -T 5 - "TCP:$LAB_VIP:9000,bind=10.77.0.$a,connect-timeout=2" \
                 > "$LAB_WORK/echo.$name.out" 2> "$LAB_WORK/echo.$name.err"
         echo "${PIPESTATUS[1]}" > "$LAB_WORK/echo.$name.rc"
     ) &
@@ -409,7 +457,7 @@ lab_stats() { lab_ctl "$1" --json stats 2>/dev/null | jq -c . 2>/dev/null || tru
 # client (with Ethernet headers: the masked source MAC 02-0I-... names the
 # node that sent it). lab_rst_report prints them.
 lab_rst_watch() {
-    ip netns exec "${P}sw" timeout 900 tcpdump -l -n -e -i "${P}c" \
+    ip netns exec "$LAB_SW_NS" timeout 900 tcpdump -l -n -e -i "${P}c" \
         'tcp[tcpflags] & tcp-rst != 0' > "$LAB_WORK/rst.txt" 2>/dev/null &
     LAB_PIDS+=($!)
 }

@@ -841,3 +841,95 @@ TEST(ShippedConfigs, ClusterExampleLoadsWithItsNicProfile) {
     EXPECT_FALSE(cfg.nic.file.empty());
     EXPECT_FALSE(cfg.wire.device.empty());
 }
+
+// ------------------------------------------------ health checks (SPEC §9)
+
+TEST(ConfigHealth, HealthKeysAreParsedWithDefaults) {
+    const auto cfg = load_text(kBase + R"(
+[[port_rule]]
+vip = "10.0.0.10"
+ports = "443"
+protocol = "tcp"
+health_check = "https"
+health_path = "/owa/healthcheck.htm"
+health_expect_status = [200, 204]
+health_rise = 1
+
+[[port_rule]]
+ports = "25"
+protocol = "tcp"
+health_check = "tcp"
+
+[[port_rule]]
+ports = "80"
+protocol = "tcp"
+)");
+    ASSERT_EQ(cfg.health.size(), 3u);
+    const auto& h = cfg.health[0];
+    EXPECT_EQ(h.kind, nlbd::config::HealthKind::https);
+    EXPECT_EQ(h.port, 443);
+    ASSERT_TRUE(h.address.has_value());
+    EXPECT_EQ(h.address->to_string(), "10.0.0.10");
+    EXPECT_EQ(h.path, "/owa/healthcheck.htm");
+    EXPECT_EQ(h.expect_status, (std::vector<uint16_t>{200, 204}));
+    EXPECT_EQ(h.name, "mail.ehlo.dk");
+    EXPECT_EQ(h.sni, "mail.ehlo.dk");
+    EXPECT_EQ(h.interval_ms, 1000u);
+    EXPECT_EQ(h.timeout_ms, 500u);
+    EXPECT_EQ(h.rise, 1u);
+    EXPECT_EQ(h.fall, 3u);
+    EXPECT_EQ(cfg.health[1].kind, nlbd::config::HealthKind::tcp);
+    EXPECT_EQ(cfg.health[1].port, 25);
+    EXPECT_FALSE(cfg.health[1].address.has_value());  // vip = "all": chosen by the checker
+    EXPECT_EQ(cfg.health[2].kind, nlbd::config::HealthKind::none);
+}
+
+TEST(ConfigHealth, NoHealthKeysLeaveHealthEmpty) {
+    const auto cfg = load_text(kBase + "\n[[port_rule]]\nports = \"80\"\n");
+    EXPECT_TRUE(cfg.health.empty());
+}
+
+TEST(ConfigReject, UnknownHealthCheckKind) {
+    expect_cluster_error("\n[[port_rule]]\nports = \"80\"\nhealth_check = \"icmp\"  # here\n", "# here",
+                         "port_rule[1].health_check", "tcp, tls, http, https");
+}
+
+TEST(ConfigReject, HealthKeyWithoutHealthCheck) {
+    expect_cluster_error("\n[[port_rule]]\nports = \"80\"\nhealth_interval_ms = 500  # here\n", "# here",
+                         "port_rule[1].health_interval_ms", "without health_check");
+}
+
+TEST(ConfigReject, HealthPathOnTcpCheck) {
+    expect_cluster_error("\n[[port_rule]]\nports = \"80\"\nhealth_check = \"tcp\"\nhealth_path = \"/\"  # here\n",
+                         "# here", "port_rule[1].health_path", "only with health_check");
+}
+
+TEST(ConfigReject, HealthExpectStatusOutOfRange) {
+    expect_cluster_error(
+        "\n[[port_rule]]\nports = \"80\"\nhealth_check = \"http\"\nhealth_expect_status = [200, 700]  # here\n",
+        "# here", "port_rule[1].health_expect_status[2]", "100..599");
+}
+
+TEST(ConfigReject, HealthTimeoutNotBelowInterval) {
+    expect_cluster_error(
+        "\n[[port_rule]]\nports = \"80\"\nhealth_check = \"tcp\"\nhealth_interval_ms = 500\n"
+        "health_timeout_ms = 500  # here\n",
+        "# here", "port_rule[1].health_timeout_ms", "health_timeout_ms < health_interval_ms");
+}
+
+TEST(ConfigReject, HealthCheckOnRuleStartingAtPortZeroNeedsHealthPort) {
+    expect_cluster_error("\n[[port_rule]]\nhealth_check = \"tcp\"  # here\n", "# here",
+                         "port_rule[1].health_check", "health_port");
+}
+
+TEST(ConfigReject, HealthCaFileMissing) {
+    expect_cluster_error(
+        "\n[[port_rule]]\nports = \"443\"\nhealth_check = \"tls\"\nhealth_ca = \"nope/ca.pem\"  # here\n",
+        "# here", "port_rule[1].health_ca", "does not exist");
+}
+
+TEST(ConfigReject, HealthAddressNotAnAddress) {
+    expect_cluster_error(
+        "\n[[port_rule]]\nports = \"443\"\nhealth_check = \"tcp\"\nhealth_address = \"cas01\"  # here\n",
+        "# here", "port_rule[1].health_address", "not an IP address");
+}

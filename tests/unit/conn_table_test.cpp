@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 using namespace nlbd;
@@ -328,4 +329,37 @@ TEST(ConnTable, Ipv4AndIpv6KeysAreDistinct) {
     put(t, conn_key_of(a), ConnState::established);
     EXPECT_EQ(get(t, conn_key_of(b)), nullptr);
     EXPECT_NE(get(t, conn_key_of(a)), nullptr);
+}
+
+TEST(ConnTable, FiveTupleKeyEqualsTheKeyBuiltFieldByField) {
+    // conn_key_of builds the key as five words; it must be exactly the
+    // field-by-field key (what operator== and hash() read), pad included.
+    for (const char* src : {"198.51.100.7", "2001:db8::7"}) {
+        const bool v6 = src[4] == ':';
+        FlowKey k;
+        k.src = ip(src);
+        k.dst = ip(v6 ? "2001:db8::100" : "192.0.2.100");
+        k.sport = 0xbeef;
+        k.dport = 443;
+        k.proto = 6;
+        k.flags = kHasPorts;
+        ConnKey want;
+        want.src = k.src.b;
+        want.dst = k.dst.b;
+        want.sport = k.sport;
+        want.dport = k.dport;
+        want.proto = k.proto;
+        want.family = static_cast<uint8_t>(k.src.family);
+        const ConnKey got = conn_key_of(k);
+        EXPECT_EQ(std::memcmp(&got, &want, sizeof(ConnKey)), 0) << src;
+        EXPECT_TRUE(got == want);
+        EXPECT_EQ(got.pad, 0);
+        ConnKey other = want;
+        other.pad = 0;
+        other.sport ^= 1;
+        EXPECT_FALSE(got == other) << "a one-bit difference in the last word";
+        other = want;
+        other.src[15] ^= 0x80;
+        EXPECT_FALSE(got == other) << "a one-bit difference in the second word";
+    }
 }

@@ -451,3 +451,84 @@ TEST(Persist, HeldForeignDropsToZeroWhenTheOldOwnersConnectionsEnd) {
     ASSERT_TRUE(fc.valid);
     EXPECT_EQ(fc.count, 0u);
 }
+
+// The not-owner fast path (ConnTable::may_hold_foreign): once a whole sweep
+// under the current snapshot found nothing foreign, packets owned elsewhere
+// skip the lookup. A bucket move must switch the fast path off at once, so the
+// old owner keeps its established connection right after the move (before
+// any sweep ran under the new snapshot), and while it holds it (sweeps count
+// it); only when the connection is gone does the fast path come back.
+TEST(Persist, OldOwnerKeepsItsConnectionRightAfterAMoveDespiteTheNotOwnerFastPath) {
+    Host a(kA), b(kB);
+    const char* client = "198.51.100.60";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    const uint32_t bucket = decide(tcp(client, p, 80, kSyn), *a.snap).bucket;
+    const uint16_t other = port_in(*a.snap, client, 80, kB);  // never A's
+    auto sweep = [](Host& h, uint64_t now) {
+        // Two calls: the first may finish a sweep begun under another view.
+        while (!h.table.expire(now, 4096, h.snap.get()).sweep_completed) {
+        }
+        while (!h.table.expire(now, 4096, h.snap.get()).sweep_completed) {
+        }
+    };
+
+    EXPECT_EQ(a.see(tcp(client, p, 80, kSyn), 1 * kSec), Verdict::accepted);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 1 * kSec), Verdict::accepted);
+    // Before any sweep the table may hold anything: the fast path is off.
+    EXPECT_TRUE(a.table.may_hold_foreign(*a.snap));
+    sweep(a, 2 * kSec);
+    EXPECT_FALSE(a.table.may_hold_foreign(*a.snap)) << "all of A's connections are in its buckets";
+    // Fast path on: a packet of a flow A never had is not_owner, and nothing
+    // is inserted or counted for it.
+    const uint64_t inserted = a.table.stats().inserted;
+    EXPECT_EQ(a.see(tcp(client, other, 80, kAck), 2 * kSec), Verdict::not_owner);
+    EXPECT_EQ(a.table.stats().inserted, inserted);
+
+    move(a, b, kWeb, bucket, kB, /*dirty=*/true);
+    // Right after the move, before any sweep under the new snapshot: the new
+    // view switches the fast path off and A still delivers the connection.
+    EXPECT_TRUE(a.table.may_hold_foreign(*a.snap));
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 3 * kSec), Verdict::accepted_conn);
+    EXPECT_EQ(b.see(tcp(client, p, 80, kAck), 3 * kSec), Verdict::conn_elsewhere);
+    // Sweeps under the new snapshot count the connection: still off.
+    sweep(a, 4 * kSec);
+    EXPECT_EQ(a.table.held_foreign().count, 1u);
+    EXPECT_TRUE(a.table.may_hold_foreign(*a.snap));
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck | kPsh), 5 * kSec), Verdict::accepted_conn);
+
+    // The client closes (RST): the entry goes, the next whole sweep finds
+    // nothing foreign and the fast path is back.
+    EXPECT_EQ(a.see(tcp(client, p, 80, kRst), 6 * kSec), Verdict::accepted_conn);
+    sweep(a, 7 * kSec);
+    EXPECT_EQ(a.table.held_foreign().count, 0u);
+    EXPECT_FALSE(a.table.may_hold_foreign(*a.snap));
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 8 * kSec), Verdict::not_owner);
+}
+
+// The burst form takes the same fast path and gives the same verdicts.
+TEST(Persist, BurstFastPathGivesTheSameVerdictsAsOneByOne) {
+    Host one(kA), burst(kA);
+    std::vector<ParsedFrame> frames;
+    for (uint32_t i = 0; i < 200; ++i) {
+        const std::string c = "198.51.100." + std::to_string(i % 9 + 1);
+        frames.push_back(tcp(c.c_str(), static_cast<uint16_t>(3000 + i % 17), 80,
+                             i < 60 ? kSyn : kAck));
+    }
+    for (Host* h : {&one, &burst}) {
+        while (!h->table.expire(0, 1u << 20, h->snap.get()).sweep_completed) {
+        }
+        ASSERT_FALSE(h->table.may_hold_foreign(*h->snap));
+    }
+    std::vector<Decision> expect, got(frames.size());
+    for (const ParsedFrame& f : frames)
+        expect.push_back(apply_persistence(f, decide(f, *one.snap), *one.snap, one.table, kSec));
+    decide_burst(frames, *burst.snap, got);
+    apply_persistence_burst(frames, got, *burst.snap, burst.table, kSec);
+    size_t not_owner = 0;
+    for (size_t i = 0; i < frames.size(); ++i) {
+        EXPECT_EQ(got[i].verdict, expect[i].verdict) << i;
+        not_owner += got[i].verdict == Verdict::not_owner;
+    }
+    EXPECT_GT(not_owner, 0u);
+    EXPECT_EQ(one.table.stats().entries, burst.table.stats().entries);
+}

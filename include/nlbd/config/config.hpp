@@ -97,14 +97,64 @@ struct NicProfile {
     std::map<std::string, unsigned> lines;  // key path -> line, as in Config::lines
 };
 
+// Health check of one [[port_rule]] (SPEC §9; health_* keys). A failing
+// check drains the rule on this host (see docs/health.md). Defaults are
+// resolved by load_config: port = the rule's first port, address = the
+// rule's VIP (nullopt for a vip = "all" rule: the host's dedicated_ip, else
+// 127.0.0.1, chosen by the checker), name = cluster.name, sni = name.
+enum class HealthKind : uint8_t { none, tcp, tls, http, https };
+
+struct HealthCheck {
+    HealthKind kind = HealthKind::none;
+    uint16_t port = 0;
+    std::optional<IpAddr> address;
+    std::string path = "/";                      // http/https
+    std::vector<uint16_t> expect_status{200};    // http/https, each 100..599
+    std::string sni;                             // tls/https
+    std::string name;                            // tls/https: the certificate must cover it; http Host
+    std::string ca_file;                         // tls/https, optional: chain verification
+    uint32_t interval_ms = 1000;                 // 100..3600000
+    uint32_t timeout_ms = 500;                   // 10..60000, < interval_ms
+    uint32_t rise = 2;                           // 1..100
+    uint32_t fall = 3;                           // 1..100
+};
+
+// [telemetry] (SPEC §9, docs/telemetry.md). prometheus_listen absent = no
+// /metrics endpoint; dpdk_telemetry = false adds --no-telemetry to the EAL.
+struct TelemetryConfig {
+    bool prometheus = false;            // prometheus_listen was set
+    std::string prometheus_listen;      // as written: "127.0.0.1:9101", "[::1]:9101"
+    IpAddr prometheus_address;          // parsed host part
+    uint16_t prometheus_port = 0;       // parsed port, 1..65535
+    bool dpdk_telemetry = true;
+};
+
+// [control] remote_* keys (SPEC §9, docs/remote.md): nlbd's remote control
+// over mutual TLS. remote_listen empty = no remote control (the UNIX socket
+// is always there). When set, remote_cert, remote_key, remote_ca and
+// remote_allow are required; paths are resolved against the cluster file's
+// directory and must exist. Read at start only (reload does not move it).
+struct ControlConfig {
+    std::string remote_listen;   // "127.0.0.1:8443", "[::1]:8443", ":8443" (any address)
+    std::string remote_cert;     // server certificate chain (PEM)
+    std::string remote_key;      // its private key (PEM)
+    std::string remote_ca;       // CA of the client certificates (PEM)
+    // Client certificate subject CN -> "read" | "admin". The array form
+    // remote_allow = ["CN=ops1", "ops2"] gives "admin" to each.
+    std::map<std::string, std::string> remote_allow;
+};
+
 struct Config {
     std::string file;
     ClusterConfig cluster;
     HostConfig host;
     std::vector<PortRule> rules;        // empty in file => {default_port_rule()}
+    std::vector<HealthCheck> health;    // empty, or aligned with rules (kind none = no check)
     PortConfig wire;
     PortConfig local;
     DataplaneConfig dataplane;
+    TelemetryConfig telemetry;
+    ControlConfig control;
     NicProfile nic;
 
     // Line of every key and section that the file set, by key path

@@ -32,8 +32,15 @@
 // connection.
 
 #include <array>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "nlbd/core/parse.hpp"
 #include "nlbd/core/rules.hpp"
@@ -72,8 +79,10 @@ struct ConnTimeouts {
 // Flow identity. IPv4 addresses use the first 4 bytes of src/dst, the rest
 // zero, so whole-struct comparison is exact. For UDP affinity entries
 // (affinity_key_of) proto is 0 and dport carries the rule index, so they can
-// never collide with a 5-tuple key.
-struct ConnKey {
+// never collide with a 5-tuple key. Layout: five 64-bit words with no
+// padding the compiler could leave undefined (pad is always zero), 8-byte
+// aligned, so equality and hashing read it as words (conn_key_equal).
+struct alignas(8) ConnKey {
     std::array<uint8_t, 16> src{};
     std::array<uint8_t, 16> dst{};
     uint16_t sport = 0;
@@ -82,12 +91,53 @@ struct ConnKey {
     uint8_t family = 0;
     uint16_t pad = 0;  // always zero
 
-    friend bool operator==(const ConnKey&, const ConnKey&) = default;
+    friend bool operator==(const ConnKey& a, const ConnKey& b) noexcept;
 };
-static_assert(sizeof(ConnKey) == 40, "ConnKey is hashed as five 64-bit words");
+static_assert(sizeof(ConnKey) == 40 && alignof(ConnKey) == 8,
+              "ConnKey is compared and hashed as five aligned 64-bit words");
+static_assert(offsetof(ConnKey, sport) == 32 && offsetof(ConnKey, pad) == 38,
+              "no hidden padding: every byte of the five words is a field");
+
+namespace detail {
+inline uint64_t conn_word(const ConnKey& k, unsigned i) noexcept {
+    uint64_t v;
+    std::memcpy(&v, reinterpret_cast<const uint8_t*>(&k) + 8 * i, 8);
+    return v;
+}
+}  // namespace detail
+
+// Word-wise equality, inline and branch-free over the key (no memcmp call).
+inline bool operator==(const ConnKey& a, const ConnKey& b) noexcept {
+    using detail::conn_word;
+    return ((conn_word(a, 0) ^ conn_word(b, 0)) | (conn_word(a, 1) ^ conn_word(b, 1)) |
+            (conn_word(a, 2) ^ conn_word(b, 2)) | (conn_word(a, 3) ^ conn_word(b, 3)) |
+            (conn_word(a, 4) ^ conn_word(b, 4))) == 0;
+}
 
 // The TCP/UDP 5-tuple of k (client side: src = client).
-ConnKey conn_key_of(const FlowKey& k) noexcept;
+// Built as five 64-bit words (the layout of ConnKey on a little-endian CPU),
+// so that the hash and the comparisons that read it back as words get them
+// from whole 8-byte stores (narrow field stores read back as one word stall
+// store forwarding: measurable per packet).
+inline ConnKey conn_key_of(const FlowKey& k) noexcept {
+    ConnKey c;
+    if constexpr (std::endian::native == std::endian::little) {
+        uint64_t w[5];
+        std::memcpy(&w[0], k.src.b.data(), 16);
+        std::memcpy(&w[2], k.dst.b.data(), 16);
+        w[4] = uint64_t{k.sport} | uint64_t{k.dport} << 16 | uint64_t{k.proto} << 32 |
+               uint64_t{static_cast<uint8_t>(k.src.family)} << 40;  // pad = 0
+        std::memcpy(static_cast<void*>(&c), w, sizeof w);
+    } else {
+        c.src = k.src.b;
+        c.dst = k.dst.b;
+        c.sport = k.sport;
+        c.dport = k.dport;
+        c.proto = k.proto;
+        c.family = static_cast<uint8_t>(k.src.family);
+    }
+    return c;
+}
 // The extended-affinity key of k for `rule`: source IP (affinity single),
 // source /24 (IPv4) or /48 (IPv6) (affinity network), source IP + port
 // (affinity none); destination and protocol are replaced by the rule index.
@@ -136,6 +186,30 @@ struct ForeignCount {
     bool valid = false;
 };
 
+namespace detail {
+// Owner of a large table array: an anonymous mapping aligned to 2 MiB with
+// transparent huge pages requested (Linux, madvise), so that a table of tens
+// of megabytes costs a handful of TLB entries instead of thousands of 4 KiB
+// ones (lookups touch random lines of it). Falls back to the heap when the
+// mapping fails. Allocation and release only; never on the packet path.
+class TableMemory {
+public:
+    TableMemory() = default;
+    ~TableMemory();
+    // Allocates `bytes` (once, uninitialised); returns the start, aligned to
+    // 64 bytes at least.
+    void* allocate(size_t bytes);
+    TableMemory(const TableMemory&) = delete;
+    TableMemory& operator=(const TableMemory&) = delete;
+    void* get() const noexcept { return data_; }
+
+private:
+    void* data_ = nullptr;   // aligned start
+    void* map_ = nullptr;    // whole mapping (nullptr: heap block in data_)
+    size_t map_len_ = 0;
+};
+}  // namespace detail
+
 class ConnTable {
 public:
     struct Config {
@@ -156,6 +230,10 @@ public:
     uint64_t hash(const ConnKey& k) const noexcept;
     // Prefetches the tag lines a lookup of hash h will read (burst form).
     void prefetch(uint64_t h) const noexcept;
+    // Second stage of a burst lookup, after prefetch(h) had time to land:
+    // prefetches the entry line of every way whose tag matches h (usually
+    // none or one), so that find() then reads it from cache.
+    void prefetch_entries(uint64_t h) const noexcept;
 
     // The live entry for k (h = hash(k)), or nullptr. An entry found past its
     // idle timeout is removed (counted as expired) and nullptr returned.
@@ -177,12 +255,31 @@ public:
     // Bulk aging off the hot path: examines the next `budget` slots from an
     // internal cursor, removes entries idle past their timeout, and (when s is
     // not null) counts entries whose (rule, bucket) is not owned by s->self
-    // towards held_foreign(). Call once per poll loop with a small budget
-    // (e.g. 1024) and the snapshot the worker currently reads.
+    // towards held_foreign(). Call once per poll loop with the snapshot the
+    // worker currently reads; the budget decides how long a whole sweep
+    // (slots() slots) takes, and so how soon held_foreign() and
+    // may_hold_foreign() catch up with a new snapshot.
     ExpireResult expire(uint64_t now_ns, uint32_t budget, const Snapshot* s) noexcept;
 
     // Latest complete held-foreign count (see ForeignCount).
     ForeignCount held_foreign() const noexcept { return foreign_; }
+
+    // Whether this table may hold an entry in a (rule, bucket) that s gives
+    // to another host. False only when a whole expire() sweep that ran
+    // entirely under s (same pointer, epoch and generation) found no such
+    // entry (none foreign by owner_of, none with a rule index outside s).
+    // Any other snapshot answers true until such a sweep completes under it.
+    // While it is false, a lookup for a packet s gives to another host can
+    // only miss, so persistence skips it (apply_persistence: not_owner
+    // without a lookup). This relies on the caller's contract that, under a
+    // given snapshot, insert() and the (rule, bucket) written into entries
+    // only name buckets s gives to this host (persist.cpp inserts and touches
+    // with the decision of a packet this host owns, or of one found in the
+    // table); a resident moved by insert() from the unswept to the swept part
+    // of the table during a sweep is counted as foreign (conservative).
+    bool may_hold_foreign(const Snapshot& s) const noexcept {
+        return &s != clean_snap_ || s.epoch != clean_epoch_ || s.generation != clean_generation_;
+    }
 
     // Removes everything (not counted as removed/expired).
     void clear() noexcept;
@@ -197,6 +294,7 @@ private:
     void release_slot(uint32_t slot) noexcept;
     ConnEntry* insert_slow(uint32_t b1, uint32_t b2, ConnState st, uint64_t now_ns) noexcept;
     void bucket_pair(uint64_t h, uint32_t& b1, uint32_t& b2, uint16_t& tag) const noexcept;
+    [[gnu::cold]] void expire_on_find(uint32_t slot) noexcept;
 
     uint32_t capacity_ = 0;
     uint32_t nbuckets_ = 0;          // power of two
@@ -204,19 +302,118 @@ private:
     ConnTimeouts timeouts_;
     bool evict_established_ = false;
     uint64_t seed_ = 0;
-    std::unique_ptr<uint16_t[]> tags_;     // slots(), 0 = free
-    std::unique_ptr<ConnEntry[]> entries_; // slots()
+    detail::TableMemory tag_mem_;
+    detail::TableMemory entry_mem_;
+    uint16_t* tags_ = nullptr;       // slots(), 0 = free
+    ConnEntry* entries_ = nullptr;   // slots()
     ConnStats stats_;
 
     // Sweep state for expire().
     uint32_t cursor_ = 0;
     uint64_t sweep_foreign_ = 0;
+    uint64_t sweep_unknown_ = 0;     // entries whose rule index is outside the snapshot
     bool sweep_clean_ = false;       // whole current sweep ran under sweep_snap_
     const Snapshot* sweep_snap_ = nullptr;
     uint64_t sweep_epoch_ = 0;
     uint64_t sweep_generation_ = 0;
     ForeignCount foreign_;
+    // The snapshot a whole sweep found nothing foreign under (may_hold_foreign).
+    const Snapshot* clean_snap_ = nullptr;
+    uint64_t clean_epoch_ = 0;
+    uint64_t clean_generation_ = 0;
 };
+
+// ---------------------------------------------------------------- inline hot path
+
+namespace detail {
+
+// 64x64 -> 128 multiply, high half xor low half.
+inline uint64_t conn_mum(uint64_t a, uint64_t b) noexcept {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+    return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+// Lane mask of the ways of an 8-way tag line equal to `tag`: way i is bit 2i.
+// Iterate with ctz(m) / 2 and m &= m - 1.
+inline unsigned conn_match_tags(const uint16_t* line, uint16_t tag) noexcept {
+#if defined(__SSE2__)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line));
+    const __m128i eq = _mm_cmpeq_epi16(v, _mm_set1_epi16(static_cast<short>(tag)));
+    return static_cast<unsigned>(_mm_movemask_epi8(eq)) & 0x5555u;
+#else
+    unsigned m = 0;
+    for (unsigned i = 0; i < ConnTable::kWays; ++i)
+        if (line[i] == tag) m |= 1u << (2 * i);
+    return m;
+#endif
+}
+
+inline bool conn_idle_past(const ConnEntry& e, uint64_t now_ns) noexcept {
+    return now_ns > e.last_seen_ns &&
+           now_ns - e.last_seen_ns > static_cast<uint64_t>(e.timeout_s) * 1'000'000'000ull;
+}
+
+}  // namespace detail
+
+// Multiply-fold hashing (wyhash-style "mum"): the five words of the key are
+// folded in two independent 128-bit products, then combined, keyed by seed_.
+inline uint64_t ConnTable::hash(const ConnKey& k) const noexcept {
+    using detail::conn_mum;
+    using detail::conn_word;
+    const uint64_t a = conn_mum(conn_word(k, 0) ^ seed_, conn_word(k, 1) ^ 0xa0761d6478bd642full);
+    const uint64_t b = conn_mum(conn_word(k, 2) ^ 0xe7037ed1a0b428dbull,
+                                conn_word(k, 3) ^ (seed_ + 0x8ebc6af09c88c6e3ull));
+    return conn_mum(a ^ conn_word(k, 4) ^ 0x589965cc75374cc3ull,
+                    b ^ seed_ ^ 0x1d8e4e27c47d124full);
+}
+
+inline void ConnTable::bucket_pair(uint64_t h, uint32_t& b1, uint32_t& b2,
+                                   uint16_t& tag) const noexcept {
+    b1 = static_cast<uint32_t>(h) & mask_;
+    b2 = static_cast<uint32_t>(h >> 32) & mask_;
+    if (b2 == b1) b2 = b1 ^ 1u;  // nbuckets_ >= 2
+    tag = static_cast<uint16_t>((h >> 16) ^ (h >> 48));
+    if (tag == 0) tag = 1;
+}
+
+inline void ConnTable::prefetch(uint64_t h) const noexcept {
+    uint32_t b1, b2;
+    uint16_t tag;
+    bucket_pair(h, b1, b2, tag);
+    __builtin_prefetch(&tags_[static_cast<size_t>(b1) * kWays]);
+    __builtin_prefetch(&tags_[static_cast<size_t>(b2) * kWays]);
+}
+
+inline void ConnTable::prefetch_entries(uint64_t h) const noexcept {
+    uint32_t b[2];
+    uint16_t tag;
+    bucket_pair(h, b[0], b[1], tag);
+    for (uint32_t bucket : b) {
+        const size_t base = static_cast<size_t>(bucket) * kWays;
+        for (unsigned m = detail::conn_match_tags(&tags_[base], tag); m; m &= m - 1)
+            __builtin_prefetch(&entries_[base + (static_cast<unsigned>(__builtin_ctz(m)) >> 1)]);
+    }
+}
+
+inline ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexcept {
+    uint32_t b[2];
+    uint16_t tag;
+    bucket_pair(h, b[0], b[1], tag);
+    for (uint32_t bucket : b) {
+        const uint32_t base = bucket * kWays;
+        for (unsigned m = detail::conn_match_tags(&tags_[base], tag); m; m &= m - 1) {
+            const uint32_t slot = base + (static_cast<unsigned>(__builtin_ctz(m)) >> 1);
+            ConnEntry& e = entries_[slot];
+            if (!(e.key == k)) continue;
+            if (detail::conn_idle_past(e, now_ns)) [[unlikely]] {
+                expire_on_find(slot);
+                return nullptr;
+            }
+            return &e;
+        }
+    }
+    return nullptr;
+}
 
 // Owner of (rule, bucket) in s, whatever the rule's mode: multiple -> the
 // bucket map, single -> the rule's single owner, disabled/out of range ->

@@ -3,6 +3,7 @@
 // argument parsing and the printers without a daemon.
 //
 //   nlbctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]
+//   nlbctl --remote HOST:PORT --cert F --key F --ca F [--server-name N] ... COMMAND [ARGS]
 //
 // Exit codes: 0 ok, 1 the daemon refused or failed the command,
 // 2 usage error, 3 cannot connect to the socket.
@@ -45,6 +46,11 @@ struct Invocation {
     bool json = false;
     bool help = false;     // --help / -h / "help": print usage, exit 0
     int timeout_ms = 10000;
+    // Remote control over mutual TLS (tls_client.hpp): --remote host:port
+    // with --cert/--key (ours) and --ca (the server's); empty: local socket.
+    std::string remote;
+    std::string cert, key, ca;
+    std::string server_name;   // --server-name: SNI and name check
     std::string command;
     std::vector<std::string> args;
 };

@@ -41,6 +41,9 @@ struct rte_mempool;
 namespace nlbd::cluster {
 class Membership;
 }
+namespace nlbd::health {
+class Checker;
+}
 
 namespace nlbd::dp {
 
@@ -99,6 +102,10 @@ public:
         bool valid = false;
     };
     std::function<HeldForeign()> held_foreign;
+    // Health checker of the port rules (SPEC §9), set by main; null = none.
+    // poll() applies its transitions (drain on down, re-enable on up; the
+    // operator's drain/disable wins), query() and stats show its state.
+    health::Checker* health = nullptr;
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -110,6 +117,7 @@ private:
     void send_igmp_join();
     void publish_if_changed();
     void run_queued_commands() noexcept;
+    void apply_health(uint64_t now_ns);
     ctl::Json query() const;
     ctl::Json params() const;
 
