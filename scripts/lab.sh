@@ -109,7 +109,7 @@ lab_need_tools() {
 lab_has_cert_cmd() { [[ -x ${LAB_NLBCTL:-} ]] && "$LAB_NLBCTL" cert --help 2>&1 | grep -q -- "--new-ca-key"; }
 lab_make_certs() {
     local d=$LAB_WORK/pki
-    mkdir -p -m 0700 "$d"
+    mkdir -m 0700 "$d"
     if lab_has_cert_cmd; then
         od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$d/p12.pass"
         if "$LAB_NLBCTL" cert issue --cluster "$CLUSTER" --node "cas01.$DOMAIN,cas02.$DOMAIN" \
@@ -233,13 +233,37 @@ lab_bring_up() {
         "$LAB_NLBD" --config "$LAB_WORK/node$i.toml" --check-config > "$LAB_WORK/check.$i.log" 2>&1 ||
             lab_fail "node $i's cluster file: $(cat "$LAB_WORK/check.$i.log")"
     done
+    # Services first (they listen on every address), so that the health
+    # checks find them as soon as nlbd starts.
     for i in 1 2; do
-        lab_start_node "$i" || lab_fail "start nlbd on ${NODE_NAMES[$i]}"
-        ip -n "${LAB_NODE_NS[$i]}" addr add "${DEDICATED[$i]}/32" dev "${P}t"
         lab_start_nginx "$i" || lab_fail "nginx on ${NODE_NAMES[$i]}"
         lab_start_smtp "$i"
     done
+    for i in 1 2; do
+        lab_start_node "$i" || lab_fail "start nlbd on ${NODE_NAMES[$i]}"
+        ip -n "${LAB_NODE_NS[$i]}" addr add "${DEDICATED[$i]}/32" dev "${P}t"
+    done
     lab_wait_converged "1 2" 15000 || lab_fail "the nodes did not converge"
+    lab_wait_serving 10000 || lab_fail "the nodes do not both serve HTTPS: $(rule0_state 1) / $(rule0_state 2)"
+}
+
+# lab_wait_serving TIMEOUT_MS : both nodes converged on [1,2], rule 0 (HTTPS)
+# enabled with a share of the buckets and nothing dirty on either (health
+# checks up, hand-overs done): the steady state the demo starts from.
+lab_wait_serving() {
+    local t0 i q ok
+    t0=$(lab_now_ms)
+    while :; do
+        ok=1
+        for i in 1 2; do
+            q=$(lab_ctl "$i" --json query 2>/dev/null | jq -r \
+                '"\(.converged) \(.members|map(tostring)|join(",")) \(.rules[0].state) \(.rules[0].buckets_owned) \(.dirty_buckets)"' 2>/dev/null) || q=""
+            [[ $q =~ ^true\ 1,2\ enabled\ [1-9][0-9]*\ 0$ ]] || ok=0
+        done
+        ((ok)) && return 0
+        (( $(lab_now_ms) - t0 < $1 )) || return 1
+        sleep 0.05
+    done
 }
 
 lab_print_up() {
@@ -376,7 +400,7 @@ lab_demo() {
         echo "$first $f /owa"
     done | req_batch > "$LAB_WORK/p3"
     bad=$(awk '$4 != 0 {printf "%s(curl %s) ", $2, $4}' "$LAB_WORK/p3")
-    expect $([[ -z $bad ]]; echo $?) "TLS verified (curl --cacert) for mail, autodiscover, cas01, cas02, CAS01, CAS02 ${bad:+- failed: $bad}"
+    expect "$([[ -z $bad ]]; echo $?)" "TLS verified (curl --cacert) for mail, autodiscover, cas01, cas02, CAS01, CAS02 ${bad:+- failed: $bad}"
     local rc_other
     rc_other=$(echo "$first owa.$DOMAIN /owa" | req_batch | awk '{print $4}')
     expect $(( rc_other == 60 ? 0 : 1 )) "a name the certificate lacks (owa.$DOMAIN) is refused by curl (curl exit $rc_other, 60 = bad certificate)"
@@ -400,8 +424,8 @@ lab_demo() {
         "TCP:$LAB_VIP:25,bind=10.77.0.$first,connect-timeout=2" - 2>/dev/null | head -n1 || true)
     smtp1=$(ip netns exec "${LAB_NODE_NS[1]}" timeout 5 socat -T 2 -u "TCP:${DEDICATED[1]}:25,connect-timeout=2" - 2>/dev/null | head -n1 || true)
     smtp2=$(ip netns exec "${LAB_NODE_NS[2]}" timeout 5 socat -T 2 -u "TCP:${DEDICATED[2]}:25,connect-timeout=2" - 2>/dev/null | head -n1 || true)
-    expect $([[ -z $smtp_vip ]]; echo $?) "SMTP on the VIP ($LAB_VIP:25) gets no answer (disabled port rule)${smtp_vip:+: got '$smtp_vip'}"
-    expect $([[ $smtp1 == "220 cas01.$DOMAIN ESMTP"* && $smtp2 == "220 cas02.$DOMAIN ESMTP"* ]]; echo $?) \
+    expect "$([[ -z $smtp_vip ]]; echo $?)" "SMTP on the VIP ($LAB_VIP:25) gets no answer (disabled port rule)${smtp_vip:+: got '$smtp_vip'}"
+    expect "$([[ $smtp1 == "220 cas01.$DOMAIN ESMTP"* && $smtp2 == "220 cas02.$DOMAIN ESMTP"* ]]; echo $?)" \
         "each node's own SMTP listener answers locally ('${smtp1%% nlbd-lab}' / '${smtp2%% nlbd-lab}')"
 
     # The cluster MAC of the mode, as the client learned it from ARP.
@@ -412,7 +436,7 @@ lab_demo() {
         igmp) want_mac=$(IFS=.; set -- $LAB_VIP; printf '01:00:5e:7f:%02x:%02x' "$3" "$4") ;;
     esac
     got_mac=$(ip -n "$LAB_CL_NS" neigh show "$LAB_VIP" | awk '{for (k = 1; k < NF; ++k) if ($k == "lladdr") print $(k + 1)}')
-    expect $([[ $got_mac == "$want_mac" ]]; echo $?) "$LAB_MODE mode: the client reaches the VIP at the cluster MAC $want_mac (ARP: ${got_mac:-none})"
+    expect "$([[ $got_mac == "$want_mac" ]]; echo $?)" "$LAB_MODE mode: the client reaches the VIP at the cluster MAC $want_mac (ARP: ${got_mac:-none})"
 
     # 5. Failover: clients of both nodes request continuously; cas01's adapter
     #    goes down mid-run.
@@ -440,10 +464,11 @@ lab_demo() {
     local late_n; late_n=$(awk -v s="$settle" '$6 >= s' "$LAB_WORK/p5" | wc -l)
     expect $(( late_bad == 0 && late_n > 0 ? 0 : 1 )) \
         "every request started after the detection window is served by cas02 ($((late_n - late_bad))/$late_n)"
-    local c1re="^($(IFS='|'; echo "${c1[*]}")) "
+    local c1re c2re
+    c1re="^($(IFS="|"; echo "${c1[*]}")) "
     first_c2=$(awk -v d="$t_down" -v re="$c1re" '$0 ~ re && $4 == 0 && $5 == "cas02" && $7 > d {print $7 - d; exit}' <(sort -k7n "$LAB_WORK/p5"))
     last_fail=$(awk -v d="$t_down" '$4 != 0 {x = $7 - d} END {if (x != "") print x}' "$LAB_WORK/p5")
-    local c2re="^($(IFS='|'; echo "${c2[*]}")) "
+    c2re="^($(IFS="|"; echo "${c2[*]}")) "
     c2_fail=$(awk -v re="$c2re" '$0 ~ re && ($4 != 0 || $5 != "cas02")' "$LAB_WORK/p5" | wc -l)
     expect $(( c2_fail == 0 ? 0 : 1 )) "clients of cas02 never notice the failover ($c2_fail failed or moved)"
 
@@ -475,7 +500,6 @@ lab_demo() {
     # 8. Health checks (when this nlbd has them): nginx stops on cas02 -> the
     #    HTTPS rule drains there, cas01 takes every new client; nginx comes
     #    back -> cas02 takes its share again.
-    local health_lines=()
     if [[ " $LAB_FEATURES " == *" health "* ]]; then
         local t_h0 t_drained="" t_back="" st
         t_h0=$(lab_now_ms)
@@ -485,12 +509,12 @@ lab_demo() {
             [[ $st == "enabled "* && ${st#* } == "$(rule0_buckets 1)" ]] && { t_drained=$(lab_now_ms); break; }
             sleep 0.1
         done
-        expect $([[ -n $t_drained ]]; echo $?) \
+        expect "$([[ -n $t_drained ]]; echo $?)" \
             "HTTPS stopped on cas02: its health check drains the rule, cas01 owns every bucket${t_drained:+ after $((t_drained - t_h0)) ms} (cas02: $(rule0_state 2 | cut -d' ' -f1), health $(lab_ctl 2 --json query 2>/dev/null | jq -r '.rules[0].health.state // "?"'))"
         for ((a = first; a <= last; ++a)); do echo "$a $CLUSTER /owa"; done | req_batch > "$LAB_WORK/p8"
         table_row "6 health: nginx stopped on cas02" "$LAB_WORK/p8"
         read -r n1 n2 nf < <(awk '{if ($4 != 0) f++; else c[$5]++} END {print c["cas01"]+0, c["cas02"]+0, f+0}' "$LAB_WORK/p8")
-        expect $(( n1 == 20 ? 0 : 1 )) "while cas02's web server is down every client is served by cas01 (cas01 $n1, cas02 $n2, failed $nf)"
+        expect $(( n1 == LAB_CLIENTS ? 0 : 1 )) "while cas02's web server is down every client is served by cas01 (cas01 $n1, cas02 $n2, failed $nf)"
         t_h0=$(lab_now_ms)
         lab_start_nginx 2 || true
         for ((k = 0; k < 100; ++k)); do
@@ -498,7 +522,7 @@ lab_demo() {
             [[ $st == "enabled "* && ${st#* } -gt 0 ]] && wait_owns_all 1 1,2 100 && { t_back=$(lab_now_ms); break; }
             sleep 0.1
         done
-        expect $([[ -n $t_back ]]; echo $?) "HTTPS back on cas02: the rule is enabled again${t_back:+ after $((t_back - t_h0)) ms}"
+        expect "$([[ -n $t_back ]]; echo $?)" "HTTPS back on cas02: the rule is enabled again${t_back:+ after $((t_back - t_h0)) ms}"
         for ((a = first; a <= last; ++a)); do echo "$a $CLUSTER /owa"; done | req_batch > "$LAB_WORK/p9"
         table_row "7 health: nginx back on cas02" "$LAB_WORK/p9"
         read -r n1 n2 nf < <(awk '{if ($4 != 0) f++; else c[$5]++} END {print c["cas01"]+0, c["cas02"]+0, f+0}' "$LAB_WORK/p9")
@@ -512,7 +536,7 @@ lab_demo() {
             ip netns exec "${LAB_NODE_NS[$i]}" curl -s --max-time 3 http://127.0.0.1:9100/metrics \
                 > "$LAB_WORK/metrics.$i" 2>/dev/null || true
         done
-        expect $(grep -q '^nlbd_info' "$LAB_WORK/metrics.1" && grep -q '^nlbd_info' "$LAB_WORK/metrics.2"; echo $?) \
+        expect "$(grep -q '^nlbd_info' "$LAB_WORK/metrics.1" && grep -q '^nlbd_info' "$LAB_WORK/metrics.2"; echo $?)" \
             "Prometheus /metrics answers on both nodes ($(grep -vc '^#' "$LAB_WORK/metrics.1" || true) samples on cas01)"
         mapfile -t metrics_lines < <(grep -E '^nlbd_(packets_total\{verdict="(accepted|accepted_conn|not_owner|disabled_rule|heartbeat)"|buckets_owned\{rule="0"|rule_state\{rule="0"|rule_health_up|rule_health_transitions_total|heartbeats_sent_total|connections )' \
             "$LAB_WORK/metrics.2" 2>/dev/null | head -n 12)

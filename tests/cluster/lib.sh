@@ -77,7 +77,7 @@ lab_init() {
     P=${LAB_PREFIX:-nlbd$(lab_rand)}
     if [[ -n ${LAB_WORK_DIR:-} ]]; then
         LAB_WORK=$LAB_WORK_DIR
-        mkdir -p -m 0700 "$LAB_WORK"
+        mkdir -p "$LAB_WORK" && chmod 0700 "$LAB_WORK"
     else
         LAB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/${P}.XXXXXX")
     fi
