@@ -425,7 +425,10 @@ void Membership::check_converged(uint64_t now_ns) {
     converged_ = all;
     // Reconverged with every member heard since link-up (or alone): the
     // rejoining marks now clear by the normal hand-over rule (update_dirty).
-    if (all) rejoining_ = false;
+    if (all && rejoining_) {
+        rejoining_ = false;
+        changed_ = true;  // take new connections again: republish
+    }
     if (all && (!has_base_ || base_.digest != cur_.digest || base_.epoch != cur_.epoch ||
                 base_.view != cur_.view)) {
         base_ = cur_;
@@ -919,7 +922,24 @@ core::SnapshotInput Membership::snapshot_input() {
     in.local_disabled.resize(rules_.size());
     for (size_t i = 0; i < rules_.size(); ++i)
         in.local_disabled[i] = rule_states_[i] == RuleState::disabled;
+    if (rejoining_ && has_current_) withhold_new_traffic(in);
     return in;
+}
+
+// Rejoining after our own link came back: the survivors took our buckets
+// while we were cut off and accept their new connections, so until we have
+// reconverged we take nothing new ourselves - not even SYNs, which both sides
+// would otherwise answer. Our own buckets are published as unowned (packets of
+// connections already in our tables are still delivered: accepted_conn), and
+// we are not the default host (no ARP answers, no no-rule traffic).
+void Membership::withhold_new_traffic(core::SnapshotInput& in) const {
+    const auto strip = [this](std::vector<HostId>& row) {
+        std::replace(row.begin(), row.end(), cfg_.self, kNoHost);
+    };
+    for (auto& map : in.class_maps) strip(map);
+    strip(in.echo_map);
+    strip(in.single_owners);
+    std::erase_if(in.members, [this](const core::Member& m) { return m.id == cfg_.self; });
 }
 
 HostId Membership::owner(size_t rule, uint32_t bucket) const {

@@ -928,11 +928,17 @@ TEST(Membership, OwnLinkDownDeclaresNoPeerDeadAndChangesNoMap) {
     EXPECT_EQ(st.state, ClusterState::converging);
     ASSERT_FALSE(st.notices.empty());
     EXPECT_NE(st.notices.front().find("wire link down"), std::string::npos);
-    // Its buckets are dirty already: at link-up, packets of connections the
-    // peers opened meanwhile may arrive before any heartbeat.
+    // Its map keeps its share, but what it publishes to its workers owns
+    // nothing and it is not the default host: at link-up, packets (SYNs too)
+    // of connections the peers opened meanwhile may arrive before any
+    // heartbeat, and the peers accept them.
     const auto [owned, dirty] = owned_dirty(net, 1);
-    EXPECT_EQ(owned, net.buckets / 3);
-    EXPECT_EQ(dirty, owned);
+    EXPECT_EQ(owned, 0u);
+    EXPECT_EQ(dirty, 0u);
+    EXPECT_NE(net.node(1).snap->default_host, HostId{1});
+    uint32_t in_map = 0;
+    for (HostId h : net.map_of(1)) in_map += h == 1;
+    EXPECT_EQ(in_map, net.buckets / 3);
     // The others did fail over.
     EXPECT_TRUE(net.node(2).m->converged());
     EXPECT_EQ(net.node(2).m->view(), 0b110u);
@@ -950,7 +956,7 @@ TEST(Membership, LinkUpKeepsOwnedBucketsDirtyUntilReconvergedWithTheHeardPeers) 
     net.node(1).m->set_link(true, net.now);
     EXPECT_TRUE(net.node(1).m->status(net.now).rejoining);
     // From link-up (before any heartbeat is heard) until converged with the
-    // peers it hears, every bucket host 1 owns is dirty.
+    // peers it hears, host 1 takes nothing new: its snapshot owns no bucket.
     uint32_t checked = 0;
     while (!net.converged_on({1, 2, 3})) {
         ASSERT_LT(checked, 400u) << "no convergence";
@@ -958,8 +964,8 @@ TEST(Membership, LinkUpKeepsOwnedBucketsDirtyUntilReconvergedWithTheHeardPeers) 
         const auto st = net.node(1).m->status(net.now);
         if (st.converged) continue;
         const auto [owned, dirty] = owned_dirty(net, 1);
-        EXPECT_GT(owned, 0u);
-        EXPECT_EQ(dirty, owned) << "step " << checked;
+        EXPECT_EQ(owned, 0u) << "step " << checked;
+        EXPECT_NE(net.node(1).snap->default_host, HostId{1}) << "step " << checked;
         EXPECT_EQ(st.state, ClusterState::converging);
         ++checked;
     }

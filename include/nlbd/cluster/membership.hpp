@@ -234,6 +234,7 @@ public:
     const std::vector<uint16_t>& rule_class() const noexcept { return cur_.rule_class; }
 
 private:
+    void withhold_new_traffic(core::SnapshotInput& in) const;
     struct Peer {
         bool heard = false;
         Heartbeat hb;             // last accepted (chunk stripped)
