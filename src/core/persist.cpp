@@ -148,10 +148,7 @@ void apply_persistence_burst(std::span<const ParsedFrame> frames, std::span<Deci
             t.prefetch(hashes[k]);
             idx[k++] = static_cast<uint8_t>(i);
         }
-        // Stage two: the tag lines have had a chunk's worth of work to land;
-        // prefetch the entry lines whose tags match (a hit's one likely miss).
-        for (unsigned j = 0; j < k; ++j) t.prefetch_entries(hashes[j]);
-        // Stage three: resolve in frame order (frames of one flow in one chunk
+        // Stage two: resolve in frame order (frames of one flow in one chunk
         // see each other's inserts and state changes).
         for (unsigned j = 0; j < k; ++j) {
             const size_t i = base + idx[j];

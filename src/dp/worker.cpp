@@ -240,7 +240,8 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         //  1. parse every frame; heartbeats and malformed frames are finished
         //     here, the rest are queued in arrival order;
         //  2. decide_burst + apply_persistence_burst over the frames to decide
-        //     (prefetching owner bytes and connection-table lines a chunk ahead);
+        //     (prefetching owner bytes and connection-table tag lines a chunk
+        //     ahead);
         //  3. in arrival order: dispatch each decided frame (and record a first
         //     fragment's decision), look later fragments up in the FragTable.
         // Pass 3 keeps the per-frame order of the FragTable calls (a later

@@ -230,10 +230,6 @@ public:
     uint64_t hash(const ConnKey& k) const noexcept;
     // Prefetches the tag lines a lookup of hash h will read (burst form).
     void prefetch(uint64_t h) const noexcept;
-    // Second stage of a burst lookup, after prefetch(h) had time to land:
-    // prefetches the entry line of every way whose tag matches h (usually
-    // none or one), so that find() then reads it from cache.
-    void prefetch_entries(uint64_t h) const noexcept;
 
     // The live entry for k (h = hash(k)), or nullptr. An entry found past its
     // idle timeout is removed (counted as expired) and nullptr returned.
@@ -382,17 +378,6 @@ inline void ConnTable::prefetch(uint64_t h) const noexcept {
     bucket_pair(h, b1, b2, tag);
     __builtin_prefetch(&tags_[static_cast<size_t>(b1) * kWays]);
     __builtin_prefetch(&tags_[static_cast<size_t>(b2) * kWays]);
-}
-
-inline void ConnTable::prefetch_entries(uint64_t h) const noexcept {
-    uint32_t b[2];
-    uint16_t tag;
-    bucket_pair(h, b[0], b[1], tag);
-    for (uint32_t bucket : b) {
-        const size_t base = static_cast<size_t>(bucket) * kWays;
-        for (unsigned m = detail::conn_match_tags(&tags_[base], tag); m; m &= m - 1)
-            __builtin_prefetch(&entries_[base + (static_cast<unsigned>(__builtin_ctz(m)) >> 1)]);
-    }
 }
 
 inline ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexcept {

@@ -14,7 +14,11 @@
 //     non-SYN in a dirty bucket -> conn_elsewhere (left to the previous
 //     owner); non-SYN in a clean bucket -> adopted (insert established, or
 //     fin on a FIN; RST is delivered without an entry) + accepted.
-//   - not in the table, owner != self: not_owner (unchanged).
+//   - not in the table, owner != self: not_owner (unchanged). Such packets
+//     are not even looked up while t.may_hold_foreign(s) is false (a whole
+//     aging sweep under s found no connection in a bucket s gives away):
+//     they cannot be in the table then. Any new snapshot turns lookups
+//     back on until such a sweep completes under it.
 // ICMP errors about a TCP/UDP flow are looked up only (never insert or change
 // state): in the table -> accepted / accepted_conn; unknown in a dirty bucket
 // we own -> conn_elsewhere.

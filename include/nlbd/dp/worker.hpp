@@ -99,8 +99,9 @@ struct WorkerConfig {
     //    busy loop ages at least conn_expire_budget slots until it ends.
     // A whole sweep is what refreshes held_foreign and may_hold_foreign after
     // a snapshot change (drainstop ends on it). With the defaults and the
-    // default table (2^19 slots) a sweep takes ~30 ms at 10 Mpps, well under
-    // a second idle; the largest table (2^25 slots) about the target.
+    // default table (2^19 slots) a sweep takes ~30 ms at 10 Mpps and far
+    // less idle; the largest table (2^25 slots) needs the catch-up under load
+    // and ends a sweep in about the target.
     uint32_t conn_expire_budget = 1024;
     uint32_t conn_expire_per_packet = 2;
     uint32_t conn_expire_min = 16;
