@@ -410,6 +410,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         wc.burst = cfg.nic.burst;
         wc.idle = cfg.dataplane.idle_policy;
         wc.wire_mac = wire.mac;
+        wc.local_mac = local.mac;
         wc.frag.capacity = cfg.dataplane.frag_table_size;
         wc.frag.max_held = cfg.dataplane.frag_max_held;
         wc.frag.timeout_ns = uint64_t{cfg.dataplane.frag_timeout_ms} * 1'000'000;

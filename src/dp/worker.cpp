@@ -12,6 +12,7 @@
 #include <rte_ring.h>
 
 #include <algorithm>
+#include <cstring>
 #include <span>
 
 #include "nlbd/core/decide.hpp"
@@ -93,6 +94,11 @@ struct Worker::Burst {
     WorkerCounters* c = nullptr;
     const core::Snapshot* snap = nullptr;
     MacAddr reply_src;  // Ethernet source of ARP/ND answers
+    // Multicast/igmp modes: frames reach us addressed to the multicast cluster
+    // MAC; a host stack drops unicast IP in a link-layer multicast frame, so
+    // what is delivered locally is readdressed to the local port's MAC.
+    bool readdress_local = false;
+    MacAddr local_mac;
     TxBuffer to_local;
     TxBuffer to_wire;
     DropBuffer drop;
@@ -150,7 +156,14 @@ struct Worker::Burst {
     void dispatch(rte_mbuf* m, const core::ParsedFrame* f, const core::Decision& d) noexcept {
         account(d);
         switch (action_of(d.verdict)) {
-        case Action::to_local: to_local.push(m); break;
+        case Action::to_local:
+            if (readdress_local && rte_pktmbuf_data_len(m) >= 6) {
+                uint8_t* dst = rte_pktmbuf_mtod(m, uint8_t*);
+                if (std::memcmp(dst, snap->cluster_mac.b.data(), 6) == 0)
+                    std::memcpy(dst, local_mac.b.data(), 6);
+            }
+            to_local.push(m);
+            break;
         case Action::reply_wire:
             if (f != nullptr) reply(m, *f, d.verdict);
             else drop.push(m);
@@ -202,6 +215,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     WorkerCounters& c = *counters_;
     Burst& b = *burst_;  // allocated by the constructor (~60 KiB of scratch)
     b.c = &c;
+    b.local_mac = cfg_.local_mac;
     b.to_local.port = cfg_.local_port;
     b.to_local.pc = &c.local;
     b.to_wire.port = cfg_.wire_port;
@@ -233,6 +247,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         b.snap = snap;
         const bool unicast = snap->mode == ClusterMode::unicast;
         b.reply_src = unicast ? snap->source_mac : cfg_.wire_mac;
+        b.readdress_local = !unicast;
         const uint64_t now_ns =
             static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 

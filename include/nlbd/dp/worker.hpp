@@ -88,6 +88,7 @@ struct WorkerConfig {
     uint16_t burst = 32;                    // <= kMaxBurst
     config::IdlePolicy idle = config::IdlePolicy::poll;
     MacAddr wire_mac;                       // source MAC outside unicast mode
+    MacAddr local_mac;                      // multicast modes: destination of frames delivered locally
     core::FragTable::Config frag;
     core::ConnTable::Config conn;
     // Connection-table aging (ConnTable::expire) per poll loop, adaptive:
