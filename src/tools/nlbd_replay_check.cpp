@@ -557,6 +557,12 @@ int run(const Options& opt) {
         else other_requests.insert(key);
     }
 
+    uint8_t cluster_mac_bytes[6] = {};
+    {
+        const std::string cm = cluster_mac(man);
+        for (int k = 0; k < 6; ++k)
+            cluster_mac_bytes[k] = static_cast<uint8_t>(std::stoul(cm.substr(3 * k, 2), nullptr, 16));
+    }
     if (!opt.tamper.empty()) std::printf("SELF-TEST: outputs tampered with: %s\n\n", opt.tamper.c_str());
     Bytes moved;  // split-group: the frame moved from the first host to the second
     for (size_t hp = 0; hp < opt.hosts.size(); ++hp) {
@@ -567,6 +573,22 @@ int run(const Options& opt) {
             local = read_pcap(hf.local);
         } catch (const std::exception& e) {
             viol.add("output_missing", "host " + std::to_string(hf.id) + ": " + e.what());
+        }
+        // Multicast/igmp modes: a frame the input addressed to the
+        // (multicast) cluster MAC is delivered readdressed to the local
+        // port's own unicast MAC, or the host stack would drop it. Undo that
+        // here (only for unicast destinations) so frames match the input.
+        if (man.mode != "unicast") {
+            for (Bytes& f : local) {
+                if (f.size() >= 6 && std::equal(f.begin(), f.begin() + 6, cluster_mac_bytes))
+                    viol.add("local_not_readdressed",
+                             "host " + std::to_string(hf.id) +
+                                 " delivered a frame to its local port still addressed to the multicast cluster MAC");
+                if (f.size() < 6 || (f[0] & 1) != 0 || index_of.count(f) != 0) continue;
+                Bytes orig = f;
+                for (int k = 0; k < 6; ++k) orig[k] = cluster_mac_bytes[k];
+                if (index_of.count(orig) != 0) f = std::move(orig);
+            }
         }
         if (!opt.tamper.empty()) tamper_local(opt.tamper, hp, local, moved, index_of, man);
         local_count[hf.id] = local.size();
