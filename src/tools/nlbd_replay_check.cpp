@@ -580,13 +580,14 @@ int run(const Options& opt) {
         // here (only for unicast destinations) so frames match the input.
         if (man.mode != "unicast") {
             for (Bytes& f : local) {
-                if (f.size() >= 6 && std::equal(f.begin(), f.begin() + 6, cluster_mac_bytes))
+                if (f.size() >= 6 && std::equal(f.begin(), f.begin() + 6, cluster_mac_bytes,
+                                                [](auto a, uint8_t b) { return static_cast<uint8_t>(a) == b; }))
                     viol.add("local_not_readdressed",
                              "host " + std::to_string(hf.id) +
                                  " delivered a frame to its local port still addressed to the multicast cluster MAC");
                 if (f.size() < 6 || (f[0] & 1) != 0 || index_of.count(f) != 0) continue;
                 Bytes orig = f;
-                for (int k = 0; k < 6; ++k) orig[k] = cluster_mac_bytes[k];
+                for (int k = 0; k < 6; ++k) orig[k] = static_cast<typename Bytes::value_type>(cluster_mac_bytes[k]);
                 if (index_of.count(orig) != 0) f = std::move(orig);
             }
         }
