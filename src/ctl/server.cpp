@@ -167,41 +167,49 @@ void ControlServer::log(const std::string& line) const {
     else std::fprintf(stderr, "nlbd: ctl: %s\n", line.c_str());
 }
 
-std::string ControlServer::handle_line(std::string_view line) {
-    served_.fetch_add(1, std::memory_order_relaxed);
-    std::string command;
-    std::vector<std::string> args;
+std::optional<std::string> parse_request(std::string_view line, size_t max_bytes, Request& out) {
     try {
         ParseLimits lim;
         lim.max_depth = 8;
-        lim.max_bytes = opt_.max_request_bytes;
+        lim.max_bytes = max_bytes;
         Json req = Json::parse(line, lim);
         if (!req.is_object()) return make_error_response("request must be a JSON object");
         const Json* c = req.find("command");
         if (!c || !c->is_string() || c->as_string().empty())
             return make_error_response("request needs a non-empty string \"command\"");
-        command = c->as_string();
+        out.command = c->as_string();
         if (const Json* a = req.find("args"); a && !a->is_null()) {
             if (!a->is_array()) return make_error_response("\"args\" must be an array of strings");
             for (const Json& x : a->as_array()) {
                 if (!x.is_string()) return make_error_response("\"args\" must be an array of strings");
-                args.push_back(x.as_string());
+                out.args.push_back(x.as_string());
             }
         }
     } catch (const std::exception& e) {
         return make_error_response(std::string("bad request: ") + e.what());
     }
+    return std::nullopt;
+}
+
+std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes) {
     std::string resp;
     try {
-        resp = make_ok_response(handler_(command, args));
+        resp = make_ok_response(handler(req.command, req.args));
     } catch (const std::exception& e) {
         return make_error_response(e.what());
     } catch (...) {
-        return make_error_response("command '" + command + "' failed with an unknown error");
+        return make_error_response("command '" + req.command + "' failed with an unknown error");
     }
-    if (resp.size() > opt_.max_response_bytes)
+    if (resp.size() > max_response_bytes)
         return make_error_response("response of " + std::to_string(resp.size()) + " bytes exceeds the limit");
     return resp;
+}
+
+std::string ControlServer::handle_line(std::string_view line) {
+    served_.fetch_add(1, std::memory_order_relaxed);
+    Request req;
+    if (auto err = parse_request(line, opt_.max_request_bytes, req)) return *err;
+    return run_handler(handler_, req, opt_.max_response_bytes);
 }
 
 void ControlServer::run() {

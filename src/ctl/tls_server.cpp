@@ -360,28 +360,9 @@ void TlsControlServer::log(const std::string& line) const {
 
 std::string TlsControlServer::handle_line(std::string_view line, const std::string& cn, Role role,
                                           const std::string& peer) {
-    std::string command;
-    std::vector<std::string> args;
-    try {
-        ParseLimits lim;
-        lim.max_depth = 8;
-        lim.max_bytes = opt_.max_request_bytes;
-        Json req = Json::parse(line, lim);
-        if (!req.is_object()) return make_error_response("request must be a JSON object");
-        const Json* c = req.find("command");
-        if (!c || !c->is_string() || c->as_string().empty())
-            return make_error_response("request needs a non-empty string \"command\"");
-        command = c->as_string();
-        if (const Json* a = req.find("args"); a && !a->is_null()) {
-            if (!a->is_array()) return make_error_response("\"args\" must be an array of strings");
-            for (const Json& x : a->as_array()) {
-                if (!x.is_string()) return make_error_response("\"args\" must be an array of strings");
-                args.push_back(x.as_string());
-            }
-        }
-    } catch (const std::exception& e) {
-        return make_error_response(std::string("bad request: ") + e.what());
-    }
+    Request req;
+    if (auto err = parse_request(line, opt_.max_request_bytes, req)) return *err;
+    const std::string& command = req.command;
     if (!role_allows(role, command)) {
         denied_.fetch_add(1, std::memory_order_relaxed);
         std::string printable;
@@ -392,17 +373,7 @@ std::string TlsControlServer::handle_line(std::string_view line, const std::stri
                                    "; '" + printable + "' needs admin");
     }
     served_.fetch_add(1, std::memory_order_relaxed);
-    std::string resp;
-    try {
-        resp = make_ok_response(handler_(command, args));
-    } catch (const std::exception& e) {
-        return make_error_response(e.what());
-    } catch (...) {
-        return make_error_response("command '" + command + "' failed with an unknown error");
-    }
-    if (resp.size() > opt_.max_response_bytes)
-        return make_error_response("response of " + std::to_string(resp.size()) + " bytes exceeds the limit");
-    return resp;
+    return run_handler(handler_, req, opt_.max_response_bytes);
 }
 
 void TlsControlServer::run() {

@@ -35,6 +35,7 @@
 #include <functional>
 #include <string_view>
 #include <sys/types.h>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,5 +100,17 @@ private:
 // Builds a response line (without the newline) for a handler result / error.
 std::string make_ok_response(const Json& result);
 std::string make_error_response(std::string_view message);
+
+// One request line of the control protocol, as both servers (UNIX socket and
+// mutual TLS) accept it: {"command": "...", "args": ["...", ...]}.
+struct Request {
+    std::string command;
+    std::vector<std::string> args;
+};
+// Parses a request line; on failure returns the error response to send.
+std::optional<std::string> parse_request(std::string_view line, size_t max_bytes, Request& out);
+// Runs the handler and builds the response line; handler exceptions and
+// oversized results become error responses.
+std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes);
 
 }  // namespace nlbd::ctl
