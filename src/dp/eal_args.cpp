@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -80,7 +81,19 @@ std::vector<std::string> build_eal_args(const std::string& program,
     if (!wire.is_pci && !local.is_pci && !has_option(given, {"--no-pci"}))
         args.push_back("--no-pci");
 
-    if (!has_option(given, {"-l", "--lcores", "-c"}) && !env.cpus.empty()) {
+    if (!has_option(given, {"-l", "--lcores", "-c"}) && !env.lcores.empty()) {
+        std::vector<unsigned> sorted = env.lcores;
+        std::sort(sorted.begin(), sorted.end());
+        sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+        std::string list;
+        for (unsigned c : sorted) {
+            if (!list.empty()) list += ',';
+            list += std::to_string(c);
+        }
+        args.insert(args.end(), {"-l", list});
+        if (env.lcores[0] != sorted[0] && !has_option(given, {"--main-lcore"}))
+            args.insert(args.end(), {"--main-lcore", std::to_string(env.lcores[0])});
+    } else if (!has_option(given, {"-l", "--lcores", "-c"}) && !env.cpus.empty()) {
         std::string list = std::to_string(env.cpus[0]);
         if (env.cpus.size() > 1) {
             list += ',';

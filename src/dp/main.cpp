@@ -39,6 +39,7 @@
 #include "nlbd/dp/cluster_control.hpp"
 #include "nlbd/dp/control.hpp"
 #include "nlbd/dp/eal_args.hpp"
+#include "nlbd/dp/placement.hpp"
 #include "nlbd/dp/port.hpp"
 #include "nlbd/dp/prometheus.hpp"
 #include "nlbd/dp/stats.hpp"
@@ -297,6 +298,9 @@ struct ControlState {
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
 };
 
+// Worker lcores placement asks for: the data plane runs one worker today.
+constexpr unsigned kPlacementWorkers = 1;
+
 uint32_t no_huge_memory_mb(const config::NicProfile& nic) {
     // Two pools of mempool_size mbufs (data room + mbuf header + mempool
     // overhead), plus room for rings, the fragment table and EAL itself.
@@ -314,6 +318,29 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
     if (!env.hugepages_available && dp::has_option(opt.eal, {"--in-memory"}) &&
         !dp::has_option(opt.eal, {"--no-huge"}))
         std::fprintf(stderr, "nlbd: warning: no free hugepages; --in-memory needs them\n");
+    // Placement (docs/placement.md): unless the user or the NIC profile
+    // pinned the lcores, hwloc picks them (workers on the wire NIC's NUMA
+    // node, one per physical core; control on another core).
+    {
+        std::vector<std::string> given = opt.eal;
+        given.insert(given.end(), cfg.nic.eal_args.begin(), cfg.nic.eal_args.end());
+        if (!dp::has_option(given, {"-l", "--lcores", "-c"}) && !env.cpus.empty()) {
+            dp::Topology topo;
+            topo.allowed = env.cpus;
+            topo.nic = wire_dev.name;
+            std::string err;
+            if (dp::read_topology(wire_dev.is_pci ? wire_dev.name : "", topo, err)) {
+                const dp::Placement pl = dp::plan_placement(topo, kPlacementWorkers);
+                env.lcores.push_back(pl.control);
+                env.lcores.insert(env.lcores.end(), pl.workers.begin(), pl.workers.end());
+                std::fprintf(stderr, "nlbd: %s\n", pl.description.c_str());
+            } else {
+                std::fprintf(stderr,
+                             "nlbd: placement: hwloc failed (%s); lcores from the affinity mask\n",
+                             err.c_str());
+            }
+        }
+    }
     std::vector<std::string> eal_args =
         dp::build_eal_args(program, opt.eal, cfg.nic.eal_args, wire_dev, local_dev, env);
     // DPDK telemetry (docs/telemetry.md): its socket lives in the EAL runtime

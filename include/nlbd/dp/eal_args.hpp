@@ -11,7 +11,8 @@
 //                          allowed together with --no-huge in DPDK 22.11)
 //   --no-pci               neither port is a PCI address
 //   -l c0,c1               two lcores from the process affinity (control +
-//                          worker); one CPU: -l c0, the worker runs on main
+//                          worker); one CPU: -l c0, the worker runs on main;
+//                          or env.lcores (hwloc placement) + --main-lcore
 //   --vdev DEV / -a PCI    the two ports
 
 #include <cstdint>
@@ -24,6 +25,11 @@ struct EalEnvironment {
     bool hugepages_available = true;  // HugePages_Free > 0 and hugetlbfs mounted
     std::vector<unsigned> cpus;       // CPUs the process may run on, ascending
     uint32_t no_huge_memory_mb = 512; // -m value when falling back to --no-huge
+    // Lcores chosen by placement (src/dp/placement.cpp): control first, then
+    // the workers. Empty: the first two of `cpus`. Used only when the user
+    // and the profile gave no -l/--lcores/-c; adds --main-lcore when the
+    // control lcore is not the lowest.
+    std::vector<unsigned> lcores;
 };
 
 struct PortDevice {
