@@ -131,14 +131,13 @@ ControlServer::ControlServer(std::string path, Handler handler, ServerOptions op
         dev_ = st.st_dev;
         ino_ = st.st_ino;
     }
-    if (::pipe2(wake_fd_, O_CLOEXEC | O_NONBLOCK) != 0) {
-        int err = errno;
+    if (const int err = loop_.open(); err != 0) {
         ::close(listen_fd_);
         listen_fd_ = -1;
         ::unlink(path_.c_str());
         fail_errno(path_, "pipe2", err);
     }
-    thread_ = std::thread([this] { run(); });
+    loop_.start([this] { run(); });
 }
 
 ControlServer::~ControlServer() { stop(); }
@@ -146,17 +145,9 @@ ControlServer::~ControlServer() { stop(); }
 void ControlServer::stop() {
     if (stopped_) return;
     stopped_ = true;
-    stopping_.store(true, std::memory_order_release);
-    char b = 1;
-    ssize_t w = ::write(wake_fd_[1], &b, 1);
-    (void)w;
-    if (thread_.joinable()) thread_.join();
+    loop_.stop();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
-    for (int& fd : wake_fd_) {
-        if (fd >= 0) ::close(fd);
-        fd = -1;
-    }
     // Unlink only our own socket: a successor may have replaced it.
     struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
@@ -223,9 +214,9 @@ void ControlServer::run() {
         clients.erase(clients.begin() + static_cast<std::ptrdiff_t>(i));
     };
 
-    while (!stopping_.load(std::memory_order_acquire)) {
+    while (!loop_.stopping()) {
         pfds.clear();
-        pfds.push_back({wake_fd_[0], POLLIN, 0});
+        pfds.push_back({loop_.wake_fd(), POLLIN, 0});
         pfds.push_back({listen_fd_, POLLIN, 0});
         int64_t now = now_ms();
         int timeout = 1000;

@@ -322,15 +322,14 @@ TlsControlServer::TlsControlServer(TlsServerOptions options, Handler handler)
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen) == 0)
         port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                                   : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    if (::pipe2(wake_fd_, O_CLOEXEC | O_NONBLOCK) != 0) {
-        int e = errno;
+    if (const int e = loop_.open(); e != 0) {
         ::close(listen_fd_);
         listen_fd_ = -1;
         SSL_CTX_free(ctx);
         ctx_ = nullptr;
         throw std::runtime_error(where + ": pipe2: " + std::strerror(e));
     }
-    thread_ = std::thread([this] { run(); });
+    loop_.start([this] { run(); });
 }
 
 TlsControlServer::~TlsControlServer() { stop(); }
@@ -338,17 +337,9 @@ TlsControlServer::~TlsControlServer() { stop(); }
 void TlsControlServer::stop() {
     if (stopped_) return;
     stopped_ = true;
-    stopping_.store(true, std::memory_order_release);
-    char b = 1;
-    ssize_t w = ::write(wake_fd_[1], &b, 1);
-    (void)w;
-    if (thread_.joinable()) thread_.join();
+    loop_.stop();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
-    for (int& fd : wake_fd_) {
-        if (fd >= 0) ::close(fd);
-        fd = -1;
-    }
     if (ctx_) SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
     ctx_ = nullptr;
 }
@@ -568,9 +559,9 @@ void TlsControlServer::run() {
         return true;
     };
 
-    while (!stopping_.load(std::memory_order_acquire)) {
+    while (!loop_.stopping()) {
         pfds.clear();
-        pfds.push_back({wake_fd_[0], POLLIN, 0});
+        pfds.push_back({loop_.wake_fd(), POLLIN, 0});
         pfds.push_back({listen_fd_, static_cast<short>(clients.size() < static_cast<size_t>(opt_.max_clients) + 4
                                                            ? POLLIN : 0), 0});
         int64_t now = now_ms();

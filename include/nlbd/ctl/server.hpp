@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "nlbd/ctl/json.hpp"
+#include "nlbd/ctl/poll_thread.hpp"
 
 namespace nlbd::ctl {
 
@@ -87,9 +88,7 @@ private:
     Handler handler_;
     ServerOptions opt_;
     int listen_fd_ = -1;
-    int wake_fd_[2] = {-1, -1};   // self-pipe: stop() writes, the loop wakes
-    std::thread thread_;
-    std::atomic<bool> stopping_{false};
+    PollThread loop_;
     std::atomic<uint64_t> served_{0};
     std::atomic<uint64_t> refused_{0};
     bool stopped_ = false;

@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "nlbd/ctl/json.hpp"
+#include "nlbd/ctl/poll_thread.hpp"
 #include "nlbd/ctl/server.hpp"
 
 namespace nlbd::ctl {
@@ -104,9 +105,7 @@ private:
     void* ctx_ = nullptr;        // SSL_CTX*
     int listen_fd_ = -1;
     uint16_t port_ = 0;
-    int wake_fd_[2] = {-1, -1};
-    std::thread thread_;
-    std::atomic<bool> stopping_{false};
+    PollThread loop_;
     std::atomic<uint64_t> served_{0};
     std::atomic<uint64_t> refused_{0};
     std::atomic<uint64_t> denied_{0};
