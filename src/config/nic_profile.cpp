@@ -26,6 +26,16 @@ constexpr const char* kRssKeyAllowed =
     "a hex string of 40 bytes (80 hex digits) or 52 bytes (104 hex digits), or \"\" for the driver default";
 constexpr const char* kRssFieldsAllowed = "an array of distinct values ipv4, ipv6, tcp, udp";
 
+// May the data plane run an RX distributor lcore with worker rings? Always
+// with dispatch = "distributor"; with "auto" only when there are several
+// workers (one worker is always run to completion), and then the check below
+// assumes the worst case, because only the opened port tells which one auto
+// picks.
+bool may_distribute(const NicProfile& nic) {
+    return nic.dispatch == DispatchMode::distributor ||
+           (nic.dispatch == DispatchMode::auto_ && nic.workers > 1);
+}
+
 bool is_power_of_two(unsigned v) { return v != 0 && (v & (v - 1)) == 0; }
 
 bool is_hex(const std::string& s) {
@@ -59,8 +69,10 @@ public:
     }
 
     void check() const {
+        range("nic.workers", nic_.workers, 1, kMaxWorkers);
         range("nic.rx_queues", nic_.rx_queues, kMinQueues, kMaxQueues);
         range("nic.tx_queues", nic_.tx_queues, kMinQueues, kMaxQueues);
+        check_dispatch();
         descriptors("nic.rx_descriptors", nic_.rx_descriptors);
         descriptors("nic.tx_descriptors", nic_.tx_descriptors);
         range("nic.burst", nic_.burst, 1, kMaxBurst);
@@ -76,17 +88,7 @@ public:
                  std::to_string(nic_.mempool_cache) + " is more than mempool_size / 1.5 (" +
                      std::to_string(nic_.mempool_size * 2 / 3) + ")",
                  "0..512 and at most mempool_size / 1.5");
-        // Every RX and TX descriptor can hold an mbuf and every worker's cache
-        // can hold mempool_cache + a burst more; a smaller pool starves RX.
-        const uint64_t queues = nic_.rx_queues > nic_.tx_queues ? nic_.rx_queues : nic_.tx_queues;
-        const uint64_t need = uint64_t{nic_.rx_queues} * nic_.rx_descriptors +
-                              uint64_t{nic_.tx_queues} * nic_.tx_descriptors +
-                              queues * (nic_.mempool_cache + nic_.burst);
-        if (nic_.mempool_size < need)
-            fail("nic.mempool_size",
-                 std::to_string(nic_.mempool_size) + " mbufs cannot fill the rings and caches",
-                 "at least rx_queues*rx_descriptors + tx_queues*tx_descriptors + "
-                 "max(rx_queues,tx_queues)*(mempool_cache+burst) = " + std::to_string(need));
+        check_mempool_size();
         range("nic.mbuf_data_room", nic_.mbuf_data_room, kMinDataRoom, 65535);
         if (!nic_.rss_key.empty()) {
             const size_t n = nic_.rss_key.size();
@@ -106,6 +108,47 @@ public:
     }
 
 private:
+    // rss: every worker needs at least one wire RX queue of its own (extra
+    // queues are shared round-robin). distributor: the RX lcore reads the one
+    // wire queue, so more queues would hold frames that nobody polls.
+    void check_dispatch() const {
+        if (nic_.dispatch == DispatchMode::rss && nic_.rx_queues < nic_.workers)
+            fail("nic.dispatch",
+                 "\"rss\" with rx_queues = " + std::to_string(nic_.rx_queues) + " < workers = " +
+                     std::to_string(nic_.workers),
+                 "dispatch = \"rss\" with rx_queues >= workers (one or more wire RX queues per "
+                 "worker), or dispatch = \"distributor\" / \"auto\"");
+        if (nic_.dispatch == DispatchMode::distributor && nic_.rx_queues != 1)
+            fail("nic.rx_queues",
+                 std::to_string(nic_.rx_queues) + " RX queues with dispatch = \"distributor\"",
+                 "rx_queues = 1 with dispatch = \"distributor\" (its RX lcore reads one wire queue), "
+                 "or dispatch = \"rss\" / \"auto\" for several queues");
+    }
+
+    // The pool must cover every mbuf that can be parked outside it at once:
+    // one per RX and TX descriptor, a full cache plus a burst in flight per
+    // lcore that allocates or frees (the workers, and the distributor's RX
+    // lcore), and, with a distributor, every slot of its worker rings. A
+    // smaller pool starves RX. Worst case for dispatch = "auto" (see
+    // may_distribute). TX hand-off rings to worker 0 (a device with fewer TX
+    // queues than workers) are not counted: their size is the data plane's.
+    void check_mempool_size() const {
+        const bool dist = may_distribute(nic_);
+        const uint64_t lcores = uint64_t{nic_.workers} + (dist ? 1 : 0);
+        const uint64_t ring_slots = dist ? uint64_t{nic_.workers} * kDistributorRingSize : 0;
+        const uint64_t need = uint64_t{nic_.rx_queues} * nic_.rx_descriptors +
+                              uint64_t{nic_.tx_queues} * nic_.tx_descriptors +
+                              lcores * (nic_.mempool_cache + nic_.burst) + ring_slots;
+        if (nic_.mempool_size >= need) return;
+        std::string formula = "rx_queues*rx_descriptors + tx_queues*tx_descriptors + ";
+        formula += dist ? "(workers+1)*(mempool_cache+burst) + workers*" + std::to_string(kDistributorRingSize) +
+                              " distributor ring slots"
+                        : std::string("workers*(mempool_cache+burst)");
+        fail("nic.mempool_size",
+             std::to_string(nic_.mempool_size) + " mbufs cannot fill the rings and caches",
+             "at least " + formula + " = " + std::to_string(need));
+    }
+
     const NicProfile& nic_;
 };
 
@@ -113,13 +156,22 @@ private:
 
 void validate(const NicProfile& nic) { NicChecker(nic).check(); }
 
+const char* dispatch_name(DispatchMode mode) {
+    switch (mode) {
+        case DispatchMode::rss: return "rss";
+        case DispatchMode::distributor: return "distributor";
+        case DispatchMode::auto_: break;
+    }
+    return "auto";
+}
+
 NicProfile load_nic_profile(const std::string& file) {
     const toml::table root_table = detail::parse_toml_file(file);
     NicProfile nic;
     nic.file = file;
     nic.name = std::filesystem::path(file).stem().string();
     const Section root(file, nic.lines, root_table, "", 0, {"nic", "eal"});
-    if (auto n = root.table("nic", {"name", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors",
+    if (auto n = root.table("nic", {"name", "workers", "dispatch", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors",
                                     "burst", "mempool_size", "mempool_cache", "mbuf_data_room",
                                     "rx_checksum_offload", "tx_checksum_offload", "promiscuous",
                                     "rss_key", "rss_fields"})) {
@@ -129,6 +181,11 @@ NicProfile load_nic_profile(const std::string& file) {
         }
         // Wide bounds here (type safety); the real ranges are checked by
         // validate(), which knows the cross-field rules.
+        if (auto v = n->integer("workers", 1, kMaxWorkers)) nic.workers = static_cast<uint16_t>(*v);
+        if (auto v = n->choice<DispatchMode>("dispatch", {{"auto", DispatchMode::auto_},
+                                                          {"rss", DispatchMode::rss},
+                                                          {"distributor", DispatchMode::distributor}}))
+            nic.dispatch = *v;
         if (auto v = n->integer("rx_queues", kMinQueues, kMaxQueues)) nic.rx_queues = static_cast<uint16_t>(*v);
         if (auto v = n->integer("tx_queues", kMinQueues, kMaxQueues)) nic.tx_queues = static_cast<uint16_t>(*v);
         auto desc = [&](std::string_view key, uint16_t& out) {

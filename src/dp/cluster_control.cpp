@@ -96,7 +96,9 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
 
     char name[RTE_RING_NAMESIZE];
     std::snprintf(name, sizeof name, "nlbd_hb_rx_%u", unsigned(cfg.host.id));
-    rx_ring_ = rte_ring_create(name, kRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    // Several producers: in rss dispatch mode every worker may receive a
+    // heartbeat (the distributor is the only one in distributor mode).
+    rx_ring_ = rte_ring_create(name, kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
     std::snprintf(name, sizeof name, "nlbd_ctl_tx_%u", unsigned(cfg.host.id));
     tx_ring_ = rte_ring_create(name, kRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (rx_ring_ == nullptr || tx_ring_ == nullptr)

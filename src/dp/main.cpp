@@ -13,6 +13,8 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_errno.h>
+#include <rte_ring.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@
 #include "nlbd/ctl/tls_server.hpp"
 #include "nlbd/dp/cluster_control.hpp"
 #include "nlbd/dp/control.hpp"
+#include "nlbd/dp/distributor.hpp"
 #include "nlbd/dp/eal_args.hpp"
 #include "nlbd/dp/placement.hpp"
 #include "nlbd/dp/port.hpp"
@@ -298,8 +301,105 @@ struct ControlState {
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
 };
 
-// Worker lcores placement asks for: the data plane runs one worker today.
-constexpr unsigned kPlacementWorkers = 1;
+const char* name_of(config::DispatchMode m) {
+    switch (m) {
+    case config::DispatchMode::rss: return "rss";
+    case config::DispatchMode::distributor: return "distributor";
+    case config::DispatchMode::auto_: break;
+    }
+    return "auto";
+}
+
+// Data-plane lcores to ask placement for before EAL exists: the workers, and
+// one RX distributor when it will (probably) be needed. auto mode is
+// resolved later from the port's capabilities; before that, a PCI NIC is
+// assumed to have RSS and a vdev not (docs/multicore.md).
+unsigned data_lcores_wanted(const config::NicProfile& nic, const dp::PortDevice& wire) {
+    const unsigned w = std::max<unsigned>(nic.workers, 1);
+    const bool distributor = nic.dispatch == config::DispatchMode::distributor ||
+                             (nic.dispatch == config::DispatchMode::auto_ && w > 1 && !wire.is_pci);
+    return w + (distributor ? 1 : 0);
+}
+
+// The dispatch plan, from the profile, the ports' capabilities and the
+// lcores EAL gave us (main lcore excluded).
+struct DispatchPlan {
+    config::DispatchMode mode = config::DispatchMode::rss;
+    unsigned workers = 1;
+    std::vector<unsigned> worker_lcores;  // empty: one worker on the main lcore
+    int distributor_lcore = -1;
+    dp::QueuePlan wire;
+    dp::QueuePlan local;
+    std::vector<std::string> notes;       // printed at start
+};
+
+DispatchPlan plan_dispatch(const config::NicProfile& nic, const dp::PortCaps& wire,
+                           const dp::PortCaps& local, const std::vector<unsigned>& lcores) {
+    DispatchPlan p;
+    const unsigned wanted = std::max<unsigned>(nic.workers, 1);
+    using M = config::DispatchMode;
+    M mode = nic.dispatch;
+    if (mode == M::auto_)
+        mode = wanted == 1 || (wire.rss_offloads != 0 && wire.max_rx_queues >= wanted) ? M::rss
+                                                                                      : M::distributor;
+    if (mode == M::rss && wire.max_rx_queues < wanted)
+        throw dp::PortError("dispatch rss: the wire port (" + wire.driver + ") has " +
+                            std::to_string(wire.max_rx_queues) + " RX queues, nic.workers = " +
+                            std::to_string(wanted) + " (use dispatch = \"distributor\")");
+    if (mode == M::rss && wanted > 1 && wire.rss_offloads == 0)
+        p.notes.push_back("the wire port (" + wire.driver +
+                          ") reports no RSS: each RX queue must already carry whole flows "
+                          "(af_packet: kernel fanout hash; pcap: one file per queue)");
+    unsigned workers = wanted;
+    if (mode == M::distributor) {
+        if (lcores.size() < 2) {
+            p.notes.push_back("distributor mode needs 2 lcores besides the main one, EAL gave " +
+                              std::to_string(lcores.size()) + ": one worker, no distributor");
+            mode = M::rss;
+            workers = 1;
+        } else {
+            workers = std::min<unsigned>(workers, static_cast<unsigned>(lcores.size()) - 1);
+            p.distributor_lcore = static_cast<int>(lcores[0]);
+            p.worker_lcores.assign(lcores.begin() + 1, lcores.begin() + 1 + workers);
+        }
+    }
+    if (mode == M::rss) {
+        workers = std::min<unsigned>(workers, std::max<size_t>(lcores.size(), 1));
+        p.worker_lcores.assign(lcores.begin(), lcores.begin() + std::min<size_t>(workers, lcores.size()));
+    }
+    if (workers < wanted)
+        p.notes.push_back("nic.workers = " + std::to_string(wanted) + " but only " +
+                          std::to_string(workers) + " worker lcore(s) available");
+    p.mode = mode;
+    p.workers = workers;
+    if (mode == M::rss) {
+        const unsigned rxq = std::max<unsigned>(workers, std::min<unsigned>(nic.rx_queues, wire.max_rx_queues));
+        p.wire.rx = static_cast<uint16_t>(rxq);
+        p.wire.rss = rxq > 1;
+    } else {
+        p.wire.rx = 1;
+    }
+    p.wire.tx = static_cast<uint16_t>(wire.max_tx_queues >= workers ? workers : 1);
+    p.local.rx = static_cast<uint16_t>(std::min<unsigned>(workers, std::max<uint16_t>(local.max_rx_queues, 1)));
+    p.local.tx = static_cast<uint16_t>(local.max_tx_queues >= workers ? workers : 1);
+    return p;
+}
+
+// Rings the plan needs (distributor inputs, TX hand-over); freed at exit.
+struct Rings {
+    std::vector<rte_ring*> all;
+    rte_ring* make(const std::string& name, unsigned size, int socket) {
+        rte_ring* r = rte_ring_create(name.c_str(), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (r == nullptr) throw std::runtime_error("cannot create ring " + name + ": " + rte_strerror(rte_errno));
+        all.push_back(r);
+        return r;
+    }
+    ~Rings() {
+        for (rte_ring* r : all) rte_ring_free(r);
+    }
+};
+constexpr unsigned kDistributorRing = 1024;  // frames queued per worker
+constexpr unsigned kTxRing = 1024;
 
 uint32_t no_huge_memory_mb(const config::NicProfile& nic) {
     // Two pools of mempool_size mbufs (data room + mbuf header + mempool
@@ -330,7 +430,8 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             topo.nic = wire_dev.name;
             std::string err;
             if (dp::read_topology(wire_dev.is_pci ? wire_dev.name : "", topo, err)) {
-                const dp::Placement pl = dp::plan_placement(topo, kPlacementWorkers);
+                const dp::Placement pl =
+                    dp::plan_placement(topo, data_lcores_wanted(cfg.nic, wire_dev));
                 env.lcores.push_back(pl.control);
                 env.lcores.insert(env.lcores.end(), pl.workers.begin(), pl.workers.end());
                 std::fprintf(stderr, "nlbd: %s\n", pl.description.c_str());
@@ -365,11 +466,17 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
 
     int rc = 0;
     {
-        // --- ports -------------------------------------------------------
+        // --- dispatch plan and ports ---------------------------------------
+        std::vector<unsigned> data_lcores;
+        for (unsigned l = rte_get_next_lcore(-1, 1, 0); l < RTE_MAX_LCORE; l = rte_get_next_lcore(l, 1, 0))
+            data_lcores.push_back(l);
         dp::PortInfo wire, local;
+        DispatchPlan plan;
         try {
-            wire = dp::open_port("wire", wire_dev, cfg.nic, cfg.nic.promiscuous);
-            local = dp::open_port("local", local_dev, cfg.nic, false);
+            plan = plan_dispatch(cfg.nic, dp::port_caps("wire", wire_dev), dp::port_caps("local", local_dev),
+                                 data_lcores);
+            wire = dp::open_port("wire", wire_dev, cfg.nic, cfg.nic.promiscuous, plan.wire);
+            local = dp::open_port("local", local_dev, cfg.nic, false, plan.local);
         } catch (const dp::PortError& e) {
             std::fprintf(stderr, "nlbd: %s\n", e.what());
             rte_eal_cleanup();
@@ -377,16 +484,23 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         }
         for (const dp::PortInfo* p : {&wire, &local})
             std::fprintf(stderr,
-                         "nlbd: port %-5s id %u driver %s MAC %s socket %d, %u rxd / %u txd, "
-                         "offloads rx 0x%llx tx 0x%llx%s\n",
+                         "nlbd: port %-5s id %u driver %s MAC %s socket %d, %u rxq x %u rxd / %u txq x "
+                         "%u txd, offloads rx 0x%llx tx 0x%llx%s%s\n",
                          p->role.c_str(), p->port_id, p->driver.c_str(),
-                         p->mac.to_string().c_str(), p->socket, p->rx_descriptors,
-                         p->tx_descriptors, static_cast<unsigned long long>(p->rx_offloads),
+                         p->mac.to_string().c_str(), p->socket, p->rx_queues, p->rx_descriptors,
+                         p->tx_queues, p->tx_descriptors,
+                         static_cast<unsigned long long>(p->rx_offloads),
                          static_cast<unsigned long long>(p->tx_offloads),
+                         p->rss_hf != 0 ? (", RSS types 0x" + [&] {
+                             char b[24];
+                             std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(p->rss_hf));
+                             return std::string(b);
+                         }()).c_str()
+                                        : "",
                          p->promiscuous ? ", promiscuous" : "");
 
         // --- snapshot ----------------------------------------------------
-        dp::SnapshotPublisher publisher(1);
+        dp::SnapshotPublisher publisher(plan.workers);
         // Health checks (SPEC §9): declared before the cluster, which holds a
         // raw pointer to it, so that it outlives it.
         std::unique_ptr<health::Checker> health_checker;
@@ -430,63 +544,223 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
                      snap.source_mac.to_string().c_str());
         print_rules(stderr, cfg, &snap);
 
-        // --- worker ------------------------------------------------------
-        dp::WorkerConfig wc;
-        wc.wire_port = wire.port_id;
-        wc.local_port = local.port_id;
-        wc.burst = cfg.nic.burst;
-        wc.idle = cfg.dataplane.idle_policy;
-        wc.wire_mac = wire.mac;
-        wc.local_mac = local.mac;
-        wc.frag.capacity = cfg.dataplane.frag_table_size;
-        wc.frag.max_held = cfg.dataplane.frag_max_held;
-        wc.frag.timeout_ns = uint64_t{cfg.dataplane.frag_timeout_ms} * 1'000'000;
-        wc.qsbr = publisher.qsbr();
-        wc.qsbr_thread = 0;
-        wc.conn.capacity = cfg.dataplane.conn_table_size;
-        wc.conn.timeouts.syn_s = cfg.dataplane.tcp_syn_timeout_s;
-        wc.conn.timeouts.established_s = cfg.dataplane.tcp_established_timeout_s;
-        wc.conn.timeouts.fin_s = cfg.dataplane.tcp_fin_timeout_s;
-        wc.conn.seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^
-                       static_cast<uint64_t>(Clock::now().time_since_epoch().count());
-        wc.heartbeat_ethertype = cfg.cluster.heartbeat_ethertype;
-        wc.heartbeat_rx = cluster->heartbeat_rx();
-        wc.control_tx = cluster->control_tx();
-        dp::Worker worker(wc, publisher.pointer());
+        // --- workers (docs/multicore.md) ------------------------------------
+        const unsigned n_workers = plan.workers;
+        Rings rings;
+        std::vector<std::unique_ptr<dp::Worker>> workers;
+        std::unique_ptr<dp::Distributor> distributor;
+        const int socket = wire.socket < 0 ? SOCKET_ID_ANY : wire.socket;
+        const std::string tag = std::to_string(cfg.host.id);
+        bool l4_hash = false;
+        for (const auto& f : cfg.nic.rss_fields) l4_hash |= f == "tcp" || f == "udp";
+        try {
+            dp::DistributorConfig dc;
+            std::vector<dp::TxPath> wire_tx(n_workers), local_tx(n_workers);
+            for (unsigned i = 0; i < n_workers; ++i) {
+                if (plan.mode == config::DispatchMode::distributor)
+                    dc.rings[i] = rings.make("nlbd_dist" + tag + "_" + std::to_string(i), kDistributorRing, socket);
+                if (wire.tx_queues > 1) wire_tx[i].queue = static_cast<uint16_t>(i);
+                else if (i != 0) wire_tx[i].ring = rings.make("nlbd_txw" + tag + "_" + std::to_string(i), kTxRing, socket);
+                if (local.tx_queues > 1) local_tx[i].queue = static_cast<uint16_t>(i);
+                else if (i != 0) local_tx[i].ring = rings.make("nlbd_txl" + tag + "_" + std::to_string(i), kTxRing, socket);
+            }
+            const uint64_t seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}() ^
+                                  static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+            for (unsigned i = 0; i < n_workers; ++i) {
+                dp::WorkerConfig wc;
+                wc.index = static_cast<uint16_t>(i);
+                wc.wire_port = wire.port_id;
+                wc.local_port = local.port_id;
+                wc.burst = cfg.nic.burst;
+                wc.idle = cfg.dataplane.idle_policy;
+                wc.wire_mac = wire.mac;
+                wc.local_mac = local.mac;
+                if (plan.mode == config::DispatchMode::distributor) {
+                    wc.wire_ring = dc.rings[i];
+                    wc.n_wire_rx_queues = 0;
+                } else {
+                    // RX queues round-robin over the workers.
+                    wc.n_wire_rx_queues = 0;
+                    for (unsigned q = i; q < wire.rx_queues; q += n_workers) {
+                        if (wc.n_wire_rx_queues == dp::kMaxWorkerQueues)
+                            throw std::runtime_error("more than " + std::to_string(dp::kMaxWorkerQueues) +
+                                                     " wire RX queues per worker");
+                        wc.wire_rx_queues[wc.n_wire_rx_queues++] = static_cast<uint16_t>(q);
+                    }
+                }
+                wc.local_rx = i < local.rx_queues;
+                wc.local_rx_queue = static_cast<uint16_t>(i);
+                wc.wire_tx = wire_tx[i];
+                wc.local_tx = local_tx[i];
+                if (i == 0) {
+                    for (unsigned j = 1; j < n_workers; ++j) {
+                        wc.drain_wire[j - 1] = wire_tx[j].ring;
+                        wc.drain_local[j - 1] = local_tx[j].ring;
+                    }
+                    if (wire.tx_queues == 1 || local.tx_queues == 1)
+                        wc.n_drain = static_cast<uint16_t>(n_workers - 1);
+                    wc.control_tx = cluster->control_tx();
+                }
+                wc.frag.capacity = cfg.dataplane.frag_table_size;
+                wc.frag.max_held = cfg.dataplane.frag_max_held;
+                wc.frag.timeout_ns = uint64_t{cfg.dataplane.frag_timeout_ms} * 1'000'000;
+                wc.qsbr = publisher.qsbr();
+                wc.qsbr_thread = i;
+                wc.conn.capacity = cfg.dataplane.conn_table_size;
+                wc.conn.timeouts.syn_s = cfg.dataplane.tcp_syn_timeout_s;
+                wc.conn.timeouts.established_s = cfg.dataplane.tcp_established_timeout_s;
+                wc.conn.timeouts.fin_s = cfg.dataplane.tcp_fin_timeout_s;
+                wc.conn.seed = seed + 0x9e3779b97f4a7c15ull * i;
+                wc.heartbeat_ethertype = cfg.cluster.heartbeat_ethertype;
+                wc.heartbeat_rx = cluster->heartbeat_rx();
+                workers.push_back(std::make_unique<dp::Worker>(wc, publisher.pointer()));
+            }
+            if (plan.mode == config::DispatchMode::distributor) {
+                dc.wire_port = wire.port_id;
+                dc.burst = cfg.nic.burst;
+                dc.idle = cfg.dataplane.idle_policy;
+                dc.workers = static_cast<uint16_t>(n_workers);
+                dc.l4 = l4_hash;
+                dc.heartbeat_ethertype = cfg.cluster.heartbeat_ethertype;
+                dc.heartbeat_rx = cluster->heartbeat_rx();
+                distributor = std::make_unique<dp::Distributor>(dc);
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nlbd: data plane: %s\n", e.what());
+            workers.clear();
+            distributor.reset();
+            cluster.reset();
+            dp::stop_port(wire);
+            dp::stop_port(local);
+            dp::close_port(wire);
+            dp::close_port(local);
+            dp::free_pool(wire);
+            dp::free_pool(local);
+            rte_eal_cleanup();
+            return 1;
+        }
+        {
+            std::string lc;
+            for (unsigned l : plan.worker_lcores) lc += (lc.empty() ? "" : ",") + std::to_string(l);
+            if (plan.mode == config::DispatchMode::distributor)
+                std::fprintf(stderr,
+                             "nlbd: dispatch distributor: RX lcore %d reads the wire queue and spreads "
+                             "flows (hash on %s) to %u worker(s) on lcores %s; TX %s\n",
+                             plan.distributor_lcore, l4_hash ? "addresses + TCP/UDP ports" : "addresses",
+                             n_workers, lc.c_str(),
+                             wire.tx_queues > 1 ? "a wire queue per worker" : "through worker 0");
+            else
+                std::fprintf(stderr,
+                             "nlbd: dispatch rss: %u worker(s) on lcores %s, %u wire RX queue(s) "
+                             "round-robin, TX %s\n",
+                             n_workers, lc.empty() ? "(main)" : lc.c_str(), unsigned(wire.rx_queues),
+                             wire.tx_queues > 1 ? "a wire queue per worker" : "through worker 0");
+            for (const auto& n : plan.notes) std::fprintf(stderr, "nlbd: dispatch: note: %s\n", n.c_str());
+        }
 
-        // Live counters, the --stats-json document (control thread only).
+        // Live counters: the sum over the workers and the distributor
+        // (control thread only).
+        auto total_counters = [&](dp::RunReport& r) {
+            auto sum = std::make_shared<dp::WorkerCounters>();
+            std::fill(std::begin(r.verdicts), std::end(r.verdicts), 0);
+            r.frags = {};
+            for (const auto& w : workers) {
+                dp::add_counters(*sum, w->counters());
+                uint64_t v[kVerdictCount];
+                w->verdicts_at_exit(v);
+                for (unsigned i = 0; i < kVerdictCount; ++i) r.verdicts[i] += v[i];
+                dp::add_frag_stats(r.frags, w->frag_stats());
+            }
+            if (distributor) {
+                dp::add_counters(*sum, distributor->counters());
+                for (unsigned i = 0; i < kVerdictCount; ++i)
+                    r.verdicts[i] += dp::read_counter(distributor->counters().verdicts[i]);
+            }
+            r.owned_counters = sum;
+            r.counters = sum.get();
+        };
+        auto workers_json = [&]() {
+            std::string j = "\"workers\":{\"dispatch\":\"" + std::string(name_of(plan.mode)) +
+                            "\",\"count\":" + std::to_string(n_workers) + ",\"per_worker\":[";
+            for (unsigned i = 0; i < n_workers; ++i) {
+                const dp::WorkerCounters& c = workers[i]->counters();
+                uint64_t accepted = 0;
+                for (Verdict v : {Verdict::accepted, Verdict::accepted_conn, Verdict::default_host_accepted,
+                                  Verdict::passed_non_vip})
+                    accepted += dp::read_counter(c.verdicts[static_cast<unsigned>(v)]);
+                j += (i ? "," : "") + std::string("{\"index\":") + std::to_string(i) +
+                     ",\"lcore\":" +
+                     (i < plan.worker_lcores.size() ? std::to_string(plan.worker_lcores[i]) : "null") +
+                     ",\"rx_total\":" + std::to_string(dp::read_counter(c.rx_total)) +
+                     ",\"to_local\":" + std::to_string(accepted) +
+                     ",\"loops\":" + std::to_string(dp::read_counter(c.loops)) +
+                     ",\"idle_sleeps\":" + std::to_string(dp::read_counter(c.idle_sleeps)) +
+                     ",\"tx_handed\":" + std::to_string(dp::read_counter(c.tx_handed)) +
+                     ",\"tx_drained\":" + std::to_string(dp::read_counter(c.tx_drained)) +
+                     ",\"connections\":" + std::to_string(workers[i]->conn_stats().entries) + "}";
+            }
+            j += "]";
+            if (distributor) {
+                const dp::WorkerCounters& c = distributor->counters();
+                j += ",\"distributor\":{\"lcore\":" + std::to_string(plan.distributor_lcore) +
+                     ",\"rx_packets\":" + std::to_string(dp::read_counter(c.wire.rx_packets)) +
+                     ",\"dispatch_full\":" +
+                     std::to_string(dp::read_counter(c.verdicts[static_cast<unsigned>(Verdict::dispatch_full)])) +
+                     ",\"heartbeats\":" +
+                     std::to_string(dp::read_counter(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)])) +
+                     ",\"loops\":" + std::to_string(dp::read_counter(c.loops)) +
+                     ",\"idle_sleeps\":" + std::to_string(dp::read_counter(c.idle_sleeps)) +
+                     ",\"dispatched\":[";
+                for (unsigned i = 0; i < n_workers; ++i)
+                    j += (i ? "," : "") + std::to_string(distributor->dispatched(i));
+                j += "]}";
+            }
+            return j + "}";
+        };
         auto live_report = [&](dp::RunReport& r) {
             r.cfg = &cfg;
             r.snap = publisher.current().get();
-            r.counters = &worker.counters();
-            worker.verdicts_at_exit(r.verdicts);
-            r.frags = worker.frag_stats();
-            const core::ConnStats& cs = worker.conn_stats();
+            total_counters(r);
+            core::ConnStats cs;
+            uint64_t capacity = 0;
+            for (const auto& w : workers) {
+                const core::ConnStats& s = w->conn_stats();
+                cs.entries += s.entries;
+                cs.inserted += s.inserted;
+                cs.removed += s.removed;
+                for (size_t i = 0; i < cs.expired.size(); ++i) cs.expired[i] += s.expired[i];
+                cs.evicted += s.evicted;
+                cs.evicted_established += s.evicted_established;
+                cs.insert_failed += s.insert_failed;
+                capacity += w->conn_capacity();
+            }
             uint64_t expired = 0;
             for (uint64_t e : cs.expired) expired += e;
-            const uint64_t hf = dp::read_counter(worker.counters().held_foreign);
+            const dp::ClusterControl::HeldForeign hf = cluster->held_foreign();
             r.extra = "\"connections\":{\"entries\":" + std::to_string(cs.entries) +
-                      ",\"capacity\":" + std::to_string(worker.conn_capacity()) +
+                      ",\"capacity\":" + std::to_string(capacity) +
                       ",\"inserted\":" + std::to_string(cs.inserted) +
                       ",\"removed\":" + std::to_string(cs.removed) +
                       ",\"expired\":" + std::to_string(expired) +
                       ",\"evicted\":" + std::to_string(cs.evicted) +
                       ",\"evicted_established\":" + std::to_string(cs.evicted_established) +
                       ",\"insert_failed\":" + std::to_string(cs.insert_failed) +
-                      ",\"held_foreign\":" +
-                      (hf == dp::kHeldForeignUnknown ? std::string("null")
-                                                     : std::to_string(hf & 0xffffffffu)) +
-                      "},\n" + cluster->stats_members();
+                      ",\"held_foreign\":" + (hf.valid ? std::to_string(hf.count) : std::string("null")) +
+                      "},\n" + workers_json() + ",\n" + cluster->stats_members();
         };
-        // One worker: its count is the host's, if taken under the snapshot
-        // now published.
+        // The host's count: the sum over the workers, valid only when every
+        // worker finished a sweep under the snapshot now published.
         cluster->held_foreign = [&]() {
             dp::ClusterControl::HeldForeign h;
-            const uint64_t hf = dp::read_counter(worker.counters().held_foreign);
             const core::Snapshot* s = publisher.current().get();
-            if (hf == dp::kHeldForeignUnknown || s == nullptr) return h;
-            if ((hf >> 32) != (s->generation & 0xffffffffu)) return h;
-            h.count = static_cast<uint32_t>(hf & 0xffffffffu);
+            if (s == nullptr) return h;
+            uint64_t total = 0;
+            for (const auto& w : workers) {
+                const uint64_t hf = dp::read_counter(w->counters().held_foreign);
+                if (hf == dp::kHeldForeignUnknown || (hf >> 32) != (s->generation & 0xffffffffu)) return h;
+                total += hf & 0xffffffffu;
+            }
+            h.count = static_cast<uint32_t>(std::min<uint64_t>(total, 0xfffffffeu));
             h.generation = s->generation;
             h.valid = true;
             return h;
@@ -610,29 +884,50 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         install_signals();
 
         const unsigned main_lcore = rte_get_main_lcore();
-        const unsigned worker_lcore = rte_get_next_lcore(-1, 1, 0);
-        if (worker_lcore < RTE_MAX_LCORE) {
-            std::fprintf(stderr, "nlbd: lcores: control on %u, worker on %u; idle policy %s\n",
-                         main_lcore, worker_lcore,
-                         wc.idle == config::IdlePolicy::poll ? "poll" : "adaptive");
-            dp::Worker::Launch launch{&worker, &control.stop};
-            if (rte_eal_remote_launch(&dp::Worker::lcore_main, &launch, worker_lcore) != 0) {
-                std::fprintf(stderr, "nlbd: cannot launch the worker on lcore %u\n", worker_lcore);
-                rc = 1;
-            } else {
-                while (!control.stop.load(std::memory_order_relaxed)) {
-                    const timespec ts{0, 1'000'000};
-                    nanosleep(&ts, nullptr);
-                    control.tick();
+        const char* idle_name = cfg.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";
+        if (!plan.worker_lcores.empty()) {
+            // Stop order: control's stop ends the distributor first; then the
+            // workers, which empty their rings before returning; then worker 0
+            // sends what the others handed it in their last loop.
+            std::atomic<bool> workers_stop{false};
+            std::vector<dp::Worker::Launch> launches(n_workers);
+            dp::Distributor::Launch dlaunch{distributor.get(), &control.stop};
+            std::vector<unsigned> launched;
+            std::fprintf(stderr, "nlbd: lcores: control on %u, %u worker(s)%s; idle policy %s\n",
+                         main_lcore, n_workers, distributor ? " + RX distributor" : "", idle_name);
+            for (unsigned i = 0; i < n_workers && rc == 0; ++i) {
+                launches[i] = {workers[i].get(), &workers_stop};
+                if (rte_eal_remote_launch(&dp::Worker::lcore_main, &launches[i], plan.worker_lcores[i]) != 0) {
+                    std::fprintf(stderr, "nlbd: cannot launch worker %u on lcore %u\n", i, plan.worker_lcores[i]);
+                    rc = 1;
+                } else {
+                    launched.push_back(plan.worker_lcores[i]);
                 }
-                rte_eal_wait_lcore(worker_lcore);
             }
+            bool dist_launched = false;
+            if (rc == 0 && distributor) {
+                if (rte_eal_remote_launch(&dp::Distributor::lcore_main, &dlaunch,
+                                          static_cast<unsigned>(plan.distributor_lcore)) != 0) {
+                    std::fprintf(stderr, "nlbd: cannot launch the distributor on lcore %d\n", plan.distributor_lcore);
+                    rc = 1;
+                } else {
+                    dist_launched = true;
+                }
+            }
+            if (rc != 0) control.stop.store(true, std::memory_order_relaxed);
+            while (!control.stop.load(std::memory_order_relaxed)) {
+                const timespec ts{0, 1'000'000};
+                nanosleep(&ts, nullptr);
+                control.tick();
+            }
+            if (dist_launched) rte_eal_wait_lcore(static_cast<unsigned>(plan.distributor_lcore));
+            workers_stop.store(true, std::memory_order_relaxed);
+            for (unsigned l : launched) rte_eal_wait_lcore(l);
+            if (!launched.empty()) workers[0]->drain_after_stop();
         } else {
-            std::fprintf(stderr,
-                         "nlbd: lcores: one lcore (%u): worker and control share it; idle policy "
-                         "%s\n",
-                         main_lcore, wc.idle == config::IdlePolicy::poll ? "poll" : "adaptive");
-            worker.run(control.stop, dp::ControlTick{&ControlState::tick_fn, &control, 1024});
+            std::fprintf(stderr, "nlbd: lcores: one lcore (%u): worker and control share it; idle policy %s\n",
+                         main_lcore, idle_name);
+            workers[0]->run(control.stop, dp::ControlTick{&ControlState::tick_fn, &control, 1024});
         }
 
         // --- tear-down and report ---------------------------------------

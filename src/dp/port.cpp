@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace nlbd::dp {
 namespace {
@@ -17,17 +19,65 @@ namespace {
                     rte_strerror(err < 0 ? -err : err));
 }
 
+uint16_t find_port(const std::string& role, const PortDevice& dev) {
+    uint16_t port_id = 0;
+    if (int rc = rte_eth_dev_get_port_by_name(dev.name.c_str(), &port_id); rc != 0)
+        fail(role, dev.device, "no ethdev named '" + dev.name + "' was probed", rc);
+    return port_id;
+}
+
+// Profile rss_fields -> ethdev RSS hash types. Empty: IPv4 + IPv6 addresses.
+// Without "tcp"/"udp" the device is asked for its IP types only; drivers
+// that classify TCP/UDP as separate packet types (i40e, ice) then hash those
+// on queue 0 only: list "tcp"/"udp" for them (docs/multicore.md). With them,
+// unfragmented TCP/UDP hash on the ports too and fragments on addresses,
+// exactly like the distributor's flow hash.
+uint64_t rss_types(const std::vector<std::string>& fields) {
+    bool v4 = fields.empty(), v6 = fields.empty(), tcp = false, udp = false;
+    for (const auto& f : fields) {
+        v4 |= f == "ipv4";
+        v6 |= f == "ipv6";
+        tcp |= f == "tcp";
+        udp |= f == "udp";
+    }
+    uint64_t hf = 0;
+    if (v4) hf |= RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
+    if (v6) hf |= RTE_ETH_RSS_IPV6 | RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_OTHER;
+    if (tcp) hf |= (v4 ? RTE_ETH_RSS_NONFRAG_IPV4_TCP : 0) | (v6 ? RTE_ETH_RSS_NONFRAG_IPV6_TCP : 0);
+    if (udp) hf |= (v4 ? RTE_ETH_RSS_NONFRAG_IPV4_UDP : 0) | (v6 ? RTE_ETH_RSS_NONFRAG_IPV6_UDP : 0);
+    return hf;
+}
+
+std::vector<uint8_t> hex_bytes(const std::string& hex) {
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+
 }  // namespace
 
+PortCaps port_caps(const std::string& role, const PortDevice& dev) {
+    const uint16_t port_id = find_port(role, dev);
+    rte_eth_dev_info info;
+    if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
+        fail(role, dev.device, "rte_eth_dev_info_get", rc);
+    PortCaps c;
+    c.driver = info.driver_name != nullptr ? info.driver_name : "?";
+    c.max_rx_queues = info.max_rx_queues;
+    c.max_tx_queues = info.max_tx_queues;
+    c.rss_offloads = info.flow_type_rss_offloads;
+    c.rss_key_size = info.hash_key_size;
+    return c;
+}
+
 PortInfo open_port(const std::string& role, const PortDevice& dev, const config::NicProfile& nic,
-                   bool promiscuous) {
+                   bool promiscuous, const QueuePlan& q) {
     PortInfo p;
     p.role = role;
     p.device = dev.device;
 
-    uint16_t port_id = 0;
-    if (int rc = rte_eth_dev_get_port_by_name(dev.name.c_str(), &port_id); rc != 0)
-        fail(role, dev.device, "no ethdev named '" + dev.name + "' was probed", rc);
+    const uint16_t port_id = find_port(role, dev);
     p.port_id = port_id;
 
     rte_eth_dev_info info;
@@ -71,8 +121,35 @@ PortInfo open_port(const std::string& role, const PortDevice& dev, const config:
     p.rx_offloads = conf.rxmode.offloads;
     p.tx_offloads = conf.txmode.offloads;
 
-    if (int rc = rte_eth_dev_configure(port_id, 1, 1, &conf); rc != 0)
-        fail(role, dev.device, "rte_eth_dev_configure (1 rx, 1 tx queue)", rc);
+    // RSS: the profile's hash types that the device supports, its key when
+    // given (the device's default otherwise). Devices without RSS (vdevs)
+    // spread by other means or not at all (docs/multicore.md).
+    std::vector<uint8_t> key;
+    if (q.rss && q.rx > 1 && info.flow_type_rss_offloads != 0) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = rss_types(nic.rss_fields) & info.flow_type_rss_offloads;
+        if (!nic.rss_key.empty()) {
+            key = hex_bytes(nic.rss_key);
+            if (info.hash_key_size != 0 && key.size() != info.hash_key_size)
+                throw PortError("port " + role + " (" + dev.device + "): nic.rss_key has " +
+                                std::to_string(key.size()) + " bytes, the device wants " +
+                                std::to_string(info.hash_key_size));
+            conf.rx_adv_conf.rss_conf.rss_key = key.data();
+            conf.rx_adv_conf.rss_conf.rss_key_len = static_cast<uint8_t>(key.size());
+        }
+        p.rss_hf = conf.rx_adv_conf.rss_conf.rss_hf;
+    }
+    if (q.rx > info.max_rx_queues || q.tx > info.max_tx_queues)
+        throw PortError("port " + role + " (" + dev.device + "): " + std::to_string(q.rx) + " RX / " +
+                        std::to_string(q.tx) + " TX queues wanted, the device has " +
+                        std::to_string(info.max_rx_queues) + " / " + std::to_string(info.max_tx_queues));
+    if (int rc = rte_eth_dev_configure(port_id, q.rx, q.tx, &conf); rc != 0)
+        fail(role, dev.device,
+             "rte_eth_dev_configure (" + std::to_string(q.rx) + " rx, " + std::to_string(q.tx) +
+                 " tx queues)",
+             rc);
+    p.rx_queues = q.rx;
+    p.tx_queues = q.tx;
 
     uint16_t nb_rxd = nic.rx_descriptors;
     uint16_t nb_txd = nic.tx_descriptors;
@@ -83,12 +160,14 @@ PortInfo open_port(const std::string& role, const PortDevice& dev, const config:
 
     rte_eth_rxconf rxconf = info.default_rxconf;
     rxconf.offloads = conf.rxmode.offloads;
-    if (int rc = rte_eth_rx_queue_setup(port_id, 0, nb_rxd, socket, &rxconf, p.pool); rc != 0)
-        fail(role, dev.device, "rte_eth_rx_queue_setup", rc);
+    for (uint16_t i = 0; i < q.rx; ++i)
+        if (int rc = rte_eth_rx_queue_setup(port_id, i, nb_rxd, socket, &rxconf, p.pool); rc != 0)
+            fail(role, dev.device, "rte_eth_rx_queue_setup (queue " + std::to_string(i) + ")", rc);
     rte_eth_txconf txconf = info.default_txconf;
     txconf.offloads = conf.txmode.offloads;
-    if (int rc = rte_eth_tx_queue_setup(port_id, 0, nb_txd, socket, &txconf); rc != 0)
-        fail(role, dev.device, "rte_eth_tx_queue_setup", rc);
+    for (uint16_t i = 0; i < q.tx; ++i)
+        if (int rc = rte_eth_tx_queue_setup(port_id, i, nb_txd, socket, &txconf); rc != 0)
+            fail(role, dev.device, "rte_eth_tx_queue_setup (queue " + std::to_string(i) + ")", rc);
 
     rte_ether_addr mac;
     if (rte_eth_macaddr_get(port_id, &mac) == 0) std::memcpy(p.mac.b.data(), mac.addr_bytes, 6);

@@ -121,6 +121,46 @@ void port_json(std::ostringstream& o, const PortCounters& pc, const PortStats& h
 
 }  // namespace
 
+void add_counters(WorkerCounters& into, const WorkerCounters& c) noexcept {
+    auto add = [](uint64_t& a, const uint64_t& b) { a += read_counter(b); };
+    auto add_port = [&](PortCounters& a, const PortCounters& b) {
+        add(a.rx_packets, b.rx_packets);
+        add(a.rx_bytes, b.rx_bytes);
+        add(a.tx_packets, b.tx_packets);
+        add(a.tx_bytes, b.tx_bytes);
+        add(a.tx_dropped, b.tx_dropped);
+    };
+    add(into.rx_total, c.rx_total);
+    for (unsigned i = 0; i < kVerdictCount; ++i) add(into.verdicts[i], c.verdicts[i]);
+    for (unsigned i = 0; i < kParseErrorCount; ++i) add(into.parse_errors[i], c.parse_errors[i]);
+    add_port(into.wire, c.wire);
+    add_port(into.local, c.local);
+    add(into.local_to_wire, c.local_to_wire);
+    add(into.linearized, c.linearized);
+    add(into.reply_failed, c.reply_failed);
+    add(into.frag_released, c.frag_released);
+    add(into.loops, c.loops);
+    add(into.idle_sleeps, c.idle_sleeps);
+    add(into.heartbeat_dropped, c.heartbeat_dropped);
+    add(into.control_tx, c.control_tx);
+    add(into.tx_handed, c.tx_handed);
+    add(into.tx_drained, c.tx_drained);
+    for (unsigned i = 0; i < kRuleSlots; ++i) {
+        add(into.rules[i].matched, c.rules[i].matched);
+        add(into.rules[i].accepted, c.rules[i].accepted);
+        add(into.rules[i].not_owner, c.rules[i].not_owner);
+        add(into.rules[i].dropped, c.rules[i].dropped);
+    }
+}
+
+void add_frag_stats(core::FragStats& into, const core::FragStats& s) noexcept {
+    into.datagrams += s.datagrams;
+    into.inserted += s.inserted;
+    into.evicted += s.evicted;
+    into.timed_out += s.timed_out;
+    into.held += s.held;
+}
+
 std::string stats_json(const RunReport& r) {
     const config::Config& cfg = *r.cfg;
     const core::Snapshot& s = *r.snap;

@@ -29,15 +29,29 @@ constexpr unsigned kTxCap = kMaxBurst;
 constexpr uint32_t kSpinLoops = 100;
 constexpr uint32_t kPauseLoops = 1000;
 constexpr uint32_t kMaxSleepUs = 500;
+// Worker 0 sending for the others, or a worker fed by the distributor:
+// it sleeps less.
+constexpr uint32_t kDrainMaxSleepUs = 50;
 // Fragment expiry runs every this many loops (cheap, but not per burst).
 constexpr uint64_t kExpireEvery = 64;
 
 // Frames queued for one port; flushed when full and at the end of each loop.
-// Frames the driver does not take are freed and counted as tx_dropped.
+// Sent on the worker's own TX queue, or handed to worker 0 through the
+// worker's TX ring (TxPath). Frames the driver (or the ring) does not take are
+// freed and counted as tx_dropped. tx_packets/tx_bytes count what a queue
+// took: handed frames are counted by worker 0 when it sends them.
 struct TxBuffer {
     uint16_t port = 0;
+    uint16_t queue = 0;
     uint16_t n = 0;
+    rte_ring* ring = nullptr;
     PortCounters* pc = nullptr;
+    uint64_t* handed = nullptr;
+    // Hand-over ring full: worker 0 is late (descheduled on shared CPUs) or
+    // overloaded. Wait for it up to hold_cycles (pausing, or sleeping 10 us
+    // with the adaptive idle policy), then drop what it did not take.
+    uint64_t hold_cycles = 0;
+    bool adaptive = false;
     rte_mbuf* pkts[kTxCap];
 
     void push(rte_mbuf* m) noexcept {
@@ -46,9 +60,31 @@ struct TxBuffer {
     }
     void flush() noexcept {
         if (n == 0) return;
+        if (ring != nullptr) {
+            unsigned taken = 0;
+            uint64_t since = 0;
+            while (taken < n) {
+                const unsigned k = rte_ring_sp_enqueue_burst(
+                    ring, reinterpret_cast<void* const*>(pkts + taken), n - taken, nullptr);
+                taken += k;
+                if (taken == n) break;
+                const uint64_t now = rte_get_timer_cycles();
+                if (k != 0 || since == 0) since = now;
+                else if (now - since > hold_cycles) break;
+                if (adaptive) rte_delay_us_sleep(10);
+                else rte_pause();
+            }
+            if (taken < n) {
+                rte_pktmbuf_free_bulk(pkts + taken, n - taken);
+                bump(pc->tx_dropped, n - taken);
+            }
+            bump(*handed, taken);
+            n = 0;
+            return;
+        }
         uint64_t bytes = 0;
         for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
-        const uint16_t sent = rte_eth_tx_burst(port, 0, pkts, n);
+        const uint16_t sent = rte_eth_tx_burst(port, queue, pkts, n);
         if (sent < n) {
             uint64_t unsent_bytes = 0;
             for (uint16_t i = sent; i < n; ++i) unsent_bytes += rte_pktmbuf_pkt_len(pkts[i]);
@@ -211,15 +247,150 @@ int Worker::lcore_main(void* arg) noexcept {
     return 0;
 }
 
+// Wire -> decide, in three passes over one received burst:
+//  1. parse every frame; heartbeats and malformed frames are finished here,
+//     the rest are queued in arrival order;
+//  2. decide_burst + apply_persistence_burst over the frames to decide
+//     (prefetching owner bytes and connection-table tag lines a chunk ahead);
+//  3. in arrival order: dispatch each decided frame (and record a first
+//     fragment's decision), look later fragments up in the FragTable.
+// Pass 3 keeps the per-frame order of the FragTable calls (a later fragment
+// sees the decision of a first fragment that arrived before it in the same
+// burst), so the result equals deciding one by one. `on_port`: the frames
+// came straight from a wire RX queue (counted on the port here), not from
+// the distributor (which counted them).
+void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64_t now_ns,
+                          const core::FragReleaser& releaser) noexcept {
+    WorkerCounters& c = *counters_;
+    Burst& b = *burst_;
+    const core::Snapshot& snap = *b.snap;
+    uint64_t bytes = 0;
+    uint16_t n_dec = 0, n_later = 0, n_order = 0;
+    for (uint16_t i = 0; i < n_wire; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        const uint32_t pkt_len = rte_pktmbuf_pkt_len(m);
+        bytes += pkt_len;
+
+        const uint8_t* data;
+        uint32_t len;
+        if (m->nb_segs == 1) {
+            data = rte_pktmbuf_mtod(m, const uint8_t*);
+            len = rte_pktmbuf_data_len(m);
+        } else {
+            len = std::min<uint32_t>(pkt_len, kLinearCopyBytes);
+            data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
+            bump(c.linearized);
+        }
+
+        if (inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
+            bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
+            // Multi-producer ring: every worker may receive heartbeats.
+            if (cfg_.heartbeat_rx == nullptr || rte_ring_enqueue(cfg_.heartbeat_rx, m) != 0) {
+                if (cfg_.heartbeat_rx != nullptr) bump(c.heartbeat_dropped);
+                b.drop.push(m);
+            }
+            continue;
+        }
+
+        // ParsedFrame holds offsets and values only, never a pointer into
+        // `data` (which may be the reused linear_ copy).
+        core::ParsedFrame& f = b.dec_frames[n_dec];
+        const ParseError e = core::parse_frame({data, len}, f);
+        if (e != ParseError::none) {
+            bump(c.parse_errors[static_cast<unsigned>(e)]);
+            core::Decision d;
+            d.verdict = Verdict::malformed;
+            b.dispatch(m, nullptr, d);
+            continue;
+        }
+        const uint16_t flags = f.key.flags;
+        if ((flags & core::kFragment) != 0 && (flags & core::kFirstFragment) == 0) {
+            b.later_frames[n_later] = f;
+            b.order[n_order++] = {m, n_later++, true};
+        } else {
+            b.order[n_order++] = {m, n_dec++, false};
+        }
+    }
+
+    if (n_dec != 0) {
+        const std::span<const core::ParsedFrame> fs(b.dec_frames, n_dec);
+        const std::span<core::Decision> ds(b.decisions, n_dec);
+        core::decide_burst(fs, snap, ds);
+        core::apply_persistence_burst(fs, ds, snap, *conns_, now_ns);
+    }
+
+    for (uint16_t i = 0; i < n_order; ++i) {
+        rte_mbuf* m = b.order[i].m;
+        const uint16_t k = b.order[i].index;
+        if (b.order[i].later) {
+            const core::ParsedFrame& f = b.later_frames[k];
+            core::Decision d;
+            switch (frags_->on_later(core::frag_key_of(f.key), m, now_ns, d, releaser)) {
+            case core::FragTable::Result::held: continue;  // counted on release
+            case core::FragTable::Result::full:
+                d = core::Decision{};
+                d.verdict = Verdict::frag_table_full;
+                break;
+            case core::FragTable::Result::decided: break;
+            }
+            b.dispatch(m, &f, d);
+            continue;
+        }
+        const core::ParsedFrame& f = b.dec_frames[k];
+        const core::Decision& d = b.decisions[k];
+        b.dispatch(m, &f, d);
+        if ((f.key.flags & core::kFirstFragment) != 0)
+            frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
+    }
+    bump(c.rx_total, n_wire);
+    if (on_port) {
+        bump(c.wire.rx_packets, n_wire);
+        bump(c.wire.rx_bytes, bytes);
+    }
+}
+
+void Worker::drain_after_stop() noexcept {
+    Burst& b = *burst_;
+    rte_mbuf* pkts[kMaxBurst];
+    for (uint16_t w = 0; w < cfg_.n_drain; ++w) {
+        for (int port = 0; port < 2; ++port) {
+            rte_ring* r = port == 0 ? cfg_.drain_wire[w] : cfg_.drain_local[w];
+            TxBuffer& tx = port == 0 ? b.to_wire : b.to_local;
+            if (r == nullptr) continue;
+            for (;;) {
+                const uint32_t n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts),
+                                                             kMaxBurst, nullptr);
+                if (n == 0) break;
+                for (uint32_t i = 0; i < n; ++i) tx.push(pkts[i]);
+                bump(counters_->tx_drained, n);
+            }
+        }
+    }
+    b.to_wire.flush();
+    b.to_local.flush();
+}
+
 void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcept {
     WorkerCounters& c = *counters_;
     Burst& b = *burst_;  // allocated by the constructor (~60 KiB of scratch)
     b.c = &c;
     b.local_mac = cfg_.local_mac;
     b.to_local.port = cfg_.local_port;
+    b.to_local.queue = cfg_.local_tx.queue;
+    b.to_local.ring = cfg_.local_tx.ring;
     b.to_local.pc = &c.local;
+    b.to_local.handed = &c.tx_handed;
     b.to_wire.port = cfg_.wire_port;
+    b.to_wire.queue = cfg_.wire_tx.queue;
+    b.to_wire.ring = cfg_.wire_tx.ring;
     b.to_wire.pc = &c.wire;
+    b.to_wire.handed = &c.tx_handed;
+    const bool adaptive = cfg_.idle == config::IdlePolicy::adaptive;
+    for (TxBuffer* t : {&b.to_wire, &b.to_local}) {
+        t->adaptive = adaptive;
+        t->hold_cycles = rte_get_timer_hz() / 1000 * (adaptive ? 50 : 2);
+    }
     const core::FragReleaser releaser{&Burst::release, &b};
 
     if (cfg_.qsbr != nullptr) {
@@ -228,6 +399,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     }
     const double ns_per_cycle = 1e9 / static_cast<double>(rte_get_timer_hz());
     const uint16_t burst = cfg_.burst;
+    const uint16_t n_queues = cfg_.wire_ring != nullptr ? 0 : cfg_.n_wire_rx_queues;
     rte_mbuf* pkts[kMaxBurst];
     uint32_t empty_polls = 0;
     uint32_t sleep_us = 1;
@@ -235,7 +407,16 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     uint64_t sweep_start_ns =
         static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 
-    for (uint64_t loop = 0; !stop.load(std::memory_order_relaxed); ++loop) {
+    // Worker 0 sending for others, or a worker fed by the distributor (whose
+    // hold time is 2 ms): short sleeps.
+    const uint32_t max_sleep_us =
+        cfg_.n_drain != 0 || cfg_.wire_ring != nullptr ? kDrainMaxSleepUs : kMaxSleepUs;
+    for (uint64_t loop = 0;; ++loop) {
+        // Stop; fed by a distributor (stopped first), only once its ring is
+        // empty, so every frame it counted on the port gets a verdict.
+        if (stop.load(std::memory_order_relaxed) &&
+            (cfg_.wire_ring == nullptr || rte_ring_empty(cfg_.wire_ring) != 0))
+            break;
         if (tick.fn != nullptr && loop % tick.every == 0) tick.fn(tick.ctx);
         // Quiescent: nothing from the previous loop's snapshot is used below.
         if (cfg_.qsbr != nullptr) rte_rcu_qsbr_quiescent(cfg_.qsbr, cfg_.qsbr_thread);
@@ -251,106 +432,24 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         const uint64_t now_ns =
             static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 
-        // Wire -> decide, in three passes over the burst:
-        //  1. parse every frame; heartbeats and malformed frames are finished
-        //     here, the rest are queued in arrival order;
-        //  2. decide_burst + apply_persistence_burst over the frames to decide
-        //     (prefetching owner bytes and connection-table tag lines a chunk
-        //     ahead);
-        //  3. in arrival order: dispatch each decided frame (and record a first
-        //     fragment's decision), look later fragments up in the FragTable.
-        // Pass 3 keeps the per-frame order of the FragTable calls (a later
-        // fragment sees the decision of a first fragment that arrived before
-        // it in the same burst), so the result equals deciding one by one.
-        const uint16_t n_wire = rte_eth_rx_burst(cfg_.wire_port, 0, pkts, burst);
-        if (n_wire != 0) {
-            uint64_t bytes = 0;
-            uint16_t n_dec = 0, n_later = 0, n_order = 0;
-            for (uint16_t i = 0; i < n_wire; ++i) {
-                rte_mbuf* m = pkts[i];
-                if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-                const uint32_t pkt_len = rte_pktmbuf_pkt_len(m);
-                bytes += pkt_len;
-
-                const uint8_t* data;
-                uint32_t len;
-                if (m->nb_segs == 1) {
-                    data = rte_pktmbuf_mtod(m, const uint8_t*);
-                    len = rte_pktmbuf_data_len(m);
-                } else {
-                    len = std::min<uint32_t>(pkt_len, kLinearCopyBytes);
-                    data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
-                    bump(c.linearized);
-                }
-
-                if (inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
-                    bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
-                    if (cfg_.heartbeat_rx == nullptr ||
-                        rte_ring_sp_enqueue(cfg_.heartbeat_rx, m) != 0) {
-                        if (cfg_.heartbeat_rx != nullptr) bump(c.heartbeat_dropped);
-                        b.drop.push(m);
-                    }
-                    continue;
-                }
-
-                // ParsedFrame holds offsets and values only, never a pointer
-                // into `data` (which may be the reused linear_ copy).
-                core::ParsedFrame& f = b.dec_frames[n_dec];
-                const ParseError e = core::parse_frame({data, len}, f);
-                if (e != ParseError::none) {
-                    bump(c.parse_errors[static_cast<unsigned>(e)]);
-                    core::Decision d;
-                    d.verdict = Verdict::malformed;
-                    b.dispatch(m, nullptr, d);
-                    continue;
-                }
-                const uint16_t flags = f.key.flags;
-                if ((flags & core::kFragment) != 0 && (flags & core::kFirstFragment) == 0) {
-                    b.later_frames[n_later] = f;
-                    b.order[n_order++] = {m, n_later++, true};
-                } else {
-                    b.order[n_order++] = {m, n_dec++, false};
-                }
-            }
-
-            if (n_dec != 0) {
-                const std::span<const core::ParsedFrame> fs(b.dec_frames, n_dec);
-                const std::span<core::Decision> ds(b.decisions, n_dec);
-                core::decide_burst(fs, *snap, ds);
-                core::apply_persistence_burst(fs, ds, *snap, *conns_, now_ns);
-            }
-
-            for (uint16_t i = 0; i < n_order; ++i) {
-                rte_mbuf* m = b.order[i].m;
-                const uint16_t k = b.order[i].index;
-                if (b.order[i].later) {
-                    const core::ParsedFrame& f = b.later_frames[k];
-                    core::Decision d;
-                    switch (frags_->on_later(core::frag_key_of(f.key), m, now_ns, d, releaser)) {
-                    case core::FragTable::Result::held: continue;  // counted on release
-                    case core::FragTable::Result::full:
-                        d = core::Decision{};
-                        d.verdict = Verdict::frag_table_full;
-                        break;
-                    case core::FragTable::Result::decided: break;
-                    }
-                    b.dispatch(m, &f, d);
-                    continue;
-                }
-                const core::ParsedFrame& f = b.dec_frames[k];
-                const core::Decision& d = b.decisions[k];
-                b.dispatch(m, &f, d);
-                if ((f.key.flags & core::kFirstFragment) != 0)
-                    frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
-            }
-            bump(c.rx_total, n_wire);
-            bump(c.wire.rx_packets, n_wire);
-            bump(c.wire.rx_bytes, bytes);
+        // Wire: each of this worker's RX queues once, or its distributor ring.
+        uint32_t n_wire = 0;
+        if (cfg_.wire_ring != nullptr) {
+            const uint16_t n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
+                cfg_.wire_ring, reinterpret_cast<void**>(pkts), burst, nullptr));
+            if (n != 0) process_wire(pkts, n, false, now_ns, releaser);
+            n_wire = n;
+        }
+        for (uint16_t q = 0; q < n_queues; ++q) {
+            const uint16_t n = rte_eth_rx_burst(cfg_.wire_port, cfg_.wire_rx_queues[q], pkts, burst);
+            if (n != 0) process_wire(pkts, n, true, now_ns, releaser);
+            n_wire += n;
         }
 
         // Local -> wire: what the node's own stack sends. In unicast mode the
         // source MAC is masked so that switches never learn the cluster MAC.
-        const uint16_t n_local = rte_eth_rx_burst(cfg_.local_port, 0, pkts, burst);
+        uint16_t n_local = 0;
+        if (cfg_.local_rx) n_local = rte_eth_rx_burst(cfg_.local_port, cfg_.local_rx_queue, pkts, burst);
         if (n_local != 0) {
             uint64_t bytes = 0;
             for (uint16_t i = 0; i < n_local; ++i) {
@@ -374,6 +473,25 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
             if (n_ctl != 0) bump(c.control_tx, n_ctl);
         }
 
+        // Worker 0: frames the other workers handed over for ports with too
+        // few TX queues.
+        uint32_t n_drained = 0;
+        for (uint16_t w = 0; w < cfg_.n_drain; ++w) {
+            if (cfg_.drain_wire[w] != nullptr) {
+                const uint32_t n = rte_ring_sc_dequeue_burst(
+                    cfg_.drain_wire[w], reinterpret_cast<void**>(pkts), burst, nullptr);
+                for (uint32_t i = 0; i < n; ++i) b.to_wire.push(pkts[i]);
+                n_drained += n;
+            }
+            if (cfg_.drain_local[w] != nullptr) {
+                const uint32_t n = rte_ring_sc_dequeue_burst(
+                    cfg_.drain_local[w], reinterpret_cast<void**>(pkts), burst, nullptr);
+                for (uint32_t i = 0; i < n; ++i) b.to_local.push(pkts[i]);
+                n_drained += n;
+            }
+        }
+        if (n_drained != 0) bump(c.tx_drained, n_drained);
+
         if (loop % kExpireEvery == 0) frags_->expire(now_ns, releaser);
         // Connection aging and the held-foreign count (drainstop, dirty
         // buckets, ConnTable::may_hold_foreign): a slice of the table per
@@ -384,7 +502,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                 budget = 4 * cfg_.conn_expire_budget;
             } else {
                 budget = std::max<uint32_t>(cfg_.conn_expire_min,
-                                            uint32_t{n_wire} * cfg_.conn_expire_per_packet);
+                                            n_wire * cfg_.conn_expire_per_packet);
                 if (now_ns - sweep_start_ns > sweep_target_ns)
                     budget = std::max(budget, cfg_.conn_expire_budget);  // overdue: catch up
             }
@@ -406,7 +524,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         bump(c.loops);
 
         if (cfg_.idle == config::IdlePolicy::adaptive) {
-            if (n_wire != 0 || n_local != 0 || n_ctl != 0) {
+            if (n_wire != 0 || n_local != 0 || n_ctl != 0 || n_drained != 0) {
                 empty_polls = 0;
                 sleep_us = 1;
             } else if (++empty_polls > kSpinLoops) {
@@ -417,7 +535,7 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
                     // Sharing the lcore with control: let it run before sleeping.
                     if (tick.fn != nullptr) tick.fn(tick.ctx);
                     rte_delay_us_sleep(sleep_us);
-                    sleep_us = std::min(sleep_us * 2, kMaxSleepUs);
+                    sleep_us = std::min(sleep_us * 2, max_sleep_us);
                     bump(c.idle_sleeps);
                 }
             }

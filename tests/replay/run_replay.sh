@@ -9,6 +9,13 @@
 # Environment: NLBD (nlbd binary, default BUILDDIR/src/dp/nlbd), RUN_FOR
 # (seconds per host, default 3), KEEP=1 (keep the work directory), PARALLEL=0
 # (run the hosts one after the other), NEGATIVE=0 (skip the negative checks).
+# Multi-core (docs/multicore.md): WORKERS=N runs every host with N workers
+# through a generated NIC profile; DISPATCH=distributor (one wire queue, an RX
+# lcore spreads flows over the workers) or DISPATCH=rss (the capture is split
+# by flow into N files, one net_pcap RX queue each, as a NIC's RSS would, and
+# each worker runs to completion on its queue); LCORES is the EAL --lcores
+# map (default: main, distributor and workers mapped round-robin onto the
+# machine's CPUs). Every worker must then have decided frames.
 set -euo pipefail
 
 build=${1:?usage: run_replay.sh BUILDDIR [SCENARIO]}
@@ -22,7 +29,10 @@ run_for=${RUN_FOR:-3}
 template=$here/$scenario/cluster.toml.in
 hosts=(1 2 3)
 
-for f in "$nlbd" "$gen" "$check"; do
+workers=${WORKERS:-1}
+dispatch=${DISPATCH:-auto}
+split=$build/src/tools/nlbd-pcap-split
+for f in "$nlbd" "$gen" "$check" "$split"; do
     [[ -x $f ]] || { echo "run_replay: $f not built" >&2; exit 1; }
 done
 [[ -f $template ]] || { echo "run_replay: no scenario '$scenario' ($template)" >&2; exit 1; }
@@ -38,9 +48,33 @@ trap cleanup EXIT
 read -r -a gen_args < "$here/$scenario/pcapgen.args"
 "$gen" --out "$work" "${gen_args[@]}"
 
+# Wire input: the capture, or (rss) one file per RX queue split by flow.
+in_dev=$work/in.pcap
+nic_args=()
+eal_extra=()
+if (( workers > 1 )); then
+    rxq=1
+    if [[ $dispatch == rss ]]; then
+        "$split" --in "$work/in.pcap" --out-prefix "$work/in.q" --ways "$workers"
+        in_dev=$work/in.q0.pcap
+        for ((q = 1; q < workers; q++)); do in_dev+=",rx_pcap=$work/in.q$q.pcap"; done
+        rxq=$workers
+    fi
+    printf '[nic]\nname = "replay-%s-%s"\nworkers = %s\ndispatch = "%s"\nrx_queues = %s\nmempool_size = 16383\n' \
+        "$workers" "$dispatch" "$workers" "$dispatch" "$rxq" > "$work/nic.toml"
+    nic_args=(--nic "$work/nic.toml")
+    # Lcores: main + (distributor) + workers, mapped onto the CPUs we have.
+    if [[ -z ${LCORES:-} ]]; then
+        ncpu=$(nproc)
+        LCORES=""
+        for ((l = 0; l < workers + 2; l++)); do LCORES+="${LCORES:+,}$l@$((l % ncpu))"; done
+    fi
+    eal_extra=(--lcores "$LCORES")
+fi
+
 # Per-host config: placeholders, and @P:a,b,c@ -> the value for this host.
 for h in "${hosts[@]}"; do
-    sed -e "s|@HOST@|$h|g" -e "s|@IN@|$work/in.pcap|g" -e "s|@EMPTY@|$work/empty.pcap|g" \
+    sed -e "s|@HOST@|$h|g" -e "s|@IN@|$in_dev|g" -e "s|@EMPTY@|$work/empty.pcap|g" \
         -e "s|@WIRE_OUT@|$work/wire_out.$h.pcap|g" -e "s|@LOCAL_OUT@|$work/local_out.$h.pcap|g" \
         -E -e "s/@P:([^,@]*),([^,@]*),([^,@]*)@/\\$h/g" \
         "$template" > "$work/host$h.toml"
@@ -55,8 +89,8 @@ done
 # that becomes the (time-limited) nlbd process, so cleanup can end it by pid.
 run_host() {
     local h=$1
-    exec timeout -k 5 $((run_for + 30)) "$nlbd" --config "$work/host$h.toml" --run-for "$run_for" --stats-json "$work/stats.$h.json" \
-        -- --no-huge -m 256 --no-shconf --no-pci --log-level=lib.eal:error \
+    exec timeout -k 5 $((run_for + 30)) "$nlbd" --config "$work/host$h.toml" "${nic_args[@]}" --run-for "$run_for" --stats-json "$work/stats.$h.json" \
+        -- --no-huge -m 256 --no-shconf --no-pci --log-level=lib.eal:error "${eal_extra[@]}" \
         > "$work/nlbd.$h.log" 2>&1
 }
 
@@ -91,6 +125,22 @@ mapfile -t args < <(host_args 1 2 3)
 if ! "$check" --in "$work/in.pcap" --manifest "$work/manifest.tsv" "${args[@]}"; then
     for h in "${hosts[@]}"; do echo "--- nlbd host $h log:"; tail -n 30 "$work/nlbd.$h.log"; done
     exit 1
+fi
+
+if (( workers > 1 )); then
+    # The multi-core run really was one: N workers, each deciding frames,
+    # in the mode asked for.
+    for h in "${hosts[@]}"; do
+        line=$(jq -r '"\(.workers.dispatch) \(.workers.count) \([.workers.per_worker[].rx_total] | join(","))"' "$work/stats.$h.json")
+        echo "host $h: dispatch, workers, frames decided per worker: $line"
+        read -r mode count per <<< "$line"
+        want=$dispatch; [[ $want == auto ]] && want=$mode
+        if [[ $mode != "$want" || $count != "$workers" || ,$per, == *,0,* ]]; then
+            echo "run_replay: host $h did not run $workers $dispatch workers that all decided frames" >&2
+            tail -n 30 "$work/nlbd.$h.log" >&2
+            exit 1
+        fi
+    done
 fi
 
 if [[ ${NEGATIVE:-1} == 0 ]]; then

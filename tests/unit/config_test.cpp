@@ -739,6 +739,109 @@ args = ["--in-memory", "-l", "0-3"]
     EXPECT_EQ(nic.eal_args, (std::vector<std::string>{"--in-memory", "-l", "0-3"}));
 }
 
+TEST(NicProfileLoad, WorkersAndDispatchDefaultToOneAndAuto) {
+    TempDir dir;
+    const auto nic = load_nic_profile(dir.write("d.toml", "[nic]\nname = \"d\"\n"));
+    EXPECT_EQ(nic.workers, 1);
+    EXPECT_EQ(nic.dispatch, nlbd::config::DispatchMode::auto_);
+}
+
+TEST(NicProfileLoad, EveryDispatchModeIsAccepted) {
+    using nlbd::config::DispatchMode;
+    TempDir dir;
+    const struct {
+        const char* text;
+        uint16_t workers;
+        DispatchMode mode;
+    } cases[] = {
+        {"[nic]\nworkers = 4\ndispatch = \"auto\"\nmempool_size = 16383\n", 4, DispatchMode::auto_},
+        // rss: more RX queues than workers is fine (shared round-robin).
+        {"[nic]\nworkers = 2\nrx_queues = 4\ndispatch = \"rss\"\nmempool_size = 16383\n", 2, DispatchMode::rss},
+        {"[nic]\nworkers = 4\nrx_queues = 4\ndispatch = \"rss\"\nmempool_size = 16383\n", 4, DispatchMode::rss},
+        {"[nic]\nworkers = 3\ndispatch = \"distributor\"\nmempool_size = 16383\n", 3, DispatchMode::distributor},
+        {"[nic]\nworkers = 1\ndispatch = \"distributor\"\n", 1, DispatchMode::distributor},
+        {"[nic]\nworkers = 64\ndispatch = \"distributor\"\nmempool_size = 131071\n", 64,
+         DispatchMode::distributor},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.text);
+        nlbd::config::NicProfile nic;
+        ASSERT_NO_THROW(nic = load_nic_profile(dir.write("m.toml", c.text)));
+        EXPECT_EQ(nic.workers, c.workers);
+        EXPECT_EQ(nic.dispatch, c.mode);
+        EXPECT_STREQ(nlbd::config::dispatch_name(c.mode),
+                     c.mode == DispatchMode::auto_ ? "auto" : c.mode == DispatchMode::rss ? "rss" : "distributor");
+    }
+}
+
+TEST(NicProfileLoad, OneWorkerNeedsNoDistributorRingsInAuto) {
+    // 2*1024 descriptors + 1*(256+32) cached = 2336 <= 2400: no rings counted.
+    TempDir dir;
+    EXPECT_NO_THROW(load_nic_profile(dir.write("o.toml", "[nic]\nworkers = 1\nmempool_size = 2400\n")));
+}
+
+TEST(NicProfileReject, WorkersOutOfRange) {
+    expect_nic_error("[nic]\nworkers = 0\n", "workers", "nic.workers", "1..64");
+    expect_nic_error("[nic]\nname = \"x\"\nworkers = 65\n", "workers", "nic.workers", "1..64");
+}
+
+TEST(NicProfileReject, WorkersWrongType) {
+    expect_nic_error("[nic]\nworkers = \"4\"\n", "workers", "nic.workers", "1..64");
+}
+
+TEST(NicProfileReject, DispatchUnknownValue) {
+    expect_nic_error("[nic]\ndispatch = \"rr\"\n", "dispatch", "nic.dispatch", "auto, rss, distributor");
+}
+
+TEST(NicProfileReject, DispatchWrongType) {
+    expect_nic_error("[nic]\ndispatch = 1\n", "dispatch", "nic.dispatch", "auto, rss, distributor");
+}
+
+TEST(NicProfileReject, RssWithFewerRxQueuesThanWorkers) {
+    expect_nic_error("[nic]\nworkers = 4\nrx_queues = 2\nmempool_size = 16383\ndispatch = \"rss\"\n",
+                     "dispatch", "nic.dispatch", "rx_queues >= workers");
+}
+
+TEST(NicProfileReject, RssWithDefaultOneRxQueueAndSeveralWorkers) {
+    expect_nic_error("[nic]\ndispatch = \"rss\"\nworkers = 2\n", "dispatch", "nic.dispatch", "rx_queues >= workers");
+}
+
+TEST(NicProfileReject, DistributorWithSeveralRxQueues) {
+    expect_nic_error("[nic]\nworkers = 2\nrx_queues = 2\ndispatch = \"distributor\"\nmempool_size = 16383\n",
+                     "rx_queues", "nic.rx_queues", "rx_queues = 1 with dispatch = \"distributor\"");
+}
+
+TEST(NicProfileReject, MempoolTooSmallForWorkerCaches) {
+    // rss, 4 workers: 4*1024 + 1*1024 descriptors + 4*(256+32) cached = 6272 > 6000.
+    expect_nic_error("[nic]\nworkers = 4\nrx_queues = 4\ndispatch = \"rss\"\nmempool_size = 6000\n",
+                     "mempool_size", "nic.mempool_size", "workers*(mempool_cache+burst) = 6272");
+}
+
+TEST(NicProfileReject, MempoolTooSmallForDistributorRings) {
+    // distributor, 4 workers: 2*1024 descriptors + 5*(256+32) cached + 4*1024 ring slots = 7584 > 7000;
+    // the same pool is enough for rss on 4 queues (4*1024 + 1024 + 4*288 = 6272).
+    expect_nic_error("[nic]\nworkers = 4\ndispatch = \"distributor\"\nmempool_size = 7000\n", "mempool_size",
+                     "nic.mempool_size", "distributor ring slots = 7584");
+    TempDir dir;
+    EXPECT_NO_THROW(load_nic_profile(
+        dir.write("r.toml", "[nic]\nworkers = 4\nrx_queues = 4\ndispatch = \"rss\"\nmempool_size = 7000\n")));
+}
+
+TEST(NicProfileReject, AutoWithSeveralWorkersCountsDistributorRings) {
+    // auto may fall back to the distributor: the worst case is checked.
+    expect_nic_error("[nic]\nworkers = 4\nrx_queues = 4\nmempool_size = 7000\n", "mempool_size",
+                     "nic.mempool_size", "distributor ring slots");
+}
+
+TEST(NicProfileReject, WorkersValidatedForProfileBuiltInCode) {
+    nlbd::config::NicProfile nic;
+    nic.workers = 0;
+    expect_error(error_of([&] { nlbd::config::validate(nic); }), "", 0, "nic.workers", "1..64");
+    nic.workers = 3;
+    nic.dispatch = nlbd::config::DispatchMode::rss;
+    expect_error(error_of([&] { nlbd::config::validate(nic); }), "", 0, "nic.dispatch", "rx_queues >= workers");
+}
+
 TEST(NicProfileReject, UnknownKeyInNic) {
     expect_nic_error("[nic]\nname = \"x\"\nrx_ring = 512\n", "rx_ring", "nic.rx_ring", "rx_descriptors");
 }
@@ -831,6 +934,37 @@ TEST(ShippedConfigs, EveryNicProfileLoads) {
     for (const char* expected : {"af_packet", "pcap", "memif", "tap", "ring", "null", "intel-ixgbe",
                                  "intel-i40e", "intel-ice", "mlx5"})
         EXPECT_EQ(names.count(expected), 1u) << "missing configs/nic/" << expected << ".toml";
+}
+
+TEST(ShippedConfigs, NicProfilesFollowTheDispatchPolicy) {
+    // Hardware: one worker per RSS queue, run to completion. Virtual devices:
+    // one worker, auto; their comments promise that 4 distributor workers fit
+    // the shipped mempool (and, for af_packet, 3 rss workers on qpairs=3).
+    using nlbd::config::DispatchMode;
+    const fs::path dir = fs::path(NLBD_SOURCE_ROOT) / "configs" / "nic";
+    for (const char* name : {"intel-ixgbe", "intel-i40e", "intel-ice", "mlx5"}) {
+        SCOPED_TRACE(name);
+        const auto nic = load_nic_profile((dir / (std::string(name) + ".toml")).string());
+        EXPECT_EQ(nic.dispatch, DispatchMode::rss);
+        EXPECT_EQ(nic.workers, nic.rx_queues);
+        EXPECT_EQ(nic.workers, nic.tx_queues);
+        EXPECT_FALSE(nic.rss_key.empty());
+    }
+    for (const char* name : {"af_packet", "pcap", "memif", "tap", "ring", "null"}) {
+        SCOPED_TRACE(name);
+        auto nic = load_nic_profile((dir / (std::string(name) + ".toml")).string());
+        EXPECT_EQ(nic.dispatch, DispatchMode::auto_);
+        EXPECT_EQ(nic.workers, 1);
+        nic.workers = 4;
+        nic.dispatch = DispatchMode::distributor;
+        EXPECT_NO_THROW(nlbd::config::validate(nic));
+        nic.workers = 5;
+        EXPECT_THROW(nlbd::config::validate(nic), ConfigError);  // the comment's "up to 4"
+    }
+    auto af = load_nic_profile((dir / "af_packet.toml").string());
+    af.workers = af.rx_queues = af.tx_queues = 3;
+    af.dispatch = DispatchMode::rss;
+    EXPECT_NO_THROW(nlbd::config::validate(af));
 }
 
 TEST(ShippedConfigs, ClusterExampleLoadsWithItsNicProfile) {

@@ -76,9 +76,31 @@ struct DataplaneConfig {
     uint32_t tcp_fin_timeout_s = 10;            // client FIN seen (closing), 1..3600
 };
 
+// How received wire frames reach the workers (docs/multicore.md).
+//   rss:         each worker runs to completion on its own wire RX queues
+//                (the NIC spreads flows by RSS; af_packet: kernel fanout hash);
+//                needs rx_queues >= workers, extra queues are shared
+//                round-robin among the workers;
+//   distributor: one extra RX lcore reads the single wire queue (rx_queues = 1)
+//                and spreads frames to the workers over rte_rings of
+//                kDistributorRingSize by a flow hash that follows rss_fields
+//                (L3 only unless "tcp"/"udp" are listed; fragments always L3)
+//                (core/dispatch.hpp);
+//   auto:        rss when the port reports RSS offloads and at least `workers`
+//                RX queues, else distributor (one worker: always rss).
+// TX: one TX queue per worker when the device has them, else the workers hand
+// frames to worker 0 through rings.
+enum class DispatchMode : uint8_t { auto_, rss, distributor };
+inline constexpr unsigned kMaxWorkers = 64;
+// Slots of each distributor -> worker rte_ring (distributor mode): the
+// mempool check of validate(NicProfile) counts them as held mbufs.
+inline constexpr unsigned kDistributorRingSize = 1024;
+
 struct NicProfile {
     std::string file;
     std::string name;                  // e.g. "intel-ice"
+    uint16_t workers = 1;              // [nic] workers: worker lcores, 1..kMaxWorkers
+    DispatchMode dispatch = DispatchMode::auto_;  // [nic] dispatch: "auto" | "rss" | "distributor"
     uint16_t rx_queues = 1;
     uint16_t tx_queues = 1;
     uint16_t rx_descriptors = 1024;
@@ -173,7 +195,13 @@ NicProfile load_nic_profile(const std::string& file);
 // typed field, so a Config built in code gets the same guarantees.
 void validate(const Config& cfg);
 
-// Range and consistency checks of a NIC profile (load_nic_profile calls it).
+// Range and consistency checks of a NIC profile (load_nic_profile calls it):
+// workers 1..kMaxWorkers; dispatch = rss needs rx_queues >= workers;
+// dispatch = distributor needs rx_queues = 1; mempool_size covers the rings,
+// the per-lcore caches and the distributor rings (see nic_profile.cpp).
 void validate(const NicProfile& nic);
+
+// "auto", "rss", "distributor": the spelling of the [nic] dispatch key.
+const char* dispatch_name(DispatchMode mode);
 
 }  // namespace nlbd::config

@@ -66,7 +66,8 @@ inline constexpr unsigned kParseErrorCount = static_cast<unsigned>(ParseError::c
     X(frag_table_full, "fragment could not be tracked (table full): dropped")          \
     X(malformed, "malformed frame: dropped (see parse error counters)")                \
     X(stopped, "host not started: VIP traffic dropped")                                 \
-    X(heartbeat, "cluster heartbeat frame: handed to the control thread (or dropped)")
+    X(heartbeat, "cluster heartbeat frame: handed to the control thread (or dropped)")  \
+    X(dispatch_full, "RX distributor: the flow's worker ring was full: dropped")
 
 enum class Verdict : uint8_t {
 #define NLBD_X(name, desc) name,

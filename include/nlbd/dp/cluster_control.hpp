@@ -8,10 +8,10 @@
 //    publisher are touched by that thread only.
 //  - post() is called by the control socket's thread: it queues the command
 //    and waits for the control thread to run it (poll() drains the queue).
-//  - Heartbeat frames reach poll() through heartbeat_rx (the worker enqueues
-//    mbufs, poll() decodes and frees them). Frames to send are built in mbufs
-//    of tx_pool and enqueued on control_tx; the worker sends them on the
-//    wire queue it owns. A full control_tx frees the frame (tx_failed).
+//  - Heartbeat frames reach poll() through heartbeat_rx (the workers, or the
+//    RX distributor, enqueue mbufs: multi-producer; poll() decodes and frees
+//    them). Frames to send are built in mbufs of tx_pool and enqueued on
+//    control_tx; worker 0 sends them on the wire queue it owns. A full control_tx frees the frame (tx_failed).
 //  - poll() also watches the wire port's link (every interval / 4): the
 //    ethdev link status, and for vdevs bound to a kernel interface
 //    ("iface=" devargs: net_af_packet, whose link status never changes after

@@ -1,8 +1,9 @@
 #pragma once
 // Port bring-up and tear-down (control plane; may throw PortError).
-// One RX and one TX queue per port for now; the NIC profile gives
-// descriptors, mempool and offloads. Offloads are requested only when the
-// device reports the capability (rte_eth_dev_info_get).
+// The queue counts come from the dispatch plan (docs/multicore.md); the NIC
+// profile gives descriptors, mempool, RSS and offloads. Offloads and RSS hash
+// types are requested only when the device reports the capability
+// (rte_eth_dev_info_get).
 
 #include <cstdint>
 #include <stdexcept>
@@ -33,14 +34,35 @@ struct PortInfo {
     uint64_t rx_offloads = 0;
     uint64_t tx_offloads = 0;
     bool promiscuous = false;
+    uint16_t rx_queues = 1;
+    uint16_t tx_queues = 1;
+    uint64_t rss_hf = 0;   // RSS hash types configured (0: no RSS)
     rte_mempool* pool = nullptr;
 };
 
+// What the device offers, read before configuring it.
+struct PortCaps {
+    std::string driver;
+    uint16_t max_rx_queues = 1;
+    uint16_t max_tx_queues = 1;
+    uint64_t rss_offloads = 0;   // flow_type_rss_offloads
+    uint8_t rss_key_size = 0;
+};
+// Throws PortError when no ethdev was probed for dev.
+PortCaps port_caps(const std::string& role, const PortDevice& dev);
+
+struct QueuePlan {
+    uint16_t rx = 1;
+    uint16_t tx = 1;
+    bool rss = false;  // configure RSS over the RX queues (when the device has it)
+};
+
 // Finds the ethdev probed for `dev`, creates its mempool on the port's
-// socket, configures 1 RX / 1 TX queue and starts it. Throws PortError
-// naming the role, the device and the DPDK error.
+// socket, configures q.rx RX / q.tx TX queues (RSS from the profile's
+// rss_key / rss_fields when q.rss and the device has RSS) and starts it.
+// Throws PortError naming the role, the device and the DPDK error.
 PortInfo open_port(const std::string& role, const PortDevice& dev, const config::NicProfile& nic,
-                   bool promiscuous);
+                   bool promiscuous, const QueuePlan& q = {});
 
 struct PortStats {
     uint64_t imissed = 0;

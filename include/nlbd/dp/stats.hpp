@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "nlbd/config/config.hpp"
@@ -48,7 +49,8 @@ namespace nlbd::dp {
 struct RunReport {
     const config::Config* cfg = nullptr;
     const core::Snapshot* snap = nullptr;
-    const WorkerCounters* counters = nullptr;
+    const WorkerCounters* counters = nullptr;   // the host's totals (all workers)
+    std::shared_ptr<const WorkerCounters> owned_counters;  // keeps *counters alive when summed
     uint64_t verdicts[kVerdictCount] = {};  // Worker::verdicts_at_exit
     core::FragStats frags;
     PortStats wire_hw;
@@ -57,6 +59,12 @@ struct RunReport {
     // appended at the end of the document (membership, conn table).
     std::string extra;
 };
+
+// into += c, field by field (every counter, the rule slots included;
+// held_foreign is not a sum and is left alone). Reads c with relaxed loads:
+// may run while c's worker is running.
+void add_counters(WorkerCounters& into, const WorkerCounters& c) noexcept;
+void add_frag_stats(core::FragStats& into, const core::FragStats& s) noexcept;
 
 std::string json_escape(const std::string& s);
 std::string stats_json(const RunReport& r);

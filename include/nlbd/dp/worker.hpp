@@ -74,6 +74,8 @@ struct alignas(64) WorkerCounters {
     uint64_t idle_sleeps = 0;
     uint64_t heartbeat_dropped = 0;  // heartbeat frames the control ring had no room for
     uint64_t control_tx = 0;         // frames from the control thread queued on the wire
+    uint64_t tx_handed = 0;          // frames handed to worker 0's TX (ring), both ports
+    uint64_t tx_drained = 0;         // worker 0: frames taken from other workers' TX rings
     // Connections held in buckets this host does not own, counted over a
     // whole ConnTable sweep under the snapshot whose generation's low 32 bits
     // are the high half: (generation << 32) | count. kHeldForeignUnknown
@@ -82,11 +84,42 @@ struct alignas(64) WorkerCounters {
     alignas(64) RuleCounters rules[kRuleSlots] = {};
 };
 
+// Where a worker sends the frames of one port: a TX queue it owns, or (the
+// port has fewer TX queues than workers) a single-producer ring that worker 0
+// drains onto the port's queue 0 (WorkerConfig::drain_*).
+struct TxPath {
+    uint16_t queue = 0;
+    rte_ring* ring = nullptr;
+};
+
+inline constexpr unsigned kMaxWorkerQueues = 16;  // wire RX queues per worker
+
 struct WorkerConfig {
+    uint16_t index = 0;                     // worker number, 0 .. workers-1
     uint16_t wire_port = 0;
     uint16_t local_port = 0;
     uint16_t burst = 32;                    // <= kMaxBurst
     config::IdlePolicy idle = config::IdlePolicy::poll;
+    // Wire RX (docs/multicore.md). rss dispatch: the wire RX queues this
+    // worker polls, each once per loop. distributor dispatch: wire_ring, the
+    // frames the RX distributor chose for this worker (single producer: the
+    // distributor, single consumer: this worker); it already counted them on
+    // the port (wire.rx_packets/rx_bytes), the worker counts rx_total and
+    // their verdicts.
+    uint16_t wire_rx_queues[kMaxWorkerQueues] = {0};
+    uint16_t n_wire_rx_queues = 1;
+    rte_ring* wire_ring = nullptr;
+    // Local RX: the local port's queue this worker polls (what the node's own
+    // stack sends), or none.
+    bool local_rx = true;
+    uint16_t local_rx_queue = 0;
+    TxPath wire_tx;
+    TxPath local_tx;
+    // Worker 0 when other workers hand it frames: their TX rings, sent on
+    // wire_tx / local_tx.queue.
+    rte_ring* drain_wire[config::kMaxWorkers] = {};
+    rte_ring* drain_local[config::kMaxWorkers] = {};
+    uint16_t n_drain = 0;
     MacAddr wire_mac;                       // source MAC outside unicast mode
     MacAddr local_mac;                      // multicast modes: destination of frames delivered locally
     core::FragTable::Config frag;
@@ -147,6 +180,10 @@ public:
     };
     static int lcore_main(void* launch) noexcept;
 
+    // Worker 0, after every worker's run() has returned: sends what the
+    // others handed over in their last loop (their TX rings).
+    void drain_after_stop() noexcept;
+
     const WorkerCounters& counters() const noexcept { return *counters_; }
     const core::FragStats& frag_stats() const noexcept;
     const core::ConnStats& conn_stats() const noexcept;
@@ -157,6 +194,9 @@ public:
     struct Burst;  // per-loop scratch (detail, worker.cpp)
 
 private:
+    void process_wire(rte_mbuf** pkts, uint16_t n, bool on_port, uint64_t now_ns,
+                      const core::FragReleaser& releaser) noexcept;
+
     WorkerConfig cfg_;
     const std::atomic<const core::Snapshot*>& snapshot_;
     std::unique_ptr<WorkerCounters> counters_;
