@@ -219,9 +219,10 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
                  cfg.local.device.c_str());
     const auto& n = cfg.nic;
     std::fprintf(out,
-                 "  nic profile '%s' (%s): %u rxq/%u txq, %u/%u descriptors, burst %u, mempool %u "
-                 "(cache %u, room %u), rx csum %s, tx csum %s, eal [%s]\n",
-                 n.name.c_str(), n.file.empty() ? "defaults" : n.file.c_str(), n.rx_queues,
+                 "  nic profile '%s' (%s): %u worker(s), dispatch %s, %u rxq/%u txq, %u/%u descriptors, "
+                 "burst %u, mempool %u (cache %u, room %u), rx csum %s, tx csum %s, eal [%s]\n",
+                 n.name.c_str(), n.file.empty() ? "defaults" : n.file.c_str(), unsigned(n.workers),
+                 config::dispatch_name(n.dispatch), n.rx_queues,
                  n.tx_queues, n.rx_descriptors, n.tx_descriptors, n.burst, n.mempool_size,
                  n.mempool_cache, n.mbuf_data_room, n.rx_checksum_offload ? "on" : "off",
                  n.tx_checksum_offload ? "on" : "off", join(n.eal_args).c_str());
@@ -300,15 +301,6 @@ struct ControlState {
     }
     static void tick_fn(void* ctx) noexcept { static_cast<ControlState*>(ctx)->tick(); }
 };
-
-const char* name_of(config::DispatchMode m) {
-    switch (m) {
-    case config::DispatchMode::rss: return "rss";
-    case config::DispatchMode::distributor: return "distributor";
-    case config::DispatchMode::auto_: break;
-    }
-    return "auto";
-}
 
 // Data-plane lcores to ask placement for before EAL exists: the workers, and
 // one RX distributor when it will (probably) be needed. auto mode is
@@ -680,7 +672,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             r.counters = sum.get();
         };
         auto workers_json = [&]() {
-            std::string j = "\"workers\":{\"dispatch\":\"" + std::string(name_of(plan.mode)) +
+            std::string j = "\"workers\":{\"dispatch\":\"" + std::string(config::dispatch_name(plan.mode)) +
                             "\",\"count\":" + std::to_string(n_workers) + ",\"per_worker\":[";
             for (unsigned i = 0; i < n_workers; ++i) {
                 const dp::WorkerCounters& c = workers[i]->counters();

@@ -61,6 +61,13 @@ lab_node_ns() { echo "${LAB_NODE_NS[$1]:-${P}n$1}"; }
 # Cluster mode written by lab_write_config and used to configure the taps:
 # unicast (default), multicast or igmp.
 LAB_MODE=${LAB_MODE:-unicast}
+# Multi-core nodes (docs/multicore.md): LAB_WORKERS=N gives every node N
+# workers through a generated NIC profile. LAB_DISPATCH=rss opens the wire
+# af_packet port with qpairs=N (the kernel's PACKET_FANOUT hash spreads flows
+# over the N sockets: the vdev's RSS); distributor keeps one queue and an RX
+# lcore spreads flows to the workers.
+LAB_WORKERS=${LAB_WORKERS:-1}
+LAB_DISPATCH=${LAB_DISPATCH:-rss}
 
 lab_rand() { od -An -N2 -tx1 /dev/urandom | tr -d ' \n'; }
 
@@ -221,7 +228,11 @@ lab_write_config() {
         echo "idle_policy = \"adaptive\""
         echo
         echo "[ports.wire]"
-        echo "device = \"net_af_packet$i,iface=${P}w,qpairs=1\""
+        if [[ $LAB_WORKERS -gt 1 && $LAB_DISPATCH == rss ]]; then
+            echo "device = \"net_af_packet$i,iface=${P}w,qpairs=$LAB_WORKERS\""
+        else
+            echo "device = \"net_af_packet$i,iface=${P}w,qpairs=1\""
+        fi
         echo
         echo "[ports.local]"
         echo "device = \"net_tap$i,iface=${P}t\""
@@ -237,13 +248,23 @@ lab_start_node() {
     local i=$1; shift
     local ns; ns=$(lab_node_ns "$i")
     local cpu=$(( (i - 1) % $(nproc) ))
-    local ctl=()
+    local ctl=() lcores=(-l "$cpu") nic=()
+    if (( LAB_WORKERS > 1 )); then
+        local rxq=1 l map=""
+        [[ $LAB_DISPATCH == rss ]] && rxq=$LAB_WORKERS
+        printf '[nic]\nname = "lab-%s-%s"\nworkers = %s\ndispatch = "%s"\nrx_queues = %s\nmempool_size = 16383\n' \
+            "$LAB_WORKERS" "$LAB_DISPATCH" "$LAB_WORKERS" "$LAB_DISPATCH" "$rxq" > "$LAB_WORK/nic.$i.toml"
+        nic=(--nic "$LAB_WORK/nic.$i.toml")
+        # main, (distributor), workers: round-robin over the CPUs, shifted per node.
+        for ((l = 0; l < LAB_WORKERS + 2; ++l)); do map+="${map:+,}$l@$(( (l + i) % $(nproc) ))"; done
+        lcores=(--lcores "$map")
+    fi
     if lab_nlbd_supports --control-socket; then
         ctl=(--control-socket "$LAB_WORK/ctl.$i.sock")
     fi
     ip netns exec "$ns" timeout -k 5 "${LAB_NLBD_TIMEOUT:-900}" "$LAB_NLBD" \
-        --config "$LAB_WORK/node$i.toml" "${ctl[@]}" --stats-json "$LAB_WORK/stats.$i.json" "$@" \
-        -- --no-huge -m 256 --no-pci --no-shconf -l "$cpu" --log-level=lib.eal:error \
+        --config "$LAB_WORK/node$i.toml" "${ctl[@]}" "${nic[@]}" --stats-json "$LAB_WORK/stats.$i.json" "$@" \
+        -- --no-huge -m 256 --no-pci --no-shconf "${lcores[@]}" --log-level=lib.eal:error \
         > "$LAB_WORK/nlbd.$i.log" 2>&1 &
     LAB_NLBD_PID[$i]=$!
     # Wait for the tap (bounded: 100 x 0.1 s).
