@@ -21,9 +21,14 @@
 #     as fast as it can (--rate and --flows apply to pktgen only);
 #     GEN_MODE=flowgen uses --forward-mode=flowgen instead (testpmd's own
 #     addresses, not the VIP: nlbd counts them as non-VIP traffic).
-# Shutdown order memif needs: the generator stops its traffic, then the client
-# side (the generator) exits, then the server side (nlbd) gets SIGINT and writes
-# its --stats-json. A trap stops whatever is still running and removes the work
+# Shutdown order memif needs: the generator stops its traffic, then the server
+# side (nlbd, or the baseline testpmd) gets SIGINT, stops polling and writes
+# its --stats-json, and only then does the client (testpmd generator) quit.
+# DPDK 22.11's memif PMD unmaps the shared region when the peer disconnects
+# while the other side may still be inside rte_eth_rx_burst on it: a client
+# that leaves first crashed the server (SIGSEGV in librte_net_memif, seen
+# with testpmd as the server too). Pktgen's Lua script quits by itself after
+# stopping its traffic; the server is stopped right after. A trap stops whatever is still running and removes the work
 # directory (sockets, configs, logs; KEEP=1 keeps it) on any exit.
 #
 # --baseline (or BASELINE=1): a second pass with dpdk-testpmd --forward-mode=io
@@ -102,14 +107,22 @@ base_prefix=base-pkb-$tag
 nlbd_pid="" gen_pid="" base_pid=""
 result=${result:-$work/results.txt}
 
-# stop PID: SIGINT, up to 10 s for a clean exit, then SIGKILL.
-stop() {
+# gone PID: the process has exited (an unreaped zombie counts as gone).
+gone() { [[ ! -r /proc/$1/stat ]] || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
+# stop_only PID: SIGINT, up to 10 s for a clean exit, then SIGKILL (usable
+# from a subshell: does not reap).
+stop_only() {
     local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    [[ -n $pid ]] && ! gone "$pid" || return 0
     kill -INT "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do gone "$pid" && break; sleep 0.1; done
+    gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+}
+# stop PID: stop_only, then reap it.
+stop() {
+    [[ -n $1 ]] || return 0
+    stop_only "$1"
+    wait "$1" 2>/dev/null || true
 }
 cleanup() {
     # Client (generator) before server (nlbd), as memif wants.
@@ -186,8 +199,9 @@ done
 [[ -S $sock ]] || memif_unusable "no memif socket $sock after 20 s"
 
 # --- generator: the memif client --------------------------------------------
-# run_generator SOCKET NAME: runs the generator against the memif server at
-# SOCKET (logs and results under NAME), sets gen_tx, gen_drop, gen_note, t0, t1.
+# run_generator SOCKET NAME SERVER_PID: runs the generator against the memif
+# server at SOCKET (logs and results under NAME), sets gen_tx, gen_drop,
+# gen_note, t0, t1; the testpmd generator stops SERVER_PID before it quits.
 run_generator() {
 local gen_vdev="net_memif0,role=client,socket=$1,socket-abstract=no"
 local gen_log=$work/$2.log
@@ -219,11 +233,9 @@ else
     fi
     # Interactive testpmd driven on stdin, in the order memif needs: start,
     # run, "stop" (traffic stops, totals printed), a pause for the rings to
-    # drain, then "quit" (the client closes its port). Killing testpmd with a
-    # signal while it sends (so the client vanishes mid-traffic) crashed the
-    # nlbd side in our runs (SIGSEGV in the memif server's receive path).
+    # drain, the server stopped, then "quit" (the client closes its port).
     {
-        sleep 1; echo start; sleep "$secs"; echo stop; sleep 1; echo quit; sleep 2
+        sleep 1; echo start; sleep "$secs"; echo stop; sleep 1; stop_only "$3"; echo quit; sleep 2
     } | timeout -s INT -k 10 $(( secs + 40 )) "$testpmd" "${eal_common[@]}" --file-prefix "$gen_prefix" \
         -l "$gen_lcores" --main-lcore "$gen_main" --vdev "$gen_vdev" -- -i \
         "${mode_args[@]}" --eth-peer=0,$cluster_mac --txpkts="$frame" --nb-cores=1 --rxq=1 --txq=1 \
@@ -243,7 +255,7 @@ if [[ -z ${gen_tx:-} ]]; then
     exit 1
 fi
 }
-run_generator "$sock" gen
+run_generator "$sock" gen "$nlbd_pid"
 [[ -s $work/gen.pktgen.txt ]] && cp "$work/gen.pktgen.txt" "$work/pktgen.txt"
 
 # --- then the server: nlbd writes its counters on SIGINT ---------------------
@@ -279,7 +291,7 @@ if [[ $baseline == 1 ]]; then
     base_pid=$!
     for ((i = 0; i < 200; i++)); do [[ -S $base_sock ]] && break; sleep 0.1; done
     [[ -S $base_sock ]] || { echo "pktgen_bench: baseline testpmd made no memif socket; its log:" >&2; tail -n 20 "$work/base.log" >&2; exit 1; }
-    run_generator "$base_sock" base-gen
+    run_generator "$base_sock" base-gen "$base_pid"
     sleep 0.5
     stop "$base_pid"
     base_pid=""
