@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
+#include <string>
 #include <ctime>
 #include <random>
 #include <stdexcept>
@@ -188,6 +190,28 @@ void ClusterControl::publish_if_changed() {
     in.previous = publisher_.current().get();
     publisher_.publish(core::compile_snapshot(in));
     ++hb_.snapshots_published;
+    static const bool trace = std::getenv("NLBD_TRACE_CLUSTER") != nullptr;
+    if (trace) {
+        const uint64_t now = steady_ns();
+        const cluster::MembershipStatus st = membership_->status(now);
+        std::string peers;
+        for (const cluster::PeerStatus& p : st.peers)
+            peers += " p" + std::to_string(p.id) + (p.alive ? "+" : "-") + "age=" +
+                     std::to_string(p.last_seen_age_ns / 1000000) + "ms,e" + std::to_string(p.epoch) +
+                     ",hf=" + (p.held_foreign == cluster::kHeldUnknown ? std::string("?") : std::to_string(p.held_foreign));
+        uint32_t owned = 0;
+        for (const auto& m : in.class_maps)
+            for (HostId h : m) owned += h == cfg_.host.id;
+        std::fprintf(stderr,
+                     "TRACE %llu.%03llu gen=%llu epoch=%llu base=%llu view=%llx conv=%d rejoin=%d link=%d "
+                     "published_owned=%u dirty=%u hf=%d adopt=%llu%s\n",
+                     (unsigned long long)(wall_ns() / 1000000000ull),
+                     (unsigned long long)(wall_ns() / 1000000ull % 1000), (unsigned long long)in.generation,
+                     (unsigned long long)st.epoch, (unsigned long long)st.base_epoch,
+                     (unsigned long long)st.view, st.converged, st.rejoining, st.link_up, owned,
+                     st.dirty_buckets, st.held_foreign == cluster::kHeldUnknown ? -1 : int(st.held_foreign),
+                     (unsigned long long)st.map_adoptions, peers.c_str());
+    }
 }
 
 void ClusterControl::poll() noexcept {
@@ -196,6 +220,17 @@ void ClusterControl::poll() noexcept {
         run_queued_commands();
         if (health != nullptr) apply_health(steady_ns());
         if (!dynamic_) return;
+        {
+            static const bool trace = std::getenv("NLBD_TRACE_CLUSTER") != nullptr;
+            static uint64_t last = 0;
+            const uint64_t t = steady_ns();
+            if (trace && last != 0 && t - last > 50'000'000)
+                std::fprintf(stderr, "TRACE %llu.%03llu poll gap %llu ms\n",
+                             (unsigned long long)(wall_ns() / 1000000000ull),
+                             (unsigned long long)(wall_ns() / 1000000ull % 1000),
+                             (unsigned long long)((t - last) / 1000000));
+            last = t;
+        }
         // The link first: heartbeats already queued after a link-up then
         // count as heard after it.
         if (const uint64_t t = steady_ns(); t >= next_link_check_ns_) check_link(t);

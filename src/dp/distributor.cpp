@@ -25,13 +25,6 @@ constexpr uint16_t kPrefetchAhead = 4;
 constexpr uint64_t kHoldUs = 2000;
 constexpr uint64_t kAdaptiveHoldUs = 50000;
 
-inline uint16_t inner_ethertype(const uint8_t* d, uint32_t len) noexcept {
-    if (len < 14) return 0;
-    uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
-    if ((et == 0x8100 || et == 0x88a8) && len >= 18) et = static_cast<uint16_t>(d[16] << 8 | d[17]);
-    return et;
-}
-
 }  // namespace
 
 Distributor::Distributor(const DistributorConfig& cfg)
@@ -136,7 +129,7 @@ void Distributor::run(const std::atomic<bool>& stop) noexcept {
             bytes += rte_pktmbuf_pkt_len(m);
             const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
             const uint32_t len = rte_pktmbuf_data_len(m);
-            if (inner_ethertype(d, len) == cfg_.heartbeat_ethertype) {
+            if (core::inner_ethertype(d, len) == cfg_.heartbeat_ethertype) {
                 bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
                 ++heartbeats;
                 if (cfg_.heartbeat_rx == nullptr || rte_ring_enqueue(cfg_.heartbeat_rx, m) != 0) {

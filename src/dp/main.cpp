@@ -491,6 +491,18 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
                                         : "",
                          p->promiscuous ? ", promiscuous" : "");
 
+        // Start-up failed after the ports were opened: undo, in tear-down order.
+        auto abandon_ports = [&]() {
+            dp::stop_port(wire);
+            dp::stop_port(local);
+            dp::close_port(wire);
+            dp::close_port(local);
+            dp::free_pool(wire);
+            dp::free_pool(local);
+            rte_eal_cleanup();
+            return 1;
+        };
+
         // --- snapshot ----------------------------------------------------
         dp::SnapshotPublisher publisher(plan.workers);
         // Health checks (SPEC §9): declared before the cluster, which holds a
@@ -515,14 +527,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         } catch (const std::exception& e) {
             std::fprintf(stderr, "nlbd: %s\n", e.what());
             cluster.reset();
-            dp::stop_port(wire);
-            dp::stop_port(local);
-            dp::close_port(wire);
-            dp::close_port(local);
-            dp::free_pool(wire);
-            dp::free_pool(local);
-            rte_eal_cleanup();
-            return 1;
+            return abandon_ports();
         }
         const core::Snapshot& snap = *publisher.current();
         std::fprintf(stderr,
@@ -622,14 +627,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             workers.clear();
             distributor.reset();
             cluster.reset();
-            dp::stop_port(wire);
-            dp::stop_port(local);
-            dp::close_port(wire);
-            dp::close_port(local);
-            dp::free_pool(wire);
-            dp::free_pool(local);
-            rte_eal_cleanup();
-            return 1;
+            return abandon_ports();
         }
         {
             std::string lc;

@@ -16,6 +16,7 @@
 #include <span>
 
 #include "nlbd/core/decide.hpp"
+#include "nlbd/core/dispatch.hpp"
 #include "nlbd/core/parse.hpp"
 #include "nlbd/core/persist.hpp"
 #include "nlbd/core/reply.hpp"
@@ -110,14 +111,6 @@ struct DropBuffer {
         n = 0;
     }
 };
-
-// EtherType after at most one VLAN tag (host order), 0 when too short.
-inline uint16_t inner_ethertype(const uint8_t* d, uint32_t len) noexcept {
-    if (len < 14) return 0;
-    uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
-    if ((et == 0x8100 || et == 0x88a8) && len >= 18) et = static_cast<uint16_t>(d[16] << 8 | d[17]);
-    return et;
-}
 
 bool is_rule_traffic_without_rule(Verdict v) noexcept {
     return v == Verdict::default_host_accepted || v == Verdict::default_host_other ||
@@ -283,7 +276,7 @@ void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64
             bump(c.linearized);
         }
 
-        if (inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
+        if (core::inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
             bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
             // Multi-producer ring: every worker may receive heartbeats.
             if (cfg_.heartbeat_rx == nullptr || rte_ring_enqueue(cfg_.heartbeat_rx, m) != 0) {

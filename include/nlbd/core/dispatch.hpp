@@ -79,6 +79,15 @@ inline uint32_t dispatch_hash(const uint8_t* d, uint32_t len, bool l4) noexcept 
     return 0;
 }
 
+// EtherType after at most one VLAN tag (host order), 0 when too short: how
+// the workers and the RX distributor recognise heartbeat frames.
+inline uint16_t inner_ethertype(const uint8_t* d, uint32_t len) noexcept {
+    if (len < 14) return 0;
+    uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
+    if ((et == 0x8100 || et == 0x88a8) && len >= 18) et = static_cast<uint16_t>(d[16] << 8 | d[17]);
+    return et;
+}
+
 // Maps a hash onto [0, n) (multiply-shift, no division).
 inline uint32_t dispatch_worker(uint32_t hash, uint32_t n) noexcept {
     return static_cast<uint32_t>((uint64_t{hash} * n) >> 32);
