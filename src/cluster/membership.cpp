@@ -124,8 +124,14 @@ bool Membership::alive(HostId h, uint64_t now_ns) const {
     if (!p.heard) return false;
     // Our own link down: we hear nothing because of ourselves, so the
     // liveness clock stands still at the link-down time.
-    const uint64_t t = link_up_ ? now_ns : std::min(now_ns, link_down_ns_);
-    return p.last_seen_ns >= t || t - p.last_seen_ns < cfg_.tolerance * cfg_.interval_ns;
+    uint64_t t = link_up_ ? now_ns : std::min(now_ns, link_down_ns_);
+    // A receive path that has not caught up (starved worker lcore): what it
+    // has not handed over yet says nothing about the peers. Bounded: at most
+    // one more dead interval.
+    const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
+    if (rx_horizon_ns_ != 0 && rx_horizon_ns_ < t)
+        t = std::max(rx_horizon_ns_, t > dead ? t - dead : 0);
+    return p.last_seen_ns >= t || t - p.last_seen_ns < dead;
 }
 
 bool Membership::stale(HostId h) const {

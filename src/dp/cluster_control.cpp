@@ -13,8 +13,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <cstdlib>
-#include <string>
 #include <ctime>
 #include <random>
 #include <stdexcept>
@@ -190,28 +188,6 @@ void ClusterControl::publish_if_changed() {
     in.previous = publisher_.current().get();
     publisher_.publish(core::compile_snapshot(in));
     ++hb_.snapshots_published;
-    static const bool trace = std::getenv("NLBD_TRACE_CLUSTER") != nullptr;
-    if (trace) {
-        const uint64_t now = steady_ns();
-        const cluster::MembershipStatus st = membership_->status(now);
-        std::string peers;
-        for (const cluster::PeerStatus& p : st.peers)
-            peers += " p" + std::to_string(p.id) + (p.alive ? "+" : "-") + "age=" +
-                     std::to_string(p.last_seen_age_ns / 1000000) + "ms,e" + std::to_string(p.epoch) +
-                     ",hf=" + (p.held_foreign == cluster::kHeldUnknown ? std::string("?") : std::to_string(p.held_foreign));
-        uint32_t owned = 0;
-        for (const auto& m : in.class_maps)
-            for (HostId h : m) owned += h == cfg_.host.id;
-        std::fprintf(stderr,
-                     "TRACE %llu.%03llu gen=%llu epoch=%llu base=%llu view=%llx conv=%d rejoin=%d link=%d "
-                     "published_owned=%u dirty=%u hf=%d adopt=%llu%s\n",
-                     (unsigned long long)(wall_ns() / 1000000000ull),
-                     (unsigned long long)(wall_ns() / 1000000ull % 1000), (unsigned long long)in.generation,
-                     (unsigned long long)st.epoch, (unsigned long long)st.base_epoch,
-                     (unsigned long long)st.view, st.converged, st.rejoining, st.link_up, owned,
-                     st.dirty_buckets, st.held_foreign == cluster::kHeldUnknown ? -1 : int(st.held_foreign),
-                     (unsigned long long)st.map_adoptions, peers.c_str());
-    }
 }
 
 void ClusterControl::poll() noexcept {
@@ -220,20 +196,12 @@ void ClusterControl::poll() noexcept {
         run_queued_commands();
         if (health != nullptr) apply_health(steady_ns());
         if (!dynamic_) return;
-        {
-            static const bool trace = std::getenv("NLBD_TRACE_CLUSTER") != nullptr;
-            static uint64_t last = 0;
-            const uint64_t t = steady_ns();
-            if (trace && last != 0 && t - last > 50'000'000)
-                std::fprintf(stderr, "TRACE %llu.%03llu poll gap %llu ms\n",
-                             (unsigned long long)(wall_ns() / 1000000000ull),
-                             (unsigned long long)(wall_ns() / 1000000ull % 1000),
-                             (unsigned long long)((t - last) / 1000000));
-            last = t;
-        }
         // The link first: heartbeats already queued after a link-up then
         // count as heard after it.
         if (const uint64_t t = steady_ns(); t >= next_link_check_ns_) check_link(t);
+        // Before drain_rx(): what the RX lcores read up to the horizon is in
+        // the ring then.
+        update_rx_horizon(steady_ns());
         drain_rx();
         const uint64_t now = steady_ns();
         if (held_foreign) {
@@ -255,6 +223,31 @@ void ClusterControl::poll() noexcept {
         ++poll_errors_;
         if (poll_errors_ < 10) std::fprintf(stderr, "nlbd: control: %s\n", e.what());
     }
+}
+
+// An RX lcore whose loop counter moved between the previous sample (at
+// rx_sample_ns_) and now has polled its queues after the previous sample:
+// every frame that had reached them by then has been read (and heartbeats
+// queued to the ring). The horizon is the oldest such time over the lcores.
+void ClusterControl::update_rx_horizon(uint64_t now_ns) {
+    if (!rx_loops) return;
+    rx_loops_now_.clear();
+    rx_loops(rx_loops_now_);
+    if (rx_loops_now_.empty()) return;
+    if (rx_loops_last_.size() != rx_loops_now_.size()) {
+        rx_loops_last_ = rx_loops_now_;
+        rx_progress_ns_.assign(rx_loops_now_.size(), now_ns);
+        rx_sample_ns_ = now_ns;
+        return;
+    }
+    uint64_t horizon = now_ns;
+    for (size_t i = 0; i < rx_loops_now_.size(); ++i) {
+        if (rx_loops_now_[i] != rx_loops_last_[i]) rx_progress_ns_[i] = rx_sample_ns_;
+        horizon = std::min(horizon, rx_progress_ns_[i]);
+    }
+    rx_loops_last_.swap(rx_loops_now_);
+    rx_sample_ns_ = now_ns;
+    membership_->set_rx_horizon(horizon);
 }
 
 void ClusterControl::leave() noexcept {

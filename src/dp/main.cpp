@@ -396,7 +396,11 @@ constexpr unsigned kTxRing = 1024;
 uint32_t no_huge_memory_mb(const config::NicProfile& nic) {
     // Two pools of mempool_size mbufs (data room + mbuf header + mempool
     // overhead), plus room for rings, the fragment table and EAL itself.
-    const uint64_t per_mbuf = uint64_t{nic.mbuf_data_room} + 256;
+    // Without hugepages memory comes in 4 KiB pages and a mempool object
+    // never crosses a page: a default mbuf (~2.4 KB) takes a whole page.
+    const uint64_t object = uint64_t{nic.mbuf_data_room} + 256;
+    const uint64_t per_page = std::max<uint64_t>(1, 4096 / object);
+    const uint64_t per_mbuf = object > 4096 ? object : 4096 / per_page;
     const uint64_t pools_mb = (2 * uint64_t{nic.mempool_size} * per_mbuf) >> 20;
     return static_cast<uint32_t>(std::max<uint64_t>(256, pools_mb + 160));
 }
@@ -755,6 +759,13 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             h.valid = true;
             return h;
         };
+        // Receive-path progress for the liveness clock (multi-lcore only: one
+        // lcore runs control between its own polls).
+        if (workers.size() > 1 || distributor)
+            cluster->rx_loops = [&](std::vector<uint64_t>& v) {
+                for (const auto& w : workers) v.push_back(dp::read_counter(w->counters().loops));
+                if (distributor) v.push_back(dp::read_counter(distributor->counters().loops));
+            };
         cluster->stats_provider = [&]() {
             dp::RunReport r;
             live_report(r);

@@ -195,6 +195,14 @@ public:
     // be heard again, buckets stay dirty until reconverged (see the model).
     void set_link(bool up, uint64_t now_ns);
     bool link_up() const noexcept { return link_up_; }
+    // Progress of this host's receive path: every heartbeat that reached the
+    // wire port before `horizon_ns` (same clock as now_ns) has been passed to
+    // on_heartbeat. With several data-plane lcores the frames reach the
+    // control thread through workers that can be starved while it runs; the
+    // silence of a peer is then measured up to min(now, horizon) only, so a
+    // stalled receive path is never taken for dead peers (at most
+    // tolerance x interval of extra delay). 0 (the default) = up to now.
+    void set_rx_horizon(uint64_t horizon_ns) noexcept { rx_horizon_ns_ = horizon_ns; }
     bool rejoining() const noexcept { return rejoining_; }
 
     // A decoded, authenticated, replay-checked heartbeat. Our own boot id is
@@ -331,6 +339,7 @@ private:
     Reassembly rx_;
     bool link_up_ = true;
     uint64_t link_down_ns_ = 0;   // liveness clock frozen here while the link is down
+    uint64_t rx_horizon_ns_ = 0;  // set_rx_horizon(); 0 = none
     bool rejoining_ = false;
     uint64_t link_changes_ = 0;
 

@@ -102,6 +102,12 @@ public:
         bool valid = false;
     };
     std::function<HeldForeign()> held_foreign;
+    // Loop counters of the lcores that receive from the wire port (workers,
+    // RX distributor), set by main when they are not the control thread's
+    // own. poll() turns them into the receive path's progress
+    // (Membership::set_rx_horizon): a peer is not declared dead because the
+    // worker holding its heartbeats was starved while the control thread ran.
+    std::function<void(std::vector<uint64_t>&)> rx_loops;
     // Health checker of the port rules (SPEC §9), set by main; null = none.
     // poll() applies its transitions (drain on down, re-enable on up; the
     // operator's drain/disable wins), query() and stats show its state.
@@ -137,6 +143,12 @@ private:
     rte_ring* rx_ring_ = nullptr;
     rte_ring* tx_ring_ = nullptr;
     HeartbeatCounters hb_;
+    // rx_loops() sampling: last counters, when each last moved (see poll()).
+    std::vector<uint64_t> rx_loops_last_;
+    std::vector<uint64_t> rx_loops_now_;
+    std::vector<uint64_t> rx_progress_ns_;
+    uint64_t rx_sample_ns_ = 0;
+    void update_rx_horizon(uint64_t now_ns);
     Clock::time_point next_heartbeat_{};
     Clock::time_point next_igmp_{};
     std::vector<uint8_t> rx_copy_;
