@@ -8,6 +8,7 @@
 
 #include "nlbd/core/decide.hpp"
 
+#include "lookup_inline.hpp"
 #include "nlbd/core/hash.hpp"
 
 namespace nlbd::core {
@@ -30,7 +31,7 @@ inline const HostId* classify(const ParsedFrame& f, const Snapshot& s, Decision&
     case FrameKind::ipv4:
     case FrameKind::ipv6: break;
     case FrameKind::arp:
-        if ((k.flags & kArpRequest) && s.vip_index(k.dst) != kNoVip) {
+        if ((k.flags & kArpRequest) && lookup::vip_index(s, k.dst) != kNoVip) {
             d.owner = s.default_host;
             d.verdict = s.default_host == s.self && s.self != kNoHost ? Verdict::arp_replied
                                                                        : Verdict::arp_not_default;
@@ -39,7 +40,7 @@ inline const HostId* classify(const ParsedFrame& f, const Snapshot& s, Decision&
         }
         return nullptr;
     case FrameKind::nd_solicit:
-        if (s.vip_index(k.dst) != kNoVip) {
+        if (lookup::vip_index(s, k.dst) != kNoVip) {
             d.owner = s.default_host;
             d.verdict = s.default_host == s.self && s.self != kNoHost ? Verdict::nd_replied
                                                                        : Verdict::nd_not_default;
@@ -52,7 +53,7 @@ inline const HostId* classify(const ParsedFrame& f, const Snapshot& s, Decision&
         return nullptr;
     }
 
-    const uint16_t vip = s.vip_index(k.dst);
+    const uint16_t vip = lookup::vip_index(s, k.dst);
     if (vip == kNoVip) {
         d.verdict = Verdict::passed_non_vip;
         return nullptr;
@@ -65,7 +66,7 @@ inline const HostId* classify(const ParsedFrame& f, const Snapshot& s, Decision&
     // TCP/UDP with ports: first fragments, whole datagrams and ICMP errors
     // (whose key already is the inner flow seen from the client).
     if ((k.flags & kHasPorts) && (k.proto == kProtoTcp || k.proto == kProtoUdp)) {
-        const uint16_t r = s.rules.match(vip, k.proto, k.dport);
+        const uint16_t r = lookup::rule_match(s.rules, vip, k.proto, k.dport);
         if (r == kNoRule) {
             to_default_host(d, s);
             return nullptr;

@@ -145,9 +145,21 @@ struct Worker::Burst {
     core::ParsedFrame later_frames[kMaxBurst];
     Pending order[kMaxBurst];
 
+    // Verdicts of the current burst, published once per burst (flush_tally):
+    // one counter store per verdict seen instead of one per frame (+2.5%
+    // end to end, docs/performance.md).
+    uint32_t tally[kVerdictCount] = {};
+    void flush_tally() noexcept {
+        for (unsigned v = 0; v < kVerdictCount; ++v)
+            if (tally[v] != 0) {
+                bump(c->verdicts[v], tally[v]);
+                tally[v] = 0;
+            }
+    }
+
     // Counts a frame's final verdict: exactly once per received wire frame.
     void account(const core::Decision& d) noexcept {
-        bump(c->verdicts[static_cast<unsigned>(d.verdict)]);
+        ++tally[static_cast<unsigned>(d.verdict)];
         unsigned slot;
         if (d.rule != core::kNoRule) slot = std::min<unsigned>(d.rule, kNoRuleSlot - 1);
         else if (is_rule_traffic_without_rule(d.verdict)) slot = kNoRuleSlot;
@@ -336,6 +348,7 @@ void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64
         if ((f.key.flags & core::kFirstFragment) != 0)
             frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
     }
+    b.flush_tally();
     bump(c.rx_total, n_wire);
     if (on_port) {
         bump(c.wire.rx_packets, n_wire);
@@ -485,7 +498,10 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         }
         if (n_drained != 0) bump(c.tx_drained, n_drained);
 
-        if (loop % kExpireEvery == 0) frags_->expire(now_ns, releaser);
+        if (loop % kExpireEvery == 0) {
+            frags_->expire(now_ns, releaser);
+            b.flush_tally();  // fragments released with a timeout verdict
+        }
         // Connection aging and the held-foreign count (drainstop, dirty
         // buckets, ConnTable::may_hold_foreign): a slice of the table per
         // loop, sized by the load (conn_expire_* in WorkerConfig).
