@@ -23,8 +23,9 @@
 # Environment: LCORES (default "0,1"), ROUNDS (testpmd + nlbd pairs, default
 # 1; the ratio reported is the median of the rounds' ratios), FLOWS (frames of
 # the flow mix in the capture, default 10240), TESTPMD (default dpdk-testpmd on
-# PATH), NLBD (default BUILD_DIR/src/dp/nlbd), KEEP=1 keeps the work directory
-# (logs, generated captures and configs, nlbd's JSON).
+# PATH), NLBD (default BUILD_DIR/src/dp/nlbd), BURST (RX/TX burst of both
+# programs, default 32), KEEP=1 keeps the work directory (logs, generated
+# captures and configs, nlbd's JSON).
 #
 # Matrix (docs/performance.md, "End-to-end matrix"): each of these takes a
 # space-separated list; every combination is one cell, run ROUNDS times:
@@ -114,7 +115,7 @@ setup_cell() {
 name = "bench-vdev"
 rx_queues = 1
 tx_queues = 1
-burst = 32
+burst = ${BURST:-32}
 mempool_size = $(( mbufs - 1 ))
 EOF
     # host 1 of a static 3-host cluster, the rule set of bench/flow_mix.hpp
@@ -176,7 +177,7 @@ run_testpmd() {
     # after $secs s (testpmd prints its totals and stops its ports), SIGKILL
     # if it has not exited 60 s later.
     "$testpmd" "${eal[@]}" --vdev "$wire" --vdev "$local_dev" -- \
-        --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 \
+        --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst="${BURST:-32}" \
         --total-num-mbufs="$mbufs" --stats-period=1 </dev/null >"$log" 2>&1 &
     local pid=$! i
     watch_cpu "$pid" "$work/testpmd.$1.cpu" &
