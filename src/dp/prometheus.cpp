@@ -334,6 +334,41 @@ std::string format_metrics(const ctl::Json& doc) {
         }
     }
 
+    // Workers (docs/multicore.md): per-worker load and, with a distributor,
+    // what it handed to each worker.
+    if (const Json* ws = doc.find("workers"); ws && ws->is_object()) {
+        if (const Json* pw = ws->find("per_worker"); pw && pw->is_array()) {
+            struct Col {
+                const char* key;
+                const char* name;
+                const char* type;
+                const char* help;
+            };
+            static constexpr Col kCols[] = {
+                {"rx_total", "nlbd_worker_frames_total", "counter", "Wire frames decided by the worker"},
+                {"to_local", "nlbd_worker_to_local_total", "counter", "Frames the worker delivered to the local port"},
+                {"loops", "nlbd_worker_loops_total", "counter", "Poll loops of the worker"},
+                {"idle_sleeps", "nlbd_worker_idle_sleeps_total", "counter", "Adaptive-idle sleeps of the worker"},
+                {"connections", "nlbd_worker_connections", "gauge", "Connections in the worker's table"},
+            };
+            for (const Col& col : kCols) {
+                w.family(col.name, col.type, col.help);
+                for (const Json& e : pw->as_array())
+                    if (e.is_object())
+                        w.sample({{"worker", std::to_string(e.get_int("index"))}}, e.get_int(col.key));
+            }
+        }
+        if (const Json* d = ws->find("distributor"); d && d->is_object()) {
+            if (const Json* per = d->find("dispatched"); per && per->is_array()) {
+                w.family("nlbd_distributor_dispatched_total", "counter",
+                         "Frames the RX distributor handed to each worker");
+                int64_t i = 0;
+                for (const Json& v : per->as_array())
+                    if (v.is_number()) w.sample({{"worker", std::to_string(i++)}}, num(&v));
+            }
+        }
+    }
+
     // Heartbeats: known counters by name, every other member is a rejection reason.
     if (const Json* hb = doc.find("heartbeats"); hb && hb->is_object()) {
         static constexpr std::string_view kKnown[] = {"sent", "tx_failed", "received", "accepted",

@@ -177,6 +177,13 @@ Json sample_stats() {
       "membership": {"self": 2, "members": [1, 2], "default_host": 1, "epoch": 7, "buckets": 4096},
       "connections": {"entries": 12, "capacity": 262144, "inserted": 20, "removed": 8,
                       "expired": 0, "evicted": 0, "held_foreign": null},
+      "workers": {"dispatch": "distributor", "count": 2,
+                  "per_worker": [{"index": 0, "lcore": 2, "rx_total": 55, "to_local": 30, "loops": 900,
+                                  "idle_sleeps": 7, "tx_handed": 0, "tx_drained": 25, "connections": 5},
+                                 {"index": 1, "lcore": 3, "rx_total": 45, "to_local": 25, "loops": 800,
+                                  "idle_sleeps": 9, "tx_handed": 25, "tx_drained": 0, "connections": 7}],
+                  "distributor": {"lcore": 1, "rx_packets": 100, "dispatch_full": 0, "heartbeats": 0,
+                                  "loops": 1000, "idle_sleeps": 3, "dispatched": [55, 45]}},
       "heartbeats": {"sent": 40, "tx_failed": 0, "received": 38, "accepted": 36,
                      "bad_hmac": 1, "replayed": 1, "igmp_sent": 0, "snapshots_published": 3},
       "cluster_state": {"host": 2, "membership": "dynamic", "state": "converged",
@@ -245,6 +252,16 @@ TEST(PrometheusFormat, CountersCarryTheStatsValues) {
     EXPECT_EQ(value_of(v, "nlbd_fragments_timed_out_total", {}), "1");
     EXPECT_EQ(value_of(v, "nlbd_fragments_held", {}), "0");
     EXPECT_EQ(v.types.at("nlbd_fragments_held"), "gauge");
+}
+
+TEST(PrometheusFormat, WorkersAndDistributorPerWorker) {
+    const Validation v = validate_exposition(format_metrics(sample_stats()));
+    EXPECT_EQ(v.types.at("nlbd_worker_frames_total"), "counter");
+    EXPECT_EQ(value_of(v, "nlbd_worker_frames_total", {{"worker", "0"}}), "55");
+    EXPECT_EQ(value_of(v, "nlbd_worker_frames_total", {{"worker", "1"}}), "45");
+    EXPECT_EQ(value_of(v, "nlbd_worker_connections", {{"worker", "1"}}), "7");
+    EXPECT_EQ(v.types.at("nlbd_worker_connections"), "gauge");
+    EXPECT_EQ(value_of(v, "nlbd_distributor_dispatched_total", {{"worker", "1"}}), "45");
 }
 
 TEST(PrometheusFormat, ClusterGaugesFollowTheQueryResult) {
