@@ -37,7 +37,8 @@ cleanup() { if [[ ${KEEP:-0} == 1 ]]; then echo "bench_scaling: kept $work"; els
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$gen" --out "$work/in.pcap" --flows "$flows" >"$work/pcapgen.log"
+# The flow mix and its seed rule set (the same as scripts/bench_e2e.sh's).
+"$gen" --out "$work/in.pcap" --flows "$flows" --rules 0 --rules-toml "$work/rules.toml" >"$work/pcapgen.log"
 mbufs=$(( (flows + 8192 * (max_w + 1) + 4095) / 4096 * 4096 ))
 
 # lcore_map N: main + N busy lcores, round-robin on the CPUs (main on CPU 0).
@@ -97,43 +98,15 @@ device = "net_null1,no-rx=1"
 dpdk_telemetry = false
 [dataplane]
 idle_policy = "poll"
-[[port_rule]]
-vip = "all"
-ports = "443"
-protocol = "tcp"
-mode = "multiple"
-affinity = "none"
-[[port_rule]]
-vip = "all"
-ports = "80"
-protocol = "tcp"
-mode = "multiple"
-affinity = "single"
-[[port_rule]]
-vip = "all"
-ports = "25"
-protocol = "tcp"
-mode = "disabled"
-[[port_rule]]
-vip = "all"
-ports = "53"
-protocol = "udp"
-mode = "multiple"
-affinity = "none"
-[[port_rule]]
-vip = "all"
-ports = "1024-65535"
-protocol = "both"
-mode = "multiple"
-affinity = "single"
 EOT
+cat "$work/rules.toml" >>"$work/cluster.toml.in"
 
 row() { printf '| %-34s | %5s | %9s | %-22s | %s\n' "$@"; }
 echo
 echo "nlbd multi-core benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ)), $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1), $ncpu CPUs, $secs s per row"
 row "what" "busy" "Mpps" "frames per worker" "note"
 for ((w = 1; w <= max_w; w++)); do
-    note=""; (( w + 0 > ncpu )) && note="more busy threads than CPUs: time-shared"
+    note=""; (( w > ncpu )) && note="more busy threads than CPUs: time-shared"
     run_testpmd "$w"
     row "dpdk-testpmd io, $w core(s), $w queue(s)" "$w" "$tp_mpps" "-" "$note"
     run_nlbd rss "$w"
