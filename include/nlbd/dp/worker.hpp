@@ -1,13 +1,16 @@
 #pragma once
-// The packet loop of one worker lcore (SPEC §6, STYLE.md picture):
-//   rx_burst(wire) -> parse -> fragments -> decide -> to local / reply / drop
+// The packet loop of one worker lcore (SPEC §6, STYLE.md picture,
+// docs/multicore.md for several workers):
+//   rx_burst(wire queues) or the distributor's ring -> parse -> fragments ->
+//     decide -> to local / reply / drop
 //   rx_burst(local) -> (unicast: masked source MAC) -> tx_burst(wire)
 //
 // Threading contract:
 //  - run() is the only code that touches the worker's queues, its FragTable
 //    and writes its counters. It takes no lock, allocates nothing, makes no
-//    system call on the packet path (adaptive idle sleeps only when both
-//    ports came back empty) and never throws (built with -fno-exceptions).
+//    system call on the packet path (the adaptive idle policy sleeps only
+//    when nothing came in, or while worker 0's hand-over ring is full) and
+//    never throws (built with -fno-exceptions).
 //  - The snapshot is read through `snapshot` (acquire) once per poll loop;
 //    the worker reports a quiescent state (rte_rcu_qsbr) once per loop, after
 //    which it holds no pointer into an older snapshot.
