@@ -11,19 +11,13 @@
 #include <algorithm>
 
 #include "nlbd/core/dispatch.hpp"
+#include "nlbd/dp/idle.hpp"
 
 namespace nlbd::dp {
 namespace {
 
-constexpr uint32_t kSpinLoops = 100;
-constexpr uint32_t kPauseLoops = 1000;
-constexpr uint32_t kMaxSleepUs = 200;
+constexpr uint32_t kMaxSleepUs = 200;  // adaptive idle (IdleBackoff)
 constexpr uint16_t kPrefetchAhead = 4;
-// A worker whose ring stays full this long is overloaded: its frames drop.
-// Dedicated cores (poll): 2 ms. Shared CPUs (adaptive idle): a descheduled
-// worker is late, not overloaded; 50 ms.
-constexpr uint64_t kHoldUs = 2000;
-constexpr uint64_t kAdaptiveHoldUs = 50000;
 
 }  // namespace
 
@@ -51,7 +45,7 @@ int Distributor::lcore_main(void* arg) noexcept {
 // Hands the staged frames of every worker to its ring. What a full ring
 // does not take stays staged (backpressure: the next loop reads no new
 // burst while a worker's stage is too full to take one), unless it has
-// waited longer than kHoldUs: then the worker is overloaded, not merely
+// waited longer than hand_over_hold_cycles(): then the worker is overloaded, not merely
 // late, and its frames are dropped (dispatch_full) rather than stall every
 // other worker's flows. Returns true when nothing is left staged.
 bool Distributor::flush(uint64_t now, bool give_up) noexcept {
@@ -87,10 +81,8 @@ void Distributor::run(const std::atomic<bool>& stop) noexcept {
     const uint16_t burst = cfg_.burst;
     const uint16_t workers = cfg_.workers;
     rte_mbuf* pkts[kMaxBurst];
-    uint32_t empty_polls = 0;
-    uint32_t sleep_us = 1;
-    const bool adaptive = cfg_.idle == config::IdlePolicy::adaptive;
-    hold_cycles_ = rte_get_timer_hz() / 1'000'000 * (adaptive ? kAdaptiveHoldUs : kHoldUs);
+    IdleBackoff backoff(kMaxSleepUs);
+    hold_cycles_ = hand_over_hold_cycles(cfg_.idle);
 
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_get_timer_cycles();
@@ -102,22 +94,16 @@ void Distributor::run(const std::atomic<bool>& stop) noexcept {
         bump(c.loops);
         if (n == 0) {
             if (!room) {
-                // Waiting for a worker: on shared CPUs, give it the CPU.
-                if (adaptive) rte_delay_us_sleep(10);
-                else rte_pause();
-            } else if (adaptive && ++empty_polls > kSpinLoops) {
-                if (empty_polls <= kSpinLoops + kPauseLoops) {
-                    rte_pause();
-                } else {
-                    rte_delay_us_sleep(sleep_us);  // idle only
-                    sleep_us = std::min(sleep_us * 2, kMaxSleepUs);
+                wait_for_consumer(cfg_.idle);  // a worker is behind
+            } else if (cfg_.idle == config::IdlePolicy::adaptive) {
+                if (const uint32_t us = backoff.idle(); us != 0) {
+                    rte_delay_us_sleep(us);  // idle only
                     bump(c.idle_sleeps);
                 }
             }
             continue;
         }
-        empty_polls = 0;
-        sleep_us = 1;
+        backoff.busy();
 
         for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i)
             rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));

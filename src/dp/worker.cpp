@@ -20,15 +20,13 @@
 #include "nlbd/core/parse.hpp"
 #include "nlbd/core/persist.hpp"
 #include "nlbd/core/reply.hpp"
+#include "nlbd/dp/idle.hpp"
 
 namespace nlbd::dp {
 namespace {
 
 constexpr unsigned kTxCap = kMaxBurst;
-// Adaptive idle: spin this many empty loops, then pause, then sleep with a
-// doubling delay up to kMaxSleepUs; any traffic resets it.
-constexpr uint32_t kSpinLoops = 100;
-constexpr uint32_t kPauseLoops = 1000;
+// Adaptive idle (IdleBackoff): sleeps of at most this many microseconds.
 constexpr uint32_t kMaxSleepUs = 500;
 // Worker 0 sending for the others, or a worker fed by the distributor:
 // it sleeps less.
@@ -49,10 +47,10 @@ struct TxBuffer {
     PortCounters* pc = nullptr;
     uint64_t* handed = nullptr;
     // Hand-over ring full: worker 0 is late (descheduled on shared CPUs) or
-    // overloaded. Wait for it up to hold_cycles (pausing, or sleeping 10 us
-    // with the adaptive idle policy), then drop what it did not take.
+    // overloaded. Wait for it up to hold_cycles (hand_over_hold_cycles,
+    // wait_for_consumer), then drop what it did not take.
     uint64_t hold_cycles = 0;
-    bool adaptive = false;
+    config::IdlePolicy idle = config::IdlePolicy::poll;
     rte_mbuf* pkts[kTxCap];
 
     void push(rte_mbuf* m) noexcept {
@@ -72,8 +70,7 @@ struct TxBuffer {
                 const uint64_t now = rte_get_timer_cycles();
                 if (k != 0 || since == 0) since = now;
                 else if (now - since > hold_cycles) break;
-                if (adaptive) rte_delay_us_sleep(10);
-                else rte_pause();
+                wait_for_consumer(idle);
             }
             if (taken < n) {
                 rte_pktmbuf_free_bulk(pkts + taken, n - taken);
@@ -392,10 +389,9 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     b.to_wire.ring = cfg_.wire_tx.ring;
     b.to_wire.pc = &c.wire;
     b.to_wire.handed = &c.tx_handed;
-    const bool adaptive = cfg_.idle == config::IdlePolicy::adaptive;
     for (TxBuffer* t : {&b.to_wire, &b.to_local}) {
-        t->adaptive = adaptive;
-        t->hold_cycles = rte_get_timer_hz() / 1000 * (adaptive ? 50 : 2);
+        t->idle = cfg_.idle;
+        t->hold_cycles = hand_over_hold_cycles(cfg_.idle);
     }
     const core::FragReleaser releaser{&Burst::release, &b};
 
@@ -407,16 +403,14 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     const uint16_t burst = cfg_.burst;
     const uint16_t n_queues = cfg_.wire_ring != nullptr ? 0 : cfg_.n_wire_rx_queues;
     rte_mbuf* pkts[kMaxBurst];
-    uint32_t empty_polls = 0;
-    uint32_t sleep_us = 1;
     const uint64_t sweep_target_ns = uint64_t{cfg_.conn_sweep_target_ms} * 1'000'000;
     uint64_t sweep_start_ns =
         static_cast<uint64_t>(static_cast<double>(rte_get_timer_cycles()) * ns_per_cycle);
 
     // Worker 0 sending for others, or a worker fed by the distributor (whose
     // hold time is 2 ms): short sleeps.
-    const uint32_t max_sleep_us =
-        cfg_.n_drain != 0 || cfg_.wire_ring != nullptr ? kDrainMaxSleepUs : kMaxSleepUs;
+    IdleBackoff backoff(cfg_.n_drain != 0 || cfg_.wire_ring != nullptr ? kDrainMaxSleepUs
+                                                                        : kMaxSleepUs);
     for (uint64_t loop = 0;; ++loop) {
         // Stop; fed by a distributor (stopped first), only once its ring is
         // empty, so every frame it counted on the port gets a verdict.
@@ -534,19 +528,13 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
 
         if (cfg_.idle == config::IdlePolicy::adaptive) {
             if (n_wire != 0 || n_local != 0 || n_ctl != 0 || n_drained != 0) {
-                empty_polls = 0;
-                sleep_us = 1;
-            } else if (++empty_polls > kSpinLoops) {
-                if (empty_polls <= kSpinLoops + kPauseLoops) {
-                    rte_pause();
-                } else {
-                    // Idle only: a system call is acceptable when no packet waits.
-                    // Sharing the lcore with control: let it run before sleeping.
-                    if (tick.fn != nullptr) tick.fn(tick.ctx);
-                    rte_delay_us_sleep(sleep_us);
-                    sleep_us = std::min(sleep_us * 2, max_sleep_us);
-                    bump(c.idle_sleeps);
-                }
+                backoff.busy();
+            } else if (const uint32_t us = backoff.idle(); us != 0) {
+                // Idle only: a system call is acceptable when no packet waits.
+                // Sharing the lcore with control: let it run before sleeping.
+                if (tick.fn != nullptr) tick.fn(tick.ctx);
+                rte_delay_us_sleep(us);
+                bump(c.idle_sleeps);
             }
         }
     }

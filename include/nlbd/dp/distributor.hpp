@@ -17,9 +17,9 @@
 // distributor and the workers: rx_total == wire.rx_packets == sum(verdicts).
 // Backpressure: a full worker ring keeps the frames staged and stops reading
 // the wire queue (the NIC's own ring absorbs, then counts imissed); frames
-// staged for longer than 2 ms (50 ms with the adaptive idle policy, whose
-// CPUs are shared and whose workers may be descheduled) are dropped as
-// dispatch_full.
+// staged for longer than hand_over_hold_cycles() (idle.hpp: 2 ms, 50 ms with
+// the adaptive idle policy, whose CPUs are shared and whose workers may be
+// descheduled) are dropped as dispatch_full.
 // Stop order: the distributor first, then the workers (they empty their
 // rings before returning).
 
