@@ -1,4 +1,5 @@
 #include "nlbd/core/types.hpp"
+#include "nlbd/core/rules.hpp"
 
 #include <arpa/inet.h>
 
@@ -33,6 +34,17 @@ std::string IpAddr::to_string() const {
     else if (family == Family::v6) inet_ntop(AF_INET6, b.data(), buf, sizeof buf);
     else return "none";
     return buf;
+}
+
+std::string rule_name(const PortRule& r) {
+    std::string s;
+    if (!r.vip) s = "all";
+    else if (r.vip->family == Family::v6) s = "[" + r.vip->to_string() + "]";
+    else s = r.vip->to_string();
+    s += ':' + std::to_string(r.port_lo);
+    if (r.port_hi != r.port_lo) s += '-' + std::to_string(r.port_hi);
+    s += r.protocol == Protocol::tcp ? "/tcp" : r.protocol == Protocol::udp ? "/udp" : "/both";
+    return s;
 }
 
 }  // namespace nlbd

@@ -41,4 +41,10 @@ struct PortRule {
 // both protocols, multiple host, single affinity, equal weights.
 inline PortRule default_port_rule() { return PortRule{}; }
 
+// A rule's name, from its identity (VIP, ports, protocol), never its
+// position: "10.0.0.10:443/tcp", "all:1024-65535/both", "[2001:db8::1]:80/udp".
+// The same on every host whatever order its file lists the rules in; what
+// commands, counters, query, metrics and the state file call a rule.
+std::string rule_name(const PortRule& r);
+
 }  // namespace nlbd
