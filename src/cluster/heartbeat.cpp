@@ -49,6 +49,13 @@ constexpr size_t kChunkOffOffset = 12;  // u32
 constexpr size_t kChunkOffCount = 16;   // u16
 constexpr size_t kChunkOffReserved = 18;// u16, sent 0, ignored
 static_assert(kChunkOffReserved + 2 == kChunkHeaderLen);
+// Rule-list section, relative to its start.
+constexpr size_t kRulesOffFingerprint = 0; // u64
+constexpr size_t kRulesOffOffset = 8;      // u16
+constexpr size_t kRulesOffTotal = 10;      // u16
+constexpr size_t kRulesOffCount = 12;      // u16
+constexpr size_t kRulesOffReserved = 14;   // u16, sent 0, ignored
+static_assert(kRulesOffReserved + 2 == kRulesHeaderLen);
 
 constexpr std::array<uint8_t, 4> kMagic = {'N', 'L', 'B', 'h'};
 constexpr uint16_t kVlan8021Q = 0x8100;
@@ -148,27 +155,6 @@ void append32(std::vector<uint8_t>& v, uint32_t x) {
     v.insert(v.end(), b, b + 4);
 }
 
-// Canonical bytes of a rule's cluster-wide content (what must be equal on
-// every host): not weights, equal_weight, priorities, static_* or line.
-constexpr size_t kRuleContentLen = 1 + 16 + 2 + 2 + 1 + 1 + 1 + 4;
-using RuleContent = std::array<uint8_t, kRuleContentLen>;
-RuleContent rule_content(const PortRule& r) {
-    RuleContent v{};
-    uint8_t* p = v.data();
-    if (r.vip) {
-        p[0] = static_cast<uint8_t>(r.vip->family);
-        std::copy(r.vip->b.begin(), r.vip->b.end(), p + 1);
-    }  // "all VIPs": family 0, zero address
-    p += 17;
-    put16(p, r.port_lo);
-    put16(p + 2, r.port_hi);
-    p[4] = static_cast<uint8_t>(r.protocol);
-    p[5] = static_cast<uint8_t>(r.mode);
-    p[6] = static_cast<uint8_t>(r.affinity);
-    put32(p + 7, r.affinity_timeout_s);
-    return v;
-}
-
 bool valid_state(uint8_t s) noexcept { return s <= static_cast<uint8_t>(HostState::suspended); }
 bool valid_rule_state(uint8_t s) noexcept { return s <= static_cast<uint8_t>(RuleState::disabled); }
 
@@ -223,31 +209,26 @@ HmacKey load_secret(const std::string& path) {
 }
 
 uint64_t cluster_identity(const std::string& name, std::span<const IpAddr> vips, uint8_t mode) {
-    std::vector<std::array<uint8_t, 17>> sorted;
-    sorted.reserve(vips.size());
-    for (const IpAddr& a : vips) {
-        std::array<uint8_t, 17> k{};
-        k[0] = static_cast<uint8_t>(a.family);
-        std::copy(a.b.begin(), a.b.end(), k.begin() + 1);
-        sorted.push_back(k);
-    }
-    std::sort(sorted.begin(), sorted.end());
-    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-
-    static constexpr char kDomain[] = "nlbd cluster identity v1";
+    std::array<uint8_t, 17> k{};
+    for (const IpAddr& a : vips)
+        if (a.family == Family::v4) {
+            k[0] = static_cast<uint8_t>(a.family);
+            std::copy(a.b.begin(), a.b.end(), k.begin() + 1);
+            break;
+        }
+    static constexpr char kDomain[] = "nlbd cluster identity v2";
     std::vector<uint8_t> buf(kDomain, kDomain + sizeof kDomain);  // includes the NUL
     append32(buf, static_cast<uint32_t>(name.size()));
     buf.insert(buf.end(), name.begin(), name.end());
     buf.push_back(mode);
-    append32(buf, static_cast<uint32_t>(sorted.size()));
-    for (const auto& k : sorted) buf.insert(buf.end(), k.begin(), k.end());
+    buf.insert(buf.end(), k.begin(), k.end());
     return sha256_64(buf);
 }
 
 std::vector<uint32_t> canonical_rule_order(std::span<const PortRule> rules) {
-    std::vector<RuleContent> content;
+    std::vector<RuleRecord> content;
     content.reserve(rules.size());
-    for (const PortRule& r : rules) content.push_back(rule_content(r));
+    for (const PortRule& r : rules) content.push_back(rule_record(r));
     std::vector<uint32_t> order(rules.size());
     for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(),
@@ -256,9 +237,14 @@ std::vector<uint32_t> canonical_rule_order(std::span<const PortRule> rules) {
 }
 
 uint64_t rules_fingerprint(std::span<const PortRule> rules) {
-    std::vector<RuleContent> content;
+    std::vector<RuleRecord> content;
     content.reserve(rules.size());
-    for (const PortRule& r : rules) content.push_back(rule_content(r));
+    for (const PortRule& r : rules) content.push_back(rule_record(r));
+    return rules_fingerprint(std::span<const RuleRecord>(content));
+}
+
+uint64_t rules_fingerprint(std::span<const RuleRecord> records) {
+    std::vector<RuleRecord> content(records.begin(), records.end());
     std::sort(content.begin(), content.end());
     static constexpr char kDomain[] = "nlbd port rules v1";
     std::vector<uint8_t> buf(kDomain, kDomain + sizeof kDomain);
@@ -314,8 +300,18 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
         for (HostId h : c.owners)
             if (h > kMaxHosts) fail("chunk owner " + std::to_string(h) + " > 64");
     }
+    const bool rules = hb.rule_list.has_value();
+    const size_t records = rules ? hb.rule_list->records.size() : 0;
+    if (rules) {
+        const RuleList& l = *hb.rule_list;
+        if (n != 0 || chunk) fail("a rule-list frame carries no per-rule arrays and no chunk");
+        if (records > kMaxRuleRecordsPerFrame) fail("more than kMaxRuleRecordsPerFrame rule records");
+        if (l.total > kMaxRules || uint64_t{l.offset} + records > l.total)
+            fail("rule list extends past its total");
+    }
     const bool mac = !key.empty();
-    const size_t frame_len = heartbeat_frame_size(n, chunk, owners, mac);
+    const size_t frame_len = heartbeat_frame_size(n, chunk, owners, mac) +
+                             (rules ? kRulesHeaderLen + records * kRuleRecordLen : 0);
     const size_t total = frame_len - kEthHeaderLen;
 
     std::vector<uint8_t> f(frame_len, 0);
@@ -325,7 +321,8 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
     uint8_t* p = f.data() + kEthHeaderLen;
     std::copy(kMagic.begin(), kMagic.end(), p + kOffMagic);
     p[kOffVersion] = kHeartbeatVersion;
-    p[kOffFlags] = static_cast<uint8_t>((mac ? kFlagMac : 0) | (chunk ? kFlagChunk : 0));
+    p[kOffFlags] = static_cast<uint8_t>((mac ? kFlagMac : 0) | (chunk ? kFlagChunk : 0) |
+                                        (rules ? kFlagRules : 0));
     put16(p + kOffHeaderLen, static_cast<uint16_t>(kHeartbeatHeaderLen));
     put16(p + kOffTotalLen, static_cast<uint16_t>(total));
     put64(p + kOffClusterId, hb.cluster_id);
@@ -358,6 +355,15 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
         q += kChunkHeaderLen;
         std::copy(c.owners.begin(), c.owners.end(), q);
         q += owners;
+    }
+    if (rules) {
+        const RuleList& l = *hb.rule_list;
+        put64(q + kRulesOffFingerprint, l.fingerprint);
+        put16(q + kRulesOffOffset, l.offset);
+        put16(q + kRulesOffTotal, l.total);
+        put16(q + kRulesOffCount, static_cast<uint16_t>(records));
+        q += kRulesHeaderLen;
+        for (const RuleRecord& r : l.records) q = std::copy(r.begin(), r.end(), q);
     }
     if (mac) {
         uint8_t tag[kHeartbeatMacLen];
@@ -407,7 +413,7 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
     if (header_len < kHeartbeatHeaderLen || total < header_len || total > kMaxHeartbeatPayload)
         return E::bad_length;
     if (total > pl.size()) return E::truncated;  // bytes after `total` are padding
-    if ((flags & ~(kFlagMac | kFlagChunk)) != 0) return E::bad_field;
+    if ((flags & ~(kFlagMac | kFlagChunk | kFlagRules)) != 0) return E::bad_field;
     if (get64(&pl[kOffClusterId]) != cluster_id) return E::foreign_cluster;
 
     // Authentication: the MAC is the last 32 bytes of the payload; it covers
@@ -438,6 +444,15 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
         owners = get16(&pl[need + kChunkOffCount]);
         if (owners > max_chunk_owners(n)) return E::bad_length;
         need += kChunkHeaderLen + owners;
+    }
+    const bool has_rules = (flags & kFlagRules) != 0;
+    size_t records = 0;
+    if (has_rules) {
+        if (n != 0 || has_chunk) return E::bad_field;
+        if (need + kRulesHeaderLen > body_end) return E::bad_length;
+        records = get16(&pl[need + kRulesOffCount]);
+        if (records > kMaxRuleRecordsPerFrame) return E::bad_length;
+        need += kRulesHeaderLen + records * kRuleRecordLen;
     }
     if (need != body_end) return E::bad_length;
 
@@ -495,8 +510,26 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
         for (HostId h : c.owners)
             if (h > kMaxHosts) return E::bad_field;
         out.chunk = std::move(c);
+        q += owners;
     } else {
         out.chunk.reset();
+    }
+    if (has_rules) {
+        RuleList l;
+        l.fingerprint = get64(q + kRulesOffFingerprint);
+        l.offset = get16(q + kRulesOffOffset);
+        l.total = get16(q + kRulesOffTotal);
+        q += kRulesHeaderLen;
+        if (l.total > kMaxRules || size_t{l.offset} + records > l.total) return E::bad_field;
+        l.records.resize(records);
+        for (RuleRecord& r : l.records) {
+            std::copy(q, q + kRuleRecordLen, r.begin());
+            q += kRuleRecordLen;
+            if (!rule_from_record(r)) return E::bad_field;
+        }
+        out.rule_list = std::move(l);
+    } else {
+        out.rule_list.reset();
     }
     return E::none;
 }

@@ -4,6 +4,9 @@
 #include "nlbd/cluster/membership.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -77,44 +80,139 @@ std::string_view name_of(MismatchKind k) noexcept {
 }
 
 Membership::Membership(MembershipConfig cfg, uint64_t now_ns) : cfg_(std::move(cfg)) {
-    rules_ = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
     cfg_.buckets = std::clamp(cfg_.buckets, kMinBuckets, kMaxBuckets);
     if (cfg_.interval_ns == 0) cfg_.interval_ns = 1'000'000'000;
     if (cfg_.tolerance == 0) cfg_.tolerance = 1;
     if (cfg_.listen_ns == 0) cfg_.listen_ns = 2 * cfg_.interval_ns;
     if (cfg_.chunk_buckets == 0) cfg_.chunk_buckets = 512;
-    // A chunk shares its frame with the per-rule arrays: never more owners
-    // than fit in one 1514-byte heartbeat next to this many rules.
-    cfg_.chunk_buckets = std::min<uint32_t>(
-        cfg_.chunk_buckets, static_cast<uint32_t>(max_chunk_owners(rules_.size())));
-    for (const PortRule& r : rules_) rule_ids_.push_back(core::rule_identity(r));
+    set_rules(cfg_.rules);
     rule_states_.assign(rules_.size(), RuleState::enabled);
     state_ = cfg_.initial_state;
     start_ns_ = now_ns;
     next_send_ns_ = now_ns;
     dirty_from_.clear();
-    single_dirty_from_.assign(rules_.size(), kNoHost);
+    single_dirty_from_.clear();
     recompute(now_ns);
+}
+
+// Canonical order (rule_record ascending), the maps between it and the
+// configured order, the fingerprint, the chunk size that fits next to them.
+void Membership::set_rules(std::vector<PortRule> configured) {
+    if (configured.empty()) configured.push_back(default_port_rule());
+    std::vector<uint32_t> order = canonical_rule_order(configured);
+    rules_.clear();
+    config_index_ = order;
+    canon_of_.assign(order.size(), 0);
+    auto recs = std::make_shared<Records>();
+    for (uint32_t k = 0; k < order.size(); ++k) {
+        rules_.push_back(configured[order[k]]);
+        canon_of_[order[k]] = k;
+        recs->push_back(rule_record(configured[order[k]]));
+    }
+    records_ = std::move(recs);
+    fingerprint_ = cluster::rules_fingerprint(std::span<const RuleRecord>(*records_));
+    remember_list(fingerprint_, records_);
+    // A chunk shares its frame with the per-rule arrays: never more owners
+    // than fit in one 1514-byte heartbeat next to this many rules.
+    cfg_.chunk_buckets = std::min<uint32_t>(
+        cfg_.chunk_buckets == 0 ? 512 : cfg_.chunk_buckets,
+        static_cast<uint32_t>(max_chunk_owners(rules_.size())));
+}
+
+size_t Membership::find_record(const Records& sorted, const RuleRecord& r) {
+    auto it = std::lower_bound(sorted.begin(), sorted.end(), r);
+    return it != sorted.end() && *it == r ? static_cast<size_t>(it - sorted.begin()) : SIZE_MAX;
+}
+
+std::shared_ptr<const Membership::Records> Membership::known_list(uint64_t fingerprint) const {
+    for (const KnownList& k : known_)
+        if (k.fingerprint == fingerprint) return k.records;
+    return nullptr;
+}
+
+void Membership::remember_list(uint64_t fingerprint, std::shared_ptr<const Records> list) {
+    constexpr size_t kMaxKnownLists = 16;
+    for (KnownList& k : known_)
+        if (k.fingerprint == fingerprint) {
+            k.use = ++known_use_;
+            return;
+        }
+    if (known_.size() >= kMaxKnownLists) {
+        // Evict the least recently used list nobody (ourselves included) uses.
+        auto victim = known_.end();
+        for (auto it = known_.begin(); it != known_.end(); ++it) {
+            bool used = it->fingerprint == fingerprint_;
+            for (const Peer& p : peers_) used |= p.heard && p.rules == it->records;
+            if (!used && (victim == known_.end() || it->use < victim->use)) victim = it;
+        }
+        if (victim == known_.end()) return;
+        known_.erase(victim);
+    }
+    known_.push_back(KnownList{fingerprint, std::move(list), ++known_use_});
+}
+
+// The peer's per-rule view follows its heartbeat once the list behind the
+// advertised fingerprint is known; until then it stays on the last known one.
+void Membership::refresh_peer_rules(HostId h) {
+    Peer& p = peers_[h];
+    if (!p.heard) return;
+    if (p.rules && p.rules_hb.rules_fingerprint == p.hb.rules_fingerprint &&
+        p.rules_hb.boot_id == p.hb.boot_id) {
+        p.rules_hb = p.hb;
+        return;
+    }
+    if (auto list = known_list(p.hb.rules_fingerprint); list && list->size() == p.hb.weights.size()) {
+        p.rules = std::move(list);
+        p.rules_hb = p.hb;
+        inputs_dirty_ = true;
+    } else if (p.rules && p.rules_hb.boot_id != p.hb.boot_id) {
+        p.rules.reset();  // a restarted process: its earlier list says nothing
+        inputs_dirty_ = true;
+    }
 }
 
 // ---- inputs ---------------------------------------------------------------
 
-uint8_t Membership::own_weight(size_t i) const {
-    const PortRule& r = rules_[i];
+uint8_t Membership::own_weight(size_t k) const {
+    const PortRule& r = rules_[k];
     if (r.mode != FilterMode::multiple) return 0;
+    const size_t i = config_index_[k];
     if (i < cfg_.weights.size()) return std::min<uint8_t>(cfg_.weights[i], 100);
     return r.equal_weight ? kEqualWeight : std::min<uint8_t>(r.load_weight, 100);
 }
 
-uint8_t Membership::own_priority(size_t i) const {
-    const PortRule& r = rules_[i];
+uint8_t Membership::own_priority(size_t k) const {
+    const PortRule& r = rules_[k];
     if (r.mode != FilterMode::single) return 0;
+    const size_t i = config_index_[k];
     if (i < cfg_.priorities.size()) return cfg_.priorities[i];
     return r.handling_priority;
 }
 
 RuleState Membership::rule_state(size_t rule) const {
-    return rule < rule_states_.size() ? rule_states_[rule] : RuleState::enabled;
+    return rule < canon_of_.size() ? rule_states_[canon_of_[rule]] : RuleState::enabled;
+}
+
+std::vector<std::pair<std::string, RuleState>> Membership::rule_states_by_name() const {
+    std::vector<std::pair<std::string, RuleState>> out;
+    for (size_t k = 0; k < rules_.size(); ++k) out.emplace_back(rule_name(rules_[k]), rule_states_[k]);
+    return out;
+}
+
+Membership::RuleView Membership::rule_view(HostId h) const {
+    RuleView v;
+    if (h == cfg_.self) {
+        v.records = records_.get();
+        v.states = &rule_states_;
+        return v;  // weights and priorities: own_weight / own_priority
+    }
+    const Peer& p = peers_[h];
+    if (!p.rules) return v;
+    v.records = p.rules.get();
+    v.weights = &p.rules_hb.weights;
+    v.prios = &p.rules_hb.priorities;
+    v.states = &p.rules_hb.rule_states;
+    return v;
 }
 
 bool Membership::alive(HostId h, uint64_t now_ns) const {
@@ -143,7 +241,7 @@ bool Membership::excluded(HostId h, uint64_t now_ns) const {
     if (h == cfg_.self) return dup_self_heard_ && now_ns - dup_self_seen_ns_ < dead;
     const Peer& p = peers_[h];
     if (!p.heard) return false;
-    if (p.hb.rules_fingerprint != cfg_.rules_fingerprint || p.hb.buckets != cfg_.buckets) return true;
+    if (!p.rules || p.hb.buckets != cfg_.buckets) return true;
     if (now_ns < p.dup_until_ns) return true;
     return false;
 }
@@ -156,31 +254,88 @@ bool Membership::is_member(HostId h, uint64_t now_ns) const {
 Membership::Inputs Membership::inputs_for_view(uint64_t view) const {
     Inputs in;
     in.view = view;
-    const size_t n = rules_.size();
+    std::vector<RuleView> views;
+    bool same = true;  // every member applies our own list: the universe is ours
     for (unsigned id = 1; id <= kMaxHosts; ++id) {
-        if ((view & bit(static_cast<HostId>(id))) == 0) continue;
         const HostId h = static_cast<HostId>(id);
-        std::vector<uint8_t> w(n, 0), p(n, 0);
-        for (size_t i = 0; i < n; ++i) {
+        if ((view & bit(h)) == 0) continue;
+        const RuleView v = rule_view(h);
+        if (v.records == nullptr) continue;  // never a member; defensive
+        in.members.push_back(h);
+        views.push_back(v);
+        same &= v.records == records_.get() || *v.records == *records_;
+    }
+    if (same) {
+        in.universe = *records_;
+    } else {
+        // Per key, the version held by the most members (absence counts);
+        // ties: the version held by the lowest id.
+        struct Version {
+            const RuleRecord* rec;
+            unsigned count;
+            HostId lowest;
+        };
+        std::vector<std::pair<const RuleRecord*, HostId>> all;
+        for (size_t m = 0; m < views.size(); ++m)
+            for (const RuleRecord& r : *views[m].records) all.emplace_back(&r, in.members[m]);
+        std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+            return *a.first != *b.first ? *a.first < *b.first : a.second < b.second;
+        });
+        for (size_t i = 0; i < all.size();) {
+            size_t j = i;
+            while (j < all.size() && same_rule_key(*all[j].first, *all[i].first)) ++j;
+            // all[i, j): one key, sorted by version then host.
+            std::vector<Version> versions;
+            uint64_t holders = 0;
+            for (size_t k = i; k < j; ++k) {
+                holders |= bit(all[k].second);
+                if (versions.empty() || *versions.back().rec != *all[k].first)
+                    versions.push_back(Version{all[k].first, 0, all[k].second});
+                ++versions.back().count;
+                versions.back().lowest = std::min(versions.back().lowest, all[k].second);
+            }
+            const Version* best = nullptr;
+            for (const Version& v : versions)
+                if (!best || v.count > best->count || (v.count == best->count && v.lowest < best->lowest))
+                    best = &v;
+            const uint64_t absent = view & ~holders;
+            const unsigned absent_count = static_cast<unsigned>(__builtin_popcountll(absent));
+            const HostId absent_lowest =
+                absent == 0 ? kNoHost : static_cast<HostId>(__builtin_ctzll(absent) + 1);
+            const bool absent_wins = absent_count > best->count ||
+                                     (absent_count == best->count && absent_lowest < best->lowest);
+            if (!absent_wins) in.universe.push_back(*best->rec);
+            i = j;
+        }
+    }
+    const size_t n = in.universe.size();
+    for (size_t m = 0; m < views.size(); ++m) {
+        const HostId h = in.members[m];
+        const RuleView& v = views[m];
+        std::vector<uint8_t> w(n, 0), p(n, 0), part(n, 0);
+        for (size_t u = 0; u < n; ++u) {
+            const size_t k = find_record(*v.records, in.universe[u]);
+            if (k == SIZE_MAX) continue;
+            part[u] = 1;
             RuleState rs;
             uint8_t wi, pi;
             if (h == cfg_.self) {
-                rs = rule_states_[i];
-                wi = own_weight(i);
-                pi = own_priority(i);
+                rs = rule_states_[k];
+                wi = own_weight(k);
+                pi = own_priority(k);
             } else {
-                const Heartbeat& hb = peers_[h].hb;
-                rs = i < hb.rule_states.size() ? hb.rule_states[i] : RuleState::enabled;
-                wi = i < hb.weights.size() ? std::min<uint8_t>(hb.weights[i], 100) : 0;
-                pi = i < hb.priorities.size() ? hb.priorities[i] : 0;
+                rs = k < v.states->size() ? (*v.states)[k] : RuleState::enabled;
+                wi = k < v.weights->size() ? std::min<uint8_t>((*v.weights)[k], 100) : 0;
+                pi = k < v.prios->size() ? (*v.prios)[k] : 0;
             }
             const bool on = rs == RuleState::enabled;
-            w[i] = on && rules_[i].mode == FilterMode::multiple ? wi : 0;
-            p[i] = on && rules_[i].mode == FilterMode::single ? pi : 0;
+            const auto mode = static_cast<FilterMode>(in.universe[u][22]);
+            w[u] = on && mode == FilterMode::multiple ? wi : 0;
+            p[u] = on && mode == FilterMode::single ? pi : 0;
         }
-        in.members.push_back(h);
         in.weights.push_back(std::move(w));
         in.prios.push_back(std::move(p));
+        in.part.push_back(std::move(part));
     }
     return in;
 }
@@ -196,27 +351,32 @@ Membership::Inputs Membership::current_inputs(uint64_t now_ns) const {
     return inputs_for_view(member_view(now_ns));
 }
 
-// Classes: multiple-mode rules with equal per-member weight vectors share one
-// map, numbered by their first rule. Also fills single-mode owners.
+// Classes: multiple-mode universe rules with equal per-member weight vectors
+// share one map, numbered by their first rule. Also fills single-mode owners.
 void Membership::classify(MapSet& m) const {
-    const size_t n = rules_.size();
+    const Records& U = m.inputs.universe;
+    const size_t n = U.size();
     m.rule_class.assign(n, core::kNoClass);
     m.single.assign(n, kNoHost);
     std::unordered_map<std::string, uint16_t> seen;  // weight vector -> class
     uint16_t classes = 0;
     for (size_t i = 0; i < n; ++i) {
-        if (rules_[i].mode == FilterMode::multiple) {
+        const auto mode = static_cast<FilterMode>(U[i][22]);
+        if (mode == FilterMode::multiple) {
             std::string key;
             key.reserve(m.inputs.members.size());
             for (const auto& w : m.inputs.weights) key.push_back(static_cast<char>(w[i]));
             auto [it, fresh] = seen.emplace(std::move(key), classes);
             if (fresh) ++classes;
             m.rule_class[i] = it->second;
-        } else if (rules_[i].mode == FilterMode::single && !m.inputs.members.empty()) {
-            // Best (lowest non-zero) handling priority, else the lowest id.
-            HostId best = m.inputs.members.front();
+        } else if (mode == FilterMode::single) {
+            // Best (lowest non-zero) handling priority, else the lowest id,
+            // among the members that hold this version of the rule.
+            HostId best = kNoHost;
             unsigned best_prio = 256;
             for (size_t k = 0; k < m.inputs.members.size(); ++k) {
+                if (!m.inputs.part[k][i]) continue;
+                if (best == kNoHost) best = m.inputs.members[k];
                 const uint8_t p = m.inputs.prios[k][i];
                 if (p != 0 && p < best_prio) {
                     best_prio = p;
@@ -233,6 +393,10 @@ uint64_t Membership::digest_of(const MapSet& m) const {
     Digest d;
     d.add(cfg_.buckets);
     d.add(m.maps.size());
+    d.add(m.inputs.universe.size());
+    for (const RuleRecord& r : m.inputs.universe)
+        for (size_t o = 0; o < kRuleRecordLen; o += 4)
+            d.add(uint64_t{r[o]} << 24 | uint64_t{r[o + 1]} << 16 | uint64_t{r[o + 2]} << 8 | r[o + 3]);
     for (uint16_t c : m.rule_class) d.add(c);
     for (HostId h : m.single) d.add(h);
     for (const auto& map : m.maps) {
@@ -269,18 +433,28 @@ Membership::MapSet Membership::compute(Inputs in) const {
     next.epoch = has_base_ ? base_.epoch + 1 : 1;
     classify(next);
     const uint32_t B = cfg_.buckets;
+    const Records& U = next.inputs.universe;
     std::vector<core::MemberWeight> mw(next.inputs.members.size());
-    for (size_t i = 0; i < rules_.size(); ++i) {
+    for (size_t i = 0; i < U.size(); ++i) {
         const uint16_t c = next.rule_class[i];
         if (c == core::kNoClass || !next.maps[c].empty()) continue;
         for (size_t k = 0; k < mw.size(); ++k)
             mw[k] = core::MemberWeight{next.inputs.members[k], next.inputs.weights[k][i]};
-        const uint32_t seed = core::rule_seed(rule_ids_[i]);
-        // A class continues the base map of its first rule (classes may split
-        // or merge when weights change).
-        const uint16_t bc =
-            has_base_ && i < base_.rule_class.size() ? base_.rule_class[i] : core::kNoClass;
-        if (bc != core::kNoClass && base_.maps[bc].size() == B)
+        const std::optional<PortRule> first = rule_from_record(U[i]);
+        const uint32_t seed = core::rule_seed(core::rule_identity(first ? *first : PortRule{}));
+        // A class continues the base map of its first rule that has one
+        // (classes may split or merge when weights change; a rule new to the
+        // universe has none).
+        uint16_t bc = core::kNoClass;
+        if (has_base_)
+            for (size_t j = i; j < U.size() && bc == core::kNoClass; ++j) {
+                if (next.rule_class[j] != c) continue;
+                const size_t b = find_record(base_.inputs.universe, U[j]);
+                if (b != SIZE_MAX && base_.rule_class[b] != core::kNoClass &&
+                    base_.maps[base_.rule_class[b]].size() == B)
+                    bc = base_.rule_class[b];
+            }
+        if (bc != core::kNoClass)
             next.maps[c] = core::rebalance_bucket_map(base_.maps[bc], mw, B, seed);
         else
             next.maps[c] = core::build_bucket_map(mw, B, seed);
@@ -321,70 +495,130 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
         return;
     }
     const uint32_t B = cfg_.buckets;
+    const Records& U = next.inputs.universe;
     // Dirty hand-over: a bucket that leaves a host still holding connections.
-    auto holder = [&](HostId h, size_t rule) {
+    // A host holds connections of a rule unless it is gone, stopped, or has
+    // the rule (any version, same key) disabled.
+    auto holder = [&](HostId h, const RuleRecord& rec) {
         if (h == kNoHost) return false;
-        if (h == cfg_.self)
-            return (state_ == HostState::started || state_ == HostState::draining) &&
-                   rule_states_[rule] != RuleState::disabled;
-        if (!alive(h, now_ns) || excluded(h, now_ns)) return false;
-        const Heartbeat& hb = peers_[h].hb;
-        if (hb.state != HostState::started && hb.state != HostState::draining) return false;
-        return rule >= hb.rule_states.size() || hb.rule_states[rule] != RuleState::disabled;
+        if (h != cfg_.self) {
+            if (!alive(h, now_ns) || excluded(h, now_ns)) return false;
+            const Heartbeat& hb = peers_[h].hb;
+            if (hb.state != HostState::started && hb.state != HostState::draining) return false;
+        } else if (state_ != HostState::started && state_ != HostState::draining) {
+            return false;
+        }
+        const RuleView v = rule_view(h);
+        if (v.records == nullptr) return true;
+        RuleRecord key{};
+        std::copy(rec.begin(), rec.begin() + kRuleKeyLen, key.begin());
+        auto it = std::lower_bound(v.records->begin(), v.records->end(), key);
+        if (it == v.records->end() || !same_rule_key(*it, rec)) return true;
+        const size_t k = static_cast<size_t>(it - v.records->begin());
+        return k >= v.states->size() || (*v.states)[k] != RuleState::disabled;
     };
     bool any_other_holder = false;
-    for (unsigned id = 1; id <= kMaxHosts; ++id)
-        if (static_cast<HostId>(id) != cfg_.self && holder(static_cast<HostId>(id), 0))
-            any_other_holder = true;
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        if (h == cfg_.self || !peers_[h].heard || !alive(h, now_ns) || excluded(h, now_ns)) continue;
+        const HostState st = peers_[h].hb.state;
+        any_other_holder |= st == HostState::started || st == HostState::draining;
+    }
     // A bucket moving again keeps the hosts it was still dirty from (e.g. a
     // draining host's bucket whose new owner died) next to its previous owner
     // `from` (kNoHost when that one holds nothing): two holders -> kAnyHost.
-    auto carried_dirty = [&](HostId from, HostId old_from, HostId n, size_t rule) {
+    auto carried_dirty = [&](HostId from, HostId old_from, HostId n, const RuleRecord& rec) {
         if (old_from == kNoHost || old_from == n || old_from == from) return from;
-        const bool holds = old_from == kAnyHost ? any_other_holder : holder(old_from, rule);
+        const bool holds = old_from == kAnyHost ? any_other_holder : holder(old_from, rec);
         if (!holds) return from;
         return from == kNoHost ? old_from : kAnyHost;
     };
+    // The same rule (record) in the current maps, if it is there.
+    auto in_current = [&](size_t u) {
+        return has_current_ ? find_record(cur_.inputs.universe, U[u]) : SIZE_MAX;
+    };
 
+    // Per class and bucket: the dirty source, combined over the class's rules
+    // (a class may merge rules whose current maps differ: each rule's own
+    // history counts). Per rule and bucket: withheld until converged.
+    const bool fresh_ok = has_current_ || adopted;
     std::vector<std::vector<HostId>> dirty(next.maps.size() - 1);
-    std::vector<bool> done(dirty.size(), false);
-    for (size_t i = 0; i < rules_.size(); ++i) {
+    std::vector<std::vector<uint8_t>> withhold(U.size());
+    for (auto& row : dirty) row.assign(B, kNoHost);
+    std::vector<std::vector<uint16_t>> seen_old(dirty.size());  // per class: old classes combined
+    std::vector<uint8_t> has_fresh(dirty.size(), 0);
+    auto combine = [](HostId a, HostId b) {
+        if (a == kNoHost) return b;
+        if (b == kNoHost || a == b) return a;
+        return kAnyHost;
+    };
+    for (size_t i = 0; i < U.size(); ++i) {
         const uint16_t c = next.rule_class[i];
-        if (c == core::kNoClass || done[c]) continue;
-        done[c] = true;
-        dirty[c].assign(B, kNoHost);
-        const uint16_t oc = has_current_ && i < cur_.rule_class.size() ? cur_.rule_class[i]
-                                                                        : core::kNoClass;
-        if (oc == core::kNoClass || cur_.maps[oc].size() != B) {
-            // No history (adopted maps, new class): unknown previous owner.
-            if (!has_current_ && adopted)
+        if (c == core::kNoClass) continue;
+        const size_t cu = in_current(i);
+        const uint16_t oc = cu != SIZE_MAX && cur_.rule_class[cu] != core::kNoClass &&
+                                    cur_.maps[cur_.rule_class[cu]].size() == B
+                                ? cur_.rule_class[cu]
+                                : core::kNoClass;
+        if (oc == core::kNoClass) {
+            // No history: adopted maps, or a rule version new to the
+            // universe (rolling change) whose traffic others may have served
+            // under another version or rule: unknown previous owner. A new
+            // version is also withheld until the cluster has converged on it.
+            if (!has_fresh[c] && fresh_ok && any_other_holder)
                 for (uint32_t b = 0; b < B; ++b)
-                    if (next.maps[c][b] == cfg_.self && any_other_holder) dirty[c][b] = kAnyHost;
+                    if (next.maps[c][b] == cfg_.self) dirty[c][b] = combine(dirty[c][b], kAnyHost);
+            has_fresh[c] = 1;
+            if (has_current_ && any_other_holder) {
+                withhold[i].assign(B, 0);
+                for (uint32_t b = 0; b < B; ++b) withhold[i][b] = next.maps[c][b] == cfg_.self;
+            }
             continue;
         }
         const std::vector<HostId>& old = cur_.maps[oc];
+        const std::vector<uint8_t>* old_withhold =
+            cu < withhold_.size() && withhold_[cu].size() == B ? &withhold_[cu] : nullptr;
+        // Gained after our own reload, or still withheld: until converged.
+        for (uint32_t b = 0; b < B; ++b) {
+            const HostId n = next.maps[c][b];
+            if (n == cfg_.self && ((settling_ && old[b] != n) || (old_withhold && (*old_withhold)[b]))) {
+                if (withhold[i].empty()) withhold[i].assign(B, 0);
+                withhold[i][b] = 1;
+            }
+        }
+        auto& merged = seen_old[c];
+        if (std::find(merged.begin(), merged.end(), oc) != merged.end()) continue;  // combined already
+        merged.push_back(oc);
         const std::vector<HostId>* old_dirty =
             oc < dirty_from_.size() && dirty_from_[oc].size() == B ? &dirty_from_[oc] : nullptr;
         for (uint32_t b = 0; b < B; ++b) {
             const HostId o = old[b], n = next.maps[c][b];
-            if (o == n) {
-                dirty[c][b] = old_dirty ? (*old_dirty)[b] : kNoHost;
-                continue;
-            }
-            dirty[c][b] = carried_dirty(holder(o, i) ? o : kNoHost,
-                                        old_dirty ? (*old_dirty)[b] : kNoHost, n, i);
+            const HostId od = old_dirty ? (*old_dirty)[b] : kNoHost;
+            const HostId d = o == n ? od : carried_dirty(holder(o, U[i]) ? o : kNoHost, od, n, U[i]);
+            dirty[c][b] = combine(dirty[c][b], d);
         }
     }
-    for (size_t i = 0; i < rules_.size(); ++i) {
-        if (rules_[i].mode != FilterMode::single) continue;
-        const HostId o = has_current_ && i < cur_.single.size() ? cur_.single[i] : kNoHost;
+    std::vector<HostId> single_dirty(U.size(), kNoHost);
+    std::vector<uint8_t> single_withhold(U.size(), 0);
+    for (size_t i = 0; i < U.size(); ++i) {
+        if (static_cast<FilterMode>(U[i][22]) != FilterMode::single) continue;
         const HostId n = next.single[i];
-        if (!has_current_)
-            single_dirty_from_[i] = adopted && n == cfg_.self && any_other_holder ? kAnyHost : kNoHost;
-        else if (o != n)
-            single_dirty_from_[i] =
-                carried_dirty(holder(o, i) ? o : kNoHost, single_dirty_from_[i], n, i);
+        const size_t cu = in_current(i);
+        if (cu == SIZE_MAX) {
+            single_dirty[i] = (has_current_ || adopted) && n == cfg_.self && any_other_holder ? kAnyHost
+                                                                                             : kNoHost;
+            single_withhold[i] = has_current_ && n == cfg_.self && any_other_holder;
+            continue;
+        }
+        const HostId o = cur_.single[cu];
+        single_withhold[i] = n == cfg_.self && ((settling_ && o != n) ||
+                                                (cu < single_withhold_.size() && single_withhold_[cu]));
+        const HostId old_from = cu < single_dirty_from_.size() ? single_dirty_from_[cu] : kNoHost;
+        single_dirty[i] = o == n ? old_from : carried_dirty(holder(o, U[i]) ? o : kNoHost, old_from, n, U[i]);
     }
+    single_dirty_from_ = std::move(single_dirty);
+    withhold_ = std::move(withhold);
+    single_withhold_ = std::move(single_withhold);
     dirty_from_ = std::move(dirty);
     has_dirty_ = true;  // update_dirty() below recounts
     const bool maps_changed = !has_current_ || next.digest != cur_.digest;
@@ -429,6 +663,16 @@ void Membership::check_converged(uint64_t now_ns) {
               hb.map_digest == cur_.digest;
     }
     converged_ = all;
+    if (all) {
+        settling_ = false;
+        const bool any = std::any_of(withhold_.begin(), withhold_.end(), [](const auto& row) {
+                             return std::find(row.begin(), row.end(), 1) != row.end();
+                         }) ||
+                         std::find(single_withhold_.begin(), single_withhold_.end(), 1) != single_withhold_.end();
+        withhold_.clear();
+        single_withhold_.clear();
+        if (any) changed_ = true;  // take what was withheld: republish
+    }
     // Reconverged with every member heard since link-up (or alone): the
     // rejoining marks now clear by the normal hand-over rule (update_dirty).
     if (all && rejoining_) {
@@ -571,9 +815,8 @@ void Membership::mark_merging(uint64_t now_ns) {
         for (uint32_t b = 0; b < B; ++b)
             if (cur_.maps[c][b] == cfg_.self) changed |= mark(dirty_from_[c][b]);
     }
-    for (size_t i = 0; i < rules_.size() && i < cur_.single.size(); ++i)
-        if (rules_[i].mode == FilterMode::single && cur_.single[i] == cfg_.self)
-            changed |= mark(single_dirty_from_[i]);
+    for (size_t i = 0; i < cur_.single.size() && i < single_dirty_from_.size(); ++i)
+        if (cur_.single[i] == cfg_.self) changed |= mark(single_dirty_from_[i]);
     if (changed) {
         has_dirty_ = true;
         changed_ = true;  // publish the dirty flags at once
@@ -594,9 +837,8 @@ void Membership::mark_rejoining() {
                 changed = true;
             }
     }
-    for (size_t i = 0; i < rules_.size() && i < cur_.single.size(); ++i)
-        if (rules_[i].mode == FilterMode::single && cur_.single[i] == cfg_.self &&
-            single_dirty_from_[i] != kAnyHost) {
+    for (size_t i = 0; i < cur_.single.size() && i < single_dirty_from_.size(); ++i)
+        if (cur_.single[i] == cfg_.self && single_dirty_from_[i] != kAnyHost) {
             single_dirty_from_[i] = kAnyHost;
             changed = true;
         }
@@ -654,8 +896,8 @@ void Membership::set_state(HostState s, uint64_t now_ns) {
 }
 
 void Membership::set_rule_state(size_t rule, RuleState s, uint64_t now_ns) {
-    if (rule >= rule_states_.size() || rule_states_[rule] == s) return;
-    rule_states_[rule] = s;
+    if (rule >= canon_of_.size() || rule_states_[canon_of_[rule]] == s) return;
+    rule_states_[canon_of_[rule]] = s;
     inputs_dirty_ = true;
     held_foreign_ = kHeldUnknown;
     ownership_changed_ = true;
@@ -679,6 +921,10 @@ void Membership::set_held_foreign(uint32_t n, uint64_t generation, uint64_t now_
 void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
     const HostId h = hb.host;
     if (h == kNoHost || h > kMaxHosts) return;
+    if (hb.rule_list) {
+        if (h != cfg_.self) take_rule_list(hb, now_ns);
+        return;
+    }
     if (h == cfg_.self) {
         if (hb.boot_id == cfg_.boot_id) return;  // our own frame looped back
         dup_self_heard_ = true;
@@ -714,6 +960,7 @@ void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
     p.last_seen_ns = now_ns;
     p.hb = hb;
     p.hb.chunk.reset();
+    refresh_peer_rules(h);
     recompute(now_ns);
     if (hb.chunk) take_chunk(hb, now_ns);
     mark_merging(now_ns);  // before this heartbeat can count as synced
@@ -729,7 +976,7 @@ void Membership::take_chunk(const Heartbeat& hb, uint64_t now_ns) {
     if (has_current_ && hb.epoch == cur_.epoch && hb.map_digest == cur_.digest &&
         hb.view == cur_.view)
         return;  // already ours
-    if (ch.map_classes == 0 || ch.map_classes > rules_.size() + 1 || ch.map_class >= ch.map_classes ||
+    if (ch.map_classes == 0 || ch.map_classes > kMaxRules + 1 || ch.map_class >= ch.map_classes ||
         ch.offset >= B || ch.owners.size() > B - ch.offset || ch.epoch != hb.epoch)
         return;
     if (rx_.from != hb.host || rx_.boot_id != hb.boot_id || rx_.epoch != hb.epoch ||
@@ -780,6 +1027,105 @@ void Membership::take_chunk(const Heartbeat& hb, uint64_t now_ns) {
     install(compute(current_inputs(now_ns)), true, now_ns);
 }
 
+// RuleList frames: reassembled per sender; a complete list whose records
+// are canonical (ascending, one per key) and match its fingerprint becomes
+// known, and every peer advertising that fingerprint is judged on it.
+void Membership::take_rule_list(const Heartbeat& hb, uint64_t now_ns) {
+    const RuleList& l = *hb.rule_list;
+    if (l.total == 0 || l.total > kMaxRules || size_t{l.offset} + l.records.size() > l.total) return;
+    if (known_list(l.fingerprint)) {
+        remember_list(l.fingerprint, known_list(l.fingerprint));
+    } else {
+        ListRx& rx = list_rx_[hb.host];
+        if (rx.boot_id != hb.boot_id || rx.fingerprint != l.fingerprint || rx.total != l.total) {
+            rx = ListRx{};
+            rx.boot_id = hb.boot_id;
+            rx.fingerprint = l.fingerprint;
+            rx.total = l.total;
+            rx.records.assign(l.total, RuleRecord{});
+            rx.have.assign(l.total, 0);
+        }
+        for (size_t k = 0; k < l.records.size(); ++k) {
+            const size_t at = l.offset + k;
+            if (!rx.have[at]) ++rx.filled;
+            rx.have[at] = 1;
+            rx.records[at] = l.records[k];
+        }
+        if (rx.filled != rx.total) return;
+        auto list = std::make_shared<Records>(std::move(rx.records));
+        rx = ListRx{};
+        bool canonical = true;
+        for (size_t k = 1; k < list->size() && canonical; ++k)
+            canonical = (*list)[k - 1] < (*list)[k] && !same_rule_key((*list)[k - 1], (*list)[k]);
+        if (!canonical || cluster::rules_fingerprint(std::span<const RuleRecord>(*list)) != l.fingerprint)
+            return;
+        remember_list(l.fingerprint, std::move(list));
+    }
+    bool any = false;
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        if (h == cfg_.self || !peers_[h].heard || peers_[h].hb.rules_fingerprint != l.fingerprint) continue;
+        if (peers_[h].rules && peers_[h].rules_hb.rules_fingerprint == l.fingerprint) continue;
+        refresh_peer_rules(h);
+        any = true;
+    }
+    if (!any) return;
+    recompute(now_ns);
+    check_converged(now_ns);
+    update_dirty(now_ns);
+}
+
+bool Membership::dynamic_peers_heard() const {
+    for (unsigned id = 1; id <= kMaxHosts; ++id)
+        if (static_cast<HostId>(id) != cfg_.self && peers_[id].heard) return true;
+    return false;
+}
+
+bool Membership::rule_frames_due(uint64_t now_ns) const {
+    if (rule_frames_sent_once_ && now_ns - last_rule_frames_ns_ < cfg_.interval_ns) return false;
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        if (h == cfg_.self) continue;
+        const Peer& p = peers_[h];
+        if (p.heard && alive(h, now_ns) && p.hb.rules_fingerprint != fingerprint_) return true;
+    }
+    return false;
+}
+
+void Membership::reconfigure(MembershipConfig next, uint64_t now_ns) {
+    // Operator states follow the rule key (VIP, ports, protocol).
+    std::vector<std::pair<RuleRecord, RuleState>> old_states;
+    for (size_t k = 0; k < rules_.size(); ++k) old_states.emplace_back((*records_)[k], rule_states_[k]);
+    const uint64_t old_fp = fingerprint_;
+    cfg_.interval_ns = next.interval_ns == 0 ? cfg_.interval_ns : next.interval_ns;
+    cfg_.tolerance = next.tolerance == 0 ? cfg_.tolerance : next.tolerance;
+    cfg_.listen_ns = 2 * cfg_.interval_ns;
+    cfg_.vips = std::move(next.vips);
+    cfg_.rules = std::move(next.rules);
+    cfg_.weights = std::move(next.weights);
+    cfg_.priorities = std::move(next.priorities);
+    cfg_.chunk_buckets = next.chunk_buckets;
+    set_rules(cfg_.rules);
+    rule_states_.assign(rules_.size(), RuleState::enabled);
+    for (size_t k = 0; k < rules_.size(); ++k)
+        for (const auto& [rec, st] : old_states)
+            if (same_rule_key(rec, (*records_)[k])) rule_states_[k] = st;
+    if (fingerprint_ != old_fp)
+        for (unsigned id = 1; id <= kMaxHosts; ++id)
+            if (static_cast<HostId>(id) != cfg_.self) refresh_peer_rules(static_cast<HostId>(id));
+    inputs_dirty_ = true;
+    held_foreign_ = kHeldUnknown;
+    ownership_changed_ = true;
+    changed_ = true;
+    settling_ = dynamic_peers_heard();
+    converged_ = false;
+    rule_frames_sent_once_ = false;                    // tell the peers our list at once
+    next_send_ns_ = std::min(next_send_ns_, now_ns);  // and our new per-rule arrays
+    recompute(now_ns);
+    check_converged(now_ns);
+    update_dirty(now_ns);
+}
+
 void Membership::tick(uint64_t now_ns) {
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
     if (dup_self_heard_ && now_ns - dup_self_seen_ns_ >= dead) {
@@ -819,7 +1165,7 @@ Heartbeat Membership::base_heartbeat(uint64_t wall_ns) {
     hb.sequence = last_sequence_;
     hb.epoch = has_current_ ? cur_.epoch : 0;
     hb.view = has_current_ ? cur_.view : 0;
-    hb.rules_fingerprint = cfg_.rules_fingerprint;
+    hb.rules_fingerprint = fingerprint_;
     hb.map_digest = has_current_ ? cur_.digest : 0;
     hb.buckets = cfg_.buckets;
     hb.held_foreign = state_ == HostState::stopped || state_ == HostState::suspended ? 0
@@ -839,6 +1185,29 @@ std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall
     if (now_ns < next_send_ns_) return out;
     tick(now_ns);
     next_send_ns_ = now_ns + cfg_.interval_ns;
+    // Our rule list first, so that a peer knows it when our heartbeat with
+    // the new fingerprint arrives.
+    if (rule_frames_due(now_ns)) {
+        rule_frames_sent_once_ = true;
+        last_rule_frames_ns_ = now_ns;
+        const Records& recs = *records_;
+        for (size_t off = 0; off < recs.size(); off += kMaxRuleRecordsPerFrame) {
+            const size_t len = std::min(kMaxRuleRecordsPerFrame, recs.size() - off);
+            Heartbeat f = base_heartbeat(wall_ns);
+            f.weights.clear();
+            f.priorities.clear();
+            f.rule_states.clear();
+            RuleList l;
+            l.fingerprint = fingerprint_;
+            l.offset = static_cast<uint16_t>(off);
+            l.total = static_cast<uint16_t>(recs.size());
+            l.records.assign(recs.begin() + static_cast<ptrdiff_t>(off),
+                             recs.begin() + static_cast<ptrdiff_t>(off + len));
+            f.rule_list = std::move(l);
+            out.push_back(std::move(f));
+            ++rule_frames_sent_;
+        }
+    }
     out.push_back(base_heartbeat(wall_ns));
 
     // Chunks: we are the authority and some host lacks our maps, at most once
@@ -889,7 +1258,7 @@ core::SnapshotInput Membership::snapshot_input() {
     in.buckets = cfg_.buckets;
     in.mode = cfg_.mode;
     in.vips = cfg_.vips;
-    in.rules = cfg_.rules;
+    in.rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
     in.generation = ++generation_;
     if (ownership_changed_) {
         maps_generation_ = generation_;
@@ -899,35 +1268,78 @@ core::SnapshotInput Membership::snapshot_input() {
     MapSet placeholder;
     const MapSet* m = &cur_;
     if (!has_current_) {
-        placeholder.inputs = cur_.inputs.members.empty() ? Inputs{} : cur_.inputs;
+        placeholder.inputs = Inputs{};
         classify(placeholder);
-        for (auto& map : placeholder.maps) map.assign(cfg_.buckets, kNoHost);
-        std::fill(placeholder.single.begin(), placeholder.single.end(), kNoHost);
         m = &placeholder;
     }
-    for (size_t k = 0; k < m->inputs.members.size(); ++k)
-        in.members.push_back(core::Member{m->inputs.members[k], m->inputs.weights[k], m->inputs.prios[k]});
+    const size_t n = in.rules.size();  // configured order
+    // Each configured rule's place in the universe (SIZE_MAX: not in force).
+    std::vector<size_t> at(n, SIZE_MAX);
+    for (size_t i = 0; i < n; ++i) at[i] = find_record(m->inputs.universe, (*records_)[canon_of_[i]]);
+    for (size_t k = 0; k < m->inputs.members.size(); ++k) {
+        core::Member cm{m->inputs.members[k], std::vector<uint8_t>(n, 0), std::vector<uint8_t>(n, 0)};
+        for (size_t i = 0; i < n; ++i)
+            if (at[i] != SIZE_MAX) {
+                cm.weights[i] = m->inputs.weights[k][at[i]];
+                cm.priorities[i] = m->inputs.prios[k][at[i]];
+            }
+        in.members.push_back(std::move(cm));
+    }
     const size_t classes = m->maps.empty() ? 0 : m->maps.size() - 1;
     in.class_maps.assign(m->maps.begin(), m->maps.begin() + static_cast<ptrdiff_t>(classes));
-    in.rule_class = m->rule_class;
-    in.echo_map = m->maps.empty() ? std::vector<HostId>(cfg_.buckets, kNoHost) : m->maps.back();
-    in.single_owners = m->single;
-    in.class_dirty.resize(classes);
+    // A configured rule not in force (or no maps yet) is owned by nobody: one
+    // extra class of kNoHost (only the connections already held continue).
+    const uint16_t nobody = static_cast<uint16_t>(classes);
+    in.class_maps.emplace_back(cfg_.buckets, kNoHost);
+    in.rule_class.assign(n, core::kNoClass);
+    in.single_owners.assign(n, kNoHost);
+    std::vector<size_t> withheld_dirty_from;  // class of each copy after `nobody`
+    for (size_t i = 0; i < n; ++i) {
+        if (in.rules[i].mode == FilterMode::multiple)
+            in.rule_class[i] = at[i] != SIZE_MAX && has_current_ ? m->rule_class[at[i]] : nobody;
+        else if (in.rules[i].mode == FilterMode::single && at[i] != SIZE_MAX && has_current_)
+            in.single_owners[i] = m->single[at[i]];
+    }
+    // Withheld buckets (see withhold_): a rule with some gets its own copy of
+    // its class's map without them.
+    const size_t shared_classes = in.class_maps.size();
+    for (size_t i = 0; i < n && has_current_; ++i) {
+        const size_t u = at[i];
+        if (u == SIZE_MAX || u >= withhold_.size() || withhold_[u].empty()) continue;
+        if (in.rule_class[i] == core::kNoClass || in.rule_class[i] >= shared_classes) continue;
+        const uint16_t c = in.rule_class[i];
+        std::vector<HostId> map = in.class_maps[c];
+        for (size_t b = 0; b < map.size() && b < withhold_[u].size(); ++b)
+            if (withhold_[u][b] && map[b] == cfg_.self) map[b] = kNoHost;
+        in.rule_class[i] = static_cast<uint16_t>(in.class_maps.size());
+        in.class_maps.push_back(std::move(map));
+        withheld_dirty_from.push_back(c);
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (at[i] != SIZE_MAX && at[i] < single_withhold_.size() && single_withhold_[at[i]] &&
+            in.single_owners[i] == cfg_.self)
+            in.single_owners[i] = kNoHost;
+    in.echo_map = has_current_ && !m->maps.empty() ? m->maps.back()
+                                                   : std::vector<HostId>(cfg_.buckets, kNoHost);
+    in.class_dirty.resize(in.class_maps.size());
     if (has_current_) {
-        for (size_t c = 0; c < classes && c < dirty_from_.size(); ++c) {
-            const auto& row = dirty_from_[c];
+        for (size_t c = 0; c < in.class_maps.size(); ++c) {
+            // Copies made for withheld buckets share their class's flags.
+            const size_t from = c < classes ? c : c > classes ? withheld_dirty_from[c - classes - 1] : SIZE_MAX;
+            if (from >= dirty_from_.size()) continue;
+            const auto& row = dirty_from_[from];
             if (std::none_of(row.begin(), row.end(), [](HostId h) { return h != kNoHost; }))
                 continue;
             in.class_dirty[c].resize(row.size());
             for (size_t b = 0; b < row.size(); ++b) in.class_dirty[c][b] = row[b] != kNoHost;
         }
-        in.single_dirty.resize(rules_.size());
-        for (size_t i = 0; i < rules_.size(); ++i)
-            in.single_dirty[i] = single_dirty_from_[i] != kNoHost;
+        in.single_dirty.resize(n);
+        for (size_t i = 0; i < n; ++i)
+            in.single_dirty[i] = at[i] != SIZE_MAX && at[i] < single_dirty_from_.size() &&
+                                 single_dirty_from_[at[i]] != kNoHost;
     }
-    in.local_disabled.resize(rules_.size());
-    for (size_t i = 0; i < rules_.size(); ++i)
-        in.local_disabled[i] = rule_states_[i] == RuleState::disabled;
+    in.local_disabled.resize(n);
+    for (size_t i = 0; i < n; ++i) in.local_disabled[i] = rule_states_[canon_of_[i]] == RuleState::disabled;
     if (rejoining_ && has_current_) withhold_new_traffic(in);
     return in;
 }
@@ -949,20 +1361,27 @@ void Membership::withhold_new_traffic(core::SnapshotInput& in) const {
 }
 
 HostId Membership::owner(size_t rule, uint32_t bucket) const {
-    if (!has_current_ || rule >= cur_.rule_class.size() || bucket >= cfg_.buckets) return kNoHost;
-    const uint16_t c = cur_.rule_class[rule];
+    if (!has_current_ || rule >= canon_of_.size() || bucket >= cfg_.buckets) return kNoHost;
+    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
+    if (u == SIZE_MAX) return kNoHost;
+    const uint16_t c = cur_.rule_class[u];
     return c == core::kNoClass ? kNoHost : cur_.maps[c][bucket];
 }
 
 bool Membership::dirty(size_t rule, uint32_t bucket) const {
-    if (!has_current_ || rule >= cur_.rule_class.size() || bucket >= cfg_.buckets) return false;
-    if (rules_[rule].mode == FilterMode::single) return single_dirty_from_[rule] != kNoHost;
-    const uint16_t c = cur_.rule_class[rule];
+    if (!has_current_ || rule >= canon_of_.size() || bucket >= cfg_.buckets) return false;
+    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
+    if (u == SIZE_MAX) return false;
+    if (static_cast<FilterMode>(cur_.inputs.universe[u][22]) == FilterMode::single)
+        return u < single_dirty_from_.size() && single_dirty_from_[u] != kNoHost;
+    const uint16_t c = cur_.rule_class[u];
     return c != core::kNoClass && c < dirty_from_.size() && dirty_from_[c][bucket] != kNoHost;
 }
 
 HostId Membership::single_owner(size_t rule) const {
-    return has_current_ && rule < cur_.single.size() ? cur_.single[rule] : kNoHost;
+    if (!has_current_ || rule >= canon_of_.size()) return kNoHost;
+    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
+    return u == SIZE_MAX ? kNoHost : cur_.single[u];
 }
 
 MembershipStatus Membership::status(uint64_t now_ns) const {
@@ -979,6 +1398,7 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
     st.epoch_changes = epoch_changes_;
     st.map_adoptions = map_adoptions_;
     st.chunks_sent = chunks_sent_;
+    st.rule_frames_sent = rule_frames_sent_;
     const Inputs in = current_inputs(now_ns);
     st.members = in.members;
     st.default_host = st.members.empty() ? kNoHost : st.members.front();
@@ -1009,11 +1429,18 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
         ps.held_foreign = p.hb.held_foreign;
         st.peers.push_back(ps);
         if (!ps.alive) continue;
-        if (p.hb.rules_fingerprint != cfg_.rules_fingerprint)
-            st.mismatches.push_back({MismatchKind::rules_fingerprint, h,
-                                     "host " + std::to_string(h) + " has port rules fingerprint " +
-                                         std::to_string(p.hb.rules_fingerprint) + ", ours is " +
-                                         std::to_string(cfg_.rules_fingerprint)});
+        if (p.hb.rules_fingerprint != fingerprint_) {
+            char fp[40];
+            std::snprintf(fp, sizeof fp, "%016llx", static_cast<unsigned long long>(p.hb.rules_fingerprint));
+            std::string text = "host " + std::to_string(h) + " applies other port rules (fingerprint " + fp;
+            if (!p.rules)
+                text += "; its rule list is not known yet: not a member until it is)";
+            else if (p.rules_hb.rules_fingerprint != p.hb.rules_fingerprint)
+                text += "; learning its new rule list, judged on its previous one)";
+            else
+                text += "); rules every host agrees on keep converging, see rule_differences";
+            st.mismatches.push_back({MismatchKind::rules_fingerprint, h, std::move(text)});
+        }
         if (p.hb.buckets != cfg_.buckets)
             st.mismatches.push_back({MismatchKind::bucket_count, h,
                                      "host " + std::to_string(h) + " uses " +
@@ -1045,17 +1472,23 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
                                                   : ClusterState::converged;
         break;
     }
-    for (size_t i = 0; i < rules_.size(); ++i) {
+    for (size_t i = 0; i < canon_of_.size(); ++i) {
+        const size_t k = canon_of_[i];
         RuleOwnership ro;
         ro.rule = static_cast<uint16_t>(i);
-        ro.mode = rules_[i].mode;
-        ro.state = rule_states_[i];
-        if (rules_[i].mode == FilterMode::single) {
-            ro.single_owner = single_owner(i);
+        ro.name = rule_name(rules_[k]);
+        ro.mode = rules_[k].mode;
+        ro.state = rule_states_[k];
+        const size_t u = has_current_ ? find_record(cur_.inputs.universe, (*records_)[k]) : SIZE_MAX;
+        ro.active = !has_current_ || u != SIZE_MAX;
+        if (u == SIZE_MAX) {
+            // not in force (or no maps yet): owns nothing
+        } else if (ro.mode == FilterMode::single) {
+            ro.single_owner = cur_.single[u];
             ro.owned = ro.single_owner == cfg_.self ? 1 : 0;
-            ro.dirty = ro.owned && single_dirty_from_[i] != kNoHost ? 1 : 0;
-        } else if (rules_[i].mode == FilterMode::multiple && has_current_) {
-            const uint16_t c = cur_.rule_class[i];
+            ro.dirty = ro.owned && u < single_dirty_from_.size() && single_dirty_from_[u] != kNoHost ? 1 : 0;
+        } else if (ro.mode == FilterMode::multiple && cur_.rule_class[u] != core::kNoClass) {
+            const uint16_t c = cur_.rule_class[u];
             for (uint32_t b = 0; b < cfg_.buckets; ++b) {
                 if (cur_.maps[c][b] != cfg_.self) continue;
                 ++ro.owned;
@@ -1063,6 +1496,73 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
             }
         }
         st.rules.push_back(ro);
+    }
+    // Rules that live members hold in different versions: per key, each
+    // version and its hosts; the universe's version is the active one.
+    {
+        struct Held {
+            RuleRecord rec;
+            HostId host;
+        };
+        std::vector<Held> held;
+        uint64_t known = 0;
+        for (HostId h : in.members) {
+            const RuleView v = rule_view(h);
+            if (v.records == nullptr) continue;
+            known |= bit(h);
+            for (const RuleRecord& r : *v.records) held.push_back(Held{r, h});
+        }
+        std::sort(held.begin(), held.end(), [](const Held& a, const Held& b) {
+            return a.rec != b.rec ? a.rec < b.rec : a.host < b.host;
+        });
+        const Records* universe = has_current_ ? &cur_.inputs.universe : nullptr;
+        auto describe = [](const RuleRecord& rec) {
+            const std::optional<PortRule> r = rule_from_record(rec);
+            if (!r) return std::string("invalid");
+            static const char* const kModes[] = {"multiple", "single", "disabled"};
+            static const char* const kAff[] = {"none", "single", "network"};
+            std::string d = std::string("mode ") + kModes[static_cast<unsigned>(r->mode)];
+            if (r->mode == FilterMode::multiple)
+                d += std::string(", affinity ") + kAff[static_cast<unsigned>(r->affinity)] +
+                     ", timeout " + std::to_string(r->affinity_timeout_s) + " s";
+            return d;
+        };
+        for (size_t i = 0; i < held.size();) {
+            size_t j = i;
+            uint64_t holders = 0;
+            bool one_version = true;
+            while (j < held.size() && same_rule_key(held[j].rec, held[i].rec)) {
+                holders |= bit(held[j].host);
+                one_version &= held[j].rec == held[i].rec;
+                ++j;
+            }
+            if (one_version && holders == known) {
+                i = j;
+                continue;
+            }
+            RuleDifference d;
+            d.rule = rule_name(rule_from_record(held[i].rec).value_or(PortRule{}));
+            for (size_t k = i; k < j;) {
+                RuleVersion v;
+                v.content = describe(held[k].rec);
+                v.active = universe != nullptr && find_record(*universe, held[k].rec) != SIZE_MAX;
+                size_t e = k;
+                while (e < j && held[e].rec == held[k].rec) v.hosts.push_back(held[e++].host);
+                d.versions.push_back(std::move(v));
+                k = e;
+            }
+            if (const uint64_t absent = known & ~holders; absent != 0) {
+                RuleVersion v;
+                v.content = "absent";
+                v.active = std::none_of(d.versions.begin(), d.versions.end(),
+                                        [](const RuleVersion& x) { return x.active; });
+                for (unsigned id = 1; id <= kMaxHosts; ++id)
+                    if (absent & bit(static_cast<HostId>(id))) v.hosts.push_back(static_cast<HostId>(id));
+                d.versions.push_back(std::move(v));
+            }
+            st.rule_differences.push_back(std::move(d));
+            i = j;
+        }
     }
     if (has_current_) {
         for (size_t c = 0; c + 1 < cur_.maps.size() && c < dirty_from_.size(); ++c)

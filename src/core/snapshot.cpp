@@ -29,21 +29,16 @@ inline uint64_t mix64(uint64_t h) noexcept {
 // handling priority) and the source line are left out on purpose: every host
 // must derive the same seed for the same rule.
 uint64_t rule_identity(const PortRule& r) {
+    // The canonical record (rules.hpp) less the affinity timeout: a rule keeps
+    // its hash seed, so its flows keep their buckets, when only that changes.
+    const RuleRecord rec = rule_record(r);
     uint64_t h = 0x6e6c62642d72756cull;  // "nlbd-rul"
     auto absorb = [&h](uint64_t w) { h = mix64(h ^ w) + 0x9e3779b97f4a7c15ull; };
-    if (r.vip) {
-        absorb(static_cast<uint64_t>(r.vip->family));
-        for (int half = 0; half < 2; ++half) {
-            uint64_t w = 0;
-            for (int i = 0; i < 8; ++i) w = (w << 8) | r.vip->b[static_cast<size_t>(half * 8 + i)];
-            absorb(w);
-        }
-    } else {
-        absorb(0xa11);
+    for (size_t o = 0; o < 24; o += 8) {
+        uint64_t w = 0;
+        for (size_t i = 0; i < 8; ++i) w = (w << 8) | rec[o + i];
+        absorb(w);
     }
-    absorb((static_cast<uint64_t>(r.port_lo) << 16) | r.port_hi);
-    absorb((static_cast<uint64_t>(r.protocol) << 16) | (static_cast<uint64_t>(r.mode) << 8) |
-           static_cast<uint64_t>(r.affinity));
     return mix64(h);
 }
 

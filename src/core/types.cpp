@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace nlbd {
@@ -45,6 +46,43 @@ std::string rule_name(const PortRule& r) {
     if (r.port_hi != r.port_lo) s += '-' + std::to_string(r.port_hi);
     s += r.protocol == Protocol::tcp ? "/tcp" : r.protocol == Protocol::udp ? "/udp" : "/both";
     return s;
+}
+
+RuleRecord rule_record(const PortRule& r) {
+    RuleRecord v{};
+    if (r.vip) {
+        v[0] = static_cast<uint8_t>(r.vip->family);
+        std::copy(r.vip->b.begin(), r.vip->b.end(), v.begin() + 1);
+    }
+    v[17] = static_cast<uint8_t>(r.port_lo >> 8);
+    v[18] = static_cast<uint8_t>(r.port_lo);
+    v[19] = static_cast<uint8_t>(r.port_hi >> 8);
+    v[20] = static_cast<uint8_t>(r.port_hi);
+    v[21] = static_cast<uint8_t>(r.protocol);
+    v[22] = static_cast<uint8_t>(r.mode);
+    v[23] = static_cast<uint8_t>(r.affinity);
+    for (int i = 0; i < 4; ++i) v[static_cast<size_t>(24 + i)] = static_cast<uint8_t>(r.affinity_timeout_s >> (24 - 8 * i));
+    return v;
+}
+
+std::optional<PortRule> rule_from_record(const RuleRecord& v) {
+    PortRule r;
+    if (v[0] != 0) {
+        if (v[0] != static_cast<uint8_t>(Family::v4) && v[0] != static_cast<uint8_t>(Family::v6))
+            return std::nullopt;
+        IpAddr a;
+        a.family = static_cast<Family>(v[0]);
+        std::copy(v.begin() + 1, v.begin() + 17, a.b.begin());
+        r.vip = a;
+    }
+    r.port_lo = static_cast<uint16_t>(v[17] << 8 | v[18]);
+    r.port_hi = static_cast<uint16_t>(v[19] << 8 | v[20]);
+    if (r.port_lo > r.port_hi || v[21] > 2 || v[22] > 2 || v[23] > 2) return std::nullopt;
+    r.protocol = static_cast<Protocol>(v[21]);
+    r.mode = static_cast<FilterMode>(v[22]);
+    r.affinity = static_cast<Affinity>(v[23]);
+    r.affinity_timeout_s = uint32_t{v[24]} << 24 | uint32_t{v[25]} << 16 | uint32_t{v[26]} << 8 | v[27];
+    return r;
 }
 
 }  // namespace nlbd

@@ -131,7 +131,6 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
     cluster::MembershipConfig mc;
     mc.self = cfg.host.id;
     mc.cluster_id = cluster_id_;
-    mc.rules_fingerprint = rules_fingerprint(cfg.rules);
     std::random_device rd;
     mc.boot_id = (uint64_t{rd()} << 32) ^ rd() ^ wall_ns();
     if (mc.boot_id == 0) mc.boot_id = 1;
@@ -493,7 +492,10 @@ ctl::Json ClusterControl::params() const {
     j["heartbeat_ethertype"] = cfg_.cluster.heartbeat_ethertype;
     j["authenticated"] = !key_.empty();
     j["cluster_id"] = hex64(cluster_id_);
-    j["rules_fingerprint"] = hex64(rules_fingerprint(cfg_.rules));
+    j["rules_fingerprint"] = hex64(dynamic_ ? membership_->rules_fingerprint()
+                                            : cluster::rules_fingerprint(std::span<const PortRule>(
+                                                  cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()}
+                                                                     : cfg_.rules)));
     j["conn_table_size"] = cfg_.dataplane.conn_table_size;
     j["idle_policy"] = cfg_.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";
     ctl::Json rules = ctl::Json::array();

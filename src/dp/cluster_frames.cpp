@@ -17,24 +17,6 @@ uint16_t inet_checksum(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-uint64_t rules_fingerprint(const std::vector<PortRule>& configured) {
-    std::vector<PortRule> rules = configured;
-    if (rules.empty()) rules.push_back(default_port_rule());
-    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over 64-bit words
-    auto mix = [&h](uint64_t v) {
-        for (int i = 0; i < 8; ++i) {
-            h ^= (v >> (8 * i)) & 0xff;
-            h *= 0x100000001b3ull;
-        }
-    };
-    mix(rules.size());
-    for (const PortRule& r : rules) {
-        mix(core::rule_identity(r));
-        mix(r.affinity_timeout_s);
-    }
-    return h;
-}
-
 std::vector<uint8_t> igmp_v2_report(const IpAddr& vip, const MacAddr& src_mac,
                                     const std::optional<IpAddr>& src_ip) {
     if (vip.family != Family::v4) return {};

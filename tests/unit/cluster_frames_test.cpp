@@ -26,35 +26,6 @@ uint16_t sum16(const uint8_t* p, size_t n) {
     return static_cast<uint16_t>(s);
 }
 
-TEST(RulesFingerprint, IgnoresPerHostWeightsAndPriorities) {
-    std::vector<PortRule> a = {rule(80, 80), rule(443, 443)};
-    std::vector<PortRule> b = a;
-    b[0].equal_weight = false;
-    b[0].load_weight = 10;
-    b[1].mode = FilterMode::multiple;
-    b[1].handling_priority = 7;
-    EXPECT_EQ(rules_fingerprint(a), rules_fingerprint(b));
-}
-
-TEST(RulesFingerprint, DiffersWhenRuleContentOrCountDiffers) {
-    const std::vector<PortRule> a = {rule(80, 80), rule(443, 443)};
-    std::vector<PortRule> ports = a;
-    ports[1].port_hi = 444;
-    std::vector<PortRule> proto = a;
-    proto[0].protocol = Protocol::udp;
-    std::vector<PortRule> timeout = a;
-    timeout[0].affinity_timeout_s = 30;
-    const std::vector<PortRule> fewer = {rule(80, 80)};
-    EXPECT_NE(rules_fingerprint(a), rules_fingerprint(ports));
-    EXPECT_NE(rules_fingerprint(a), rules_fingerprint(proto));
-    EXPECT_NE(rules_fingerprint(a), rules_fingerprint(timeout));
-    EXPECT_NE(rules_fingerprint(a), rules_fingerprint(fewer));
-}
-
-TEST(RulesFingerprint, EmptyRuleListIsTheNlbDefaultRule) {
-    EXPECT_EQ(rules_fingerprint({}), rules_fingerprint({default_port_rule()}));
-}
-
 TEST(IgmpReport, JoinsTheGroupOfTheVipWithValidChecksums) {
     MacAddr src;
     src.b = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};

@@ -221,7 +221,7 @@ TEST(HeartbeatReject, OtherEthertypeIsBadMagic) {
 }
 
 TEST(HeartbeatReject, OtherVersionIsBadVersion) {
-    for (uint8_t v : {0, 2, 255}) {
+    for (uint8_t v : {0, 1, 3, 255}) {
         auto f = encode(sample(), kKey);
         f[kP + 4] = v;
         Heartbeat out;
@@ -543,7 +543,7 @@ TEST(RulesFingerprint, ChangesWithRuleContent) {
     variants[6][0].vip = IpAddr::parse("10.0.0.1");
     for (size_t i = 0; i < variants.size(); ++i)
         EXPECT_NE(rules_fingerprint(variants[i]), fp) << i;
-    EXPECT_NE(rules_fingerprint({}), fp);
+    EXPECT_NE(rules_fingerprint(std::vector<PortRule>{}), fp);
     std::vector<PortRule> twice = {base[0], base[0]};
     EXPECT_NE(rules_fingerprint(twice), fp);
 }
@@ -559,15 +559,82 @@ TEST(RulesFingerprint, CanonicalOrderIsIndependentOfConfiguredOrder) {
     for (size_t k = 0; k < 3; ++k) EXPECT_EQ(a[oa[k]].port_lo, b[ob[k]].port_lo) << k;
 }
 
-TEST(ClusterIdentity, IndependentOfVipOrderAndDependsOnEveryInput) {
+TEST(ClusterIdentity, CoversNameModeAndTheClusterMacVipOnly) {
     const IpAddr v1 = *IpAddr::parse("10.0.0.10");
     const IpAddr v2 = *IpAddr::parse("fd00::10");
-    const std::vector<IpAddr> ab = {v1, v2}, ba = {v2, v1}, a = {v1};
+    const IpAddr v3 = *IpAddr::parse("10.0.0.11");
+    const std::vector<IpAddr> ab = {v1, v2}, ba = {v2, v1}, a = {v1}, abc = {v1, v2, v3}, c = {v3};
     const uint64_t id = cluster_identity("web", ab, 0);
     EXPECT_EQ(id, cluster_identity("web", ba, 0));
-    EXPECT_NE(id, cluster_identity("web", a, 0));
+    // VIPs after the first IPv4 one (which gives the cluster MAC) change live.
+    EXPECT_EQ(id, cluster_identity("web", a, 0));
+    EXPECT_EQ(id, cluster_identity("web", abc, 0));
+    EXPECT_NE(id, cluster_identity("web", c, 0));
     EXPECT_NE(id, cluster_identity("web2", ab, 0));
     EXPECT_NE(id, cluster_identity("web", ab, 1));
+}
+
+TEST(RuleRecord, RoundTripsEveryClusterWideField) {
+    PortRule r = rule(1024, 65535, FilterMode::multiple, 30, 0);
+    r.vip = IpAddr::parse("2001:db8::7");
+    r.protocol = Protocol::udp;
+    r.affinity = Affinity::network;
+    r.affinity_timeout_s = 0x01020304;
+    const RuleRecord rec = rule_record(r);
+    const std::optional<PortRule> back = rule_from_record(rec);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->vip, r.vip);
+    EXPECT_EQ(back->port_lo, r.port_lo);
+    EXPECT_EQ(back->port_hi, r.port_hi);
+    EXPECT_EQ(back->protocol, r.protocol);
+    EXPECT_EQ(back->mode, r.mode);
+    EXPECT_EQ(back->affinity, r.affinity);
+    EXPECT_EQ(back->affinity_timeout_s, r.affinity_timeout_s);
+    EXPECT_EQ(rule_record(*back), rec);
+    EXPECT_EQ(rule_name(r), "[2001:db8::7]:1024-65535/udp");
+    // Per-host fields are not content.
+    PortRule w = r;
+    w.load_weight = 90;
+    w.handling_priority = 3;
+    EXPECT_EQ(rule_record(w), rec);
+    // Hostile records are refused.
+    RuleRecord bad = rec;
+    bad[22] = 9;
+    EXPECT_FALSE(rule_from_record(bad));
+    bad = rec;
+    bad[19] = 0;  // port_hi 0 < port_lo
+    bad[20] = 0;
+    EXPECT_FALSE(rule_from_record(bad));
+}
+
+TEST(RuleList, RoundTripsThroughTheWireWithAndWithoutMac) {
+    Heartbeat hb = sample();
+    hb.weights.clear();
+    hb.priorities.clear();
+    hb.rule_states.clear();
+    hb.chunk.reset();
+    std::vector<PortRule> rules;
+    for (uint16_t p = 1; p <= 60; ++p) rules.push_back(rule(p, p, FilterMode::multiple, 50, 0));
+    RuleList l;
+    for (const PortRule& r : rules) l.records.push_back(rule_record(r));
+    std::sort(l.records.begin(), l.records.end());
+    l.fingerprint = rules_fingerprint(std::span<const RuleRecord>(l.records));
+    EXPECT_EQ(l.fingerprint, rules_fingerprint(rules));
+    l.total = static_cast<uint16_t>(l.records.size());
+    l.offset = 10;
+    l.records.assign(l.records.begin() + 10, l.records.begin() + 10 + kMaxRuleRecordsPerFrame);
+    hb.rule_list = l;
+    for (const HmacKey& key : {HmacKey{}, HmacKey{std::vector<uint8_t>(32, 7)}}) {
+        const auto f = encode_heartbeat(hb, MacAddr{}, MacAddr{}, kDefaultHeartbeatEthertype, key);
+        EXPECT_LE(f.size(), kMaxHeartbeatFrame);
+        Heartbeat out;
+        ASSERT_EQ(decode_heartbeat(f, kDefaultHeartbeatEthertype, hb.cluster_id, key, out), HeartbeatError::none);
+        EXPECT_EQ(out, hb);
+    }
+    // A list running past its total cannot be encoded.
+    hb.rule_list->offset = 50;
+    EXPECT_THROW(encode_heartbeat(hb, MacAddr{}, MacAddr{}, kDefaultHeartbeatEthertype, HmacKey{}),
+                 std::invalid_argument);
 }
 
 TEST(MapDigest, EqualMapsEqualDigestAnyChangeDiffers) {

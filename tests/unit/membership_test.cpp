@@ -21,7 +21,6 @@ namespace {
 constexpr uint64_t kMs = 1'000'000;
 constexpr uint64_t kInterval = 100 * kMs;
 constexpr uint32_t kTolerance = 3;
-constexpr uint64_t kFingerprint = 0xf1f1f1f1;
 
 PortRule multiple_rule(uint16_t lo, uint16_t hi, uint8_t weight = 0) {
     PortRule r;
@@ -68,7 +67,6 @@ public:
         MembershipConfig c;
         c.self = id;
         c.cluster_id = 42;
-        c.rules_fingerprint = kFingerprint;
         c.boot_id = 1000 + id;
         c.buckets = buckets;
         c.interval_ns = kInterval;
@@ -137,6 +135,12 @@ public:
     void run_for(uint64_t duration, uint64_t dt = kInterval / 10) {
         const uint64_t end = now + duration;
         while (now < end) step(dt);
+    }
+
+    // Reload: the same process takes a new rule set (Membership::reconfigure).
+    void reload(HostId id, std::vector<PortRule> rules) {
+        rules_of_[id] = rules;
+        node(id).m->reconfigure(config(id, std::move(rules)), now);
     }
 
     // Process restart: a fresh instance with a new boot id.
@@ -429,31 +433,142 @@ TEST(Membership, DuplicateHostIdIsReportedAndDoesNotConverge) {
     EXPECT_EQ(net.map_of(3), net.map_of(1));
 }
 
-TEST(Membership, RulesFingerprintMismatchIsReportedOnBothSides) {
+TEST(Membership, DifferingRuleIsReportedOnBothSidesAndTheMajorityVersionIsInForce) {
     Net net;
     net.add(1);
     net.add(2);
-    auto c = net.config(3, {multiple_rule(0, 65535)});
-    c.rules_fingerprint = 0xbad;
-    net.add(std::move(c));
+    PortRule other = multiple_rule(0, 65535);
+    other.affinity = Affinity::none;  // same key, other content
+    net.add(3, {other});
     net.run_for(20 * kInterval);
-    for (HostId h : {1, 2}) {
+    for (HostId h : {1, 2, 3}) {
         const auto st = net.node(h).m->status(net.now);
-        ASSERT_EQ(st.mismatches.size(), 1u);
-        EXPECT_EQ(st.mismatches[0].kind, MismatchKind::rules_fingerprint);
-        EXPECT_EQ(st.mismatches[0].host, 3);
-        EXPECT_NE(st.mismatches[0].text.find("host 3"), std::string::npos);
-        EXPECT_EQ(st.members, (std::vector<HostId>{1, 2}));
-        EXPECT_FALSE(st.converged);
+        EXPECT_EQ(st.members, (std::vector<HostId>{1, 2, 3})) << unsigned(h);
+        EXPECT_FALSE(st.converged) << unsigned(h);
+        ASSERT_EQ(st.rule_differences.size(), 1u) << unsigned(h);
+        const auto& d = st.rule_differences[0];
+        EXPECT_EQ(d.rule, "all:0-65535/both");
+        ASSERT_EQ(d.versions.size(), 2u);
+        for (const auto& v : d.versions) {
+            if (v.hosts == std::vector<HostId>{1, 2}) EXPECT_TRUE(v.active) << v.content;
+            else EXPECT_EQ(v.hosts, std::vector<HostId>{3});
+            if (v.hosts == std::vector<HostId>{3}) EXPECT_FALSE(v.active) << v.content;
+        }
+        bool fp = false;
+        for (const auto& mm : st.mismatches) fp |= mm.kind == MismatchKind::rules_fingerprint;
+        EXPECT_TRUE(fp) << unsigned(h);
     }
     const auto s3 = net.node(3).m->status(net.now);
     ASSERT_EQ(s3.mismatches.size(), 2u);
     EXPECT_EQ(s3.mismatches[0].host, 1);
     EXPECT_EQ(s3.mismatches[1].host, 2);
-    EXPECT_EQ(s3.members, (std::vector<HostId>{3}));
-    // Hosts 1 and 2 agree with each other, never with 3.
+    EXPECT_NE(s3.mismatches[0].text.find("host 1"), std::string::npos);
+    EXPECT_FALSE(s3.rules[0].active);
+    EXPECT_EQ(s3.rules[0].owned, 0u);
+    // One map on every host; the rule's buckets are split by 1 and 2 only.
     EXPECT_EQ(net.map_of(1), net.map_of(2));
+    for (HostId o : net.map_of(3)) EXPECT_EQ(o, kNoHost);  // its version is not in force
     expect_fair(net.map_of(1), {1, 2});
+    EXPECT_EQ(net.node(1).m->map_digest(), net.node(3).m->map_digest());
+}
+
+TEST(Membership, SameRulesInAnotherOrderConvergeWithOneMap) {
+    Net net;
+    const PortRule web = multiple_rule(80, 80), tls = multiple_rule(443, 443, 30), smtp = single_rule(25, 1);
+    net.add(1, {web, tls, smtp});
+    net.add(2, {smtp, tls, web});
+    PortRule smtp3 = single_rule(25, 2);
+    net.add(3, {tls, smtp3, web});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    for (HostId h : {1, 2, 3}) {
+        const auto st = net.node(h).m->status(net.now);
+        EXPECT_TRUE(st.mismatches.empty()) << unsigned(h);
+        EXPECT_TRUE(st.rule_differences.empty()) << unsigned(h);
+    }
+    // Rule 443 is index 1 on host 1, index 1 on host 2, index 0 on host 3.
+    EXPECT_EQ(net.map_of(1, 1), net.map_of(2, 1));
+    EXPECT_EQ(net.map_of(1, 1), net.map_of(3, 0));
+    EXPECT_EQ(net.node(1).m->single_owner(2), 1);
+    EXPECT_EQ(net.node(3).m->single_owner(1), 1);
+}
+
+// A rolling change, one host at a time: the rule that does not change keeps
+// every bucket owner throughout; the rule that changes never has two owners
+// for one bucket; the cluster ends converged on the new rule.
+TEST(Membership, RollingRuleChangeKeepsUnchangedOwnersAndNeverDoubleOwns) {
+    Net net(7);
+    const PortRule web = multiple_rule(80, 80);
+    PortRule tls = multiple_rule(443, 443);
+    PortRule tls2 = tls;
+    tls2.affinity = Affinity::none;  // the change
+    const PortRule extra = multiple_rule(8080, 8080);
+    for (HostId h : {1, 2, 3}) net.add(h, {web, tls});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    const std::vector<HostId> web_map = net.map_of(1, 0);
+    expect_fair(web_map, {1, 2, 3});
+
+    auto check = [&](const char* phase) {
+        for (HostId h : {1, 2, 3}) {
+            // `web` is rule 0 on every host, whatever else they list.
+            ASSERT_EQ(net.map_of(h, 0), web_map) << phase << " host " << unsigned(h);
+        }
+        for (uint32_t b = 0; b < net.buckets; ++b) {
+            unsigned owners = 0;
+            for (HostId h : {1, 2, 3}) {
+                const auto& snap = net.node(h).snap;
+                owners += snap && snap->owner(1, b) == h;  // 443 is rule 1 everywhere
+            }
+            ASSERT_LE(owners, 1u) << phase << " bucket " << b << " at " << net.now << ": "
+                                  << unsigned(net.node(1).snap->owner(1, b)) << unsigned(net.node(2).snap->owner(1, b))
+                                  << unsigned(net.node(3).snap->owner(1, b)) << " conv "
+                                  << net.node(1).m->converged() << net.node(2).m->converged()
+                                  << net.node(3).m->converged();
+        }
+    };
+    const std::vector<PortRule> next = {web, tls2, extra};
+    net.reload(1, next);
+    for (int i = 0; i < 100; ++i) {
+        net.step(kInterval / 10);
+        check("host 1 reloaded");
+    }
+    {
+        // 2 of 3 keep the old 443: it stays in force, host 1 takes none of it.
+        const auto st = net.node(2).m->status(net.now);
+        EXPECT_EQ(st.members, (std::vector<HostId>{1, 2, 3}));
+        EXPECT_EQ(st.rule_differences.size(), 2u);  // 443 changed, 8080 added
+        EXPECT_FALSE(net.node(1).m->status(net.now).rules[1].active);
+    }
+    net.reload(2, next);
+    for (int i = 0; i < 100; ++i) {
+        net.step(kInterval / 10);
+        check("host 2 reloaded");
+    }
+    EXPECT_FALSE(net.node(3).m->status(net.now).rules[1].active);  // old 443 lost the majority
+    net.reload(3, next);
+    ASSERT_TRUE(net.run_until([&] {
+        check("host 3 reloaded");
+        return net.converged_on({1, 2, 3});
+    }, 40 * kInterval));
+    for (HostId h : {1, 2, 3}) {
+        const auto st = net.node(h).m->status(net.now);
+        EXPECT_TRUE(st.rule_differences.empty());
+        EXPECT_TRUE(st.mismatches.empty());
+    }
+    expect_fair(net.map_of(1, 1), {1, 2, 3});
+    expect_fair(net.map_of(1, 2), {1, 2, 3});
+    EXPECT_EQ(net.map_of(1, 0), web_map);
+}
+
+TEST(Membership, ReloadKeepsOperatorRuleStatesByRuleKey) {
+    Net net;
+    PortRule tls = multiple_rule(443, 443);
+    net.add(1, {multiple_rule(80, 80), tls});
+    net.run_for(5 * kInterval);
+    net.node(1).m->set_rule_state(1, RuleState::disabled, net.now);
+    tls.affinity = Affinity::none;  // same key, new content: still the rule the operator disabled
+    net.reload(1, {tls, multiple_rule(8080, 8080)});
+    EXPECT_EQ(net.node(1).m->rule_state(0), RuleState::disabled);
+    EXPECT_EQ(net.node(1).m->rule_state(1), RuleState::enabled);
 }
 
 TEST(Membership, DrainstopMakesMovedBucketsDirtyAndEndsWhenConnectionsAreGone) {

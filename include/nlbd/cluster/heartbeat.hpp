@@ -18,7 +18,9 @@
 
 namespace nlbd::cluster {
 
-inline constexpr uint8_t kHeartbeatVersion = 1;
+// Version 2: rule-list frames (kFlagRules); the cluster identity covers the
+// name, the mode and the cluster MAC's VIP only (the other VIPs change live).
+inline constexpr uint8_t kHeartbeatVersion = 2;
 inline constexpr uint16_t kDefaultHeartbeatEthertype = 0x88B5;
 
 enum class HostState : uint8_t { stopped = 0, started = 1, draining = 2, suspended = 3 };
@@ -33,6 +35,8 @@ inline constexpr size_t kMaxHeartbeatFrame = 1514;    // untagged, without FCS
 inline constexpr size_t kMaxHeartbeatPayload = kMaxHeartbeatFrame - kEthHeaderLen;
 inline constexpr uint8_t kFlagMac = 0x01;             // HMAC trailer present
 inline constexpr uint8_t kFlagChunk = 0x02;           // map chunk present
+inline constexpr uint8_t kFlagRules = 0x04;           // rule-list section present
+inline constexpr size_t kRulesHeaderLen = 16;         // rule-list section before its records
 inline constexpr uint8_t kPriorityTag = 0x80;         // per-rule byte holds a priority
 
 // Per-rule bytes: one load byte per rule + 2-bit states, 4 per byte.
@@ -44,6 +48,11 @@ constexpr size_t heartbeat_frame_size(size_t rules, bool chunk, size_t chunk_own
     return kEthHeaderLen + kHeartbeatHeaderLen + heartbeat_rule_bytes(rules) +
            (chunk ? kChunkHeaderLen + chunk_owners : 0) + (mac ? kHeartbeatMacLen : 0);
 }
+
+// Rule records one rule-list frame carries (it has no per-rule arrays).
+inline constexpr size_t kMaxRuleRecordsPerFrame =
+    (kMaxHeartbeatPayload - kHeartbeatHeaderLen - kRulesHeaderLen - kHeartbeatMacLen) / kRuleRecordLen;
+static_assert(kMaxRuleRecordsPerFrame >= 32);
 
 // Most bucket owners one chunk may carry next to `rules` rules so that the
 // frame fits kMaxHeartbeatFrame even with the HMAC (0 when no chunk fits).
@@ -69,6 +78,21 @@ struct MapChunk {
     friend bool operator==(const MapChunk&, const MapChunk&) = default;
 };
 
+// One slice of the sender's port rules (its canonical records, in canonical
+// order), sent while a live peer advertises another rules fingerprint: the
+// peers learn which rules the sender applies, rule by rule, so that rules
+// every host agrees on keep converging during a rolling change
+// (docs/cluster.md, "Rolling rule changes"). Carried by frames with no
+// per-rule arrays; `fingerprint` must equal rules_fingerprint(all records).
+struct RuleList {
+    uint64_t fingerprint = 0;
+    uint16_t offset = 0;      // index of records[0] in the sender's list
+    uint16_t total = 0;       // rules in the sender's whole list
+    std::vector<RuleRecord> records;
+
+    friend bool operator==(const RuleList&, const RuleList&) = default;
+};
+
 // Per-rule arrays are indexed in canonical rule order (canonical_rule_order),
 // so that hosts listing the same rules in a different order agree.
 //
@@ -92,6 +116,7 @@ struct Heartbeat {
     std::vector<uint8_t> priorities;   // per rule (1..64; single mode; 0 = none)
     std::vector<RuleState> rule_states;
     std::optional<MapChunk> chunk;
+    std::optional<RuleList> rule_list;  // a rule-list frame (no per-rule arrays)
 
     friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };
@@ -130,15 +155,18 @@ inline constexpr size_t kMaxSecretLen = 4096;
 // 16..4096 bytes). Throws std::runtime_error naming the file on failure.
 HmacKey load_secret(const std::string& path);
 
-// Stable cluster identity (name, VIPs and mode); equal on every host.
-// SHA-256 over a canonical encoding (VIPs sorted, duplicates ignored),
-// first 8 bytes big-endian. `mode` is the ClusterMode value.
+// Stable cluster identity; equal on every host. SHA-256 over the name, the
+// mode and the VIP that gives the cluster MAC (the first IPv4 VIP; none for
+// an IPv6-only cluster), first 8 bytes big-endian. `mode` is the
+// ClusterMode value. The other VIPs are not part of it: they change by
+// reload, host by host, without splitting the cluster.
 uint64_t cluster_identity(const std::string& name, std::span<const IpAddr> vips, uint8_t mode);
 
 // Fingerprint of the port rules' content (VIP, ports, protocol, filter mode,
 // affinity, affinity timeout), NOT of load weights, equal_weight or handling
 // priorities; independent of rule order.
 uint64_t rules_fingerprint(std::span<const PortRule> rules);
+uint64_t rules_fingerprint(std::span<const RuleRecord> records);
 
 // The order in which per-rule arrays travel: out[k] = index into `rules` of
 // the k-th rule in canonical (content-sorted, ties by index) order.

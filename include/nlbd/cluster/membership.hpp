@@ -55,10 +55,29 @@
 //    is, they die as usual and the host continues alone (nothing dirty: the
 //    dead hold nothing).
 //
+//  - Rules by content (docs/cluster.md, "Rolling rule changes"): rules are
+//    kept in canonical order (core::rule_record), so hosts listing the same
+//    rules in another order are the same. Hosts whose rule sets differ still
+//    form one view: each learns the others' rule lists (RuleList frames,
+//    sent while a live peer advertises another fingerprint) and computes the
+//    same "universe": per rule key (VIP, ports, protocol), the version held
+//    by the most members (absence is a version; ties go to the version held
+//    by the lowest id). Maps cover the universe; a member takes part in a
+//    rule only if it holds the winning version (others get weight 0 and no
+//    priority: they keep their connections, as a draining host, but take
+//    nothing new). A rule version new to the universe has no history: its
+//    owned buckets are dirty from kAnyHost until the peers report no
+//    foreign connections. Rules every member agrees on keep their classes
+//    and owners. A peer whose rule list is not known yet is judged on the
+//    last list that was (a peer never heard with a known list is not a
+//    member until its list arrives).
+//
 // Not thread-safe: owned by the control thread.
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nlbd/cluster/heartbeat.hpp"
@@ -76,16 +95,15 @@ inline constexpr HostId kAnyHost = 0xff;
 struct MembershipConfig {
     HostId self = kNoHost;
     uint64_t cluster_id = 0;
-    uint64_t rules_fingerprint = 0;
     uint64_t boot_id = 0;                 // random per process start
     uint32_t buckets = kDefaultBuckets;
     uint64_t interval_ns = 1'000'000'000; // heartbeat_interval
     uint32_t tolerance = 5;               // dead after tolerance x interval of silence
     ClusterMode mode = ClusterMode::unicast;
     std::vector<IpAddr> vips;             // for snapshot_input()
-    std::vector<PortRule> rules;          // validated (empty = NLB default rule)
+    std::vector<PortRule> rules;          // validated (empty = NLB default rule), any order
     // This host's per-rule load weight (0..100) and handling priority (0 =
-    // none); empty = taken from `rules` (equal -> 50).
+    // none), indexed like `rules`; empty = taken from `rules` (equal -> 50).
     std::vector<uint8_t> weights;
     std::vector<uint8_t> priorities;
     HostState initial_state = HostState::started;
@@ -109,7 +127,7 @@ std::string_view name_of(HostState s) noexcept;
 std::string_view name_of(RuleState s) noexcept;
 
 enum class MismatchKind : uint8_t {
-    rules_fingerprint,  // peer's port rules differ from ours
+    rules_fingerprint,  // peer's port rules differ from ours (see rule_differences)
     duplicate_id,       // another process (other boot id) claims this host's id
     duplicate_peer,     // two boot ids heard for one peer id within the dead interval
     bucket_count,       // peer uses another bucket count
@@ -137,8 +155,23 @@ struct PeerStatus {
     uint32_t held_foreign = 0;
 };
 
+// One rule key (VIP, ports, protocol) that live members hold in different
+// versions (or not at all). `active` marks the version in force (the
+// universe's); hosts holding another take nothing new for it.
+struct RuleVersion {
+    std::string content;      // "mode multiple, affinity single, timeout 0 s" or "absent"
+    std::vector<HostId> hosts;
+    bool active = false;
+};
+struct RuleDifference {
+    std::string rule;         // rule_name(): "10.0.0.10:443/tcp"
+    std::vector<RuleVersion> versions;
+};
+
 struct RuleOwnership {
     uint16_t rule = 0;        // config index
+    std::string name;         // rule_name()
+    bool active = true;       // this host's version is in force cluster-wide
     FilterMode mode = FilterMode::multiple;
     RuleState state = RuleState::enabled;  // this host's
     uint32_t owned = 0;       // buckets this host owns (multiple mode)
@@ -164,18 +197,30 @@ struct MembershipStatus {
     std::vector<HostId> members;  // ascending
     std::vector<PeerStatus> peers;  // every host heard, ascending id
     std::vector<Mismatch> mismatches;
-    std::vector<RuleOwnership> rules;
+    std::vector<RuleDifference> rule_differences;  // empty when every member agrees
+    std::vector<RuleOwnership> rules;             // this host's rules, config order
     uint32_t map_classes = 0;
     uint32_t dirty_buckets = 0;     // (class, bucket) pairs owned by self and dirty
     uint32_t held_foreign = 0;      // as advertised (kHeldUnknown = not counted yet)
     uint64_t epoch_changes = 0;
     uint64_t map_adoptions = 0;     // map sets adopted from the authority's chunks
     uint64_t chunks_sent = 0;
+    uint64_t rule_frames_sent = 0;  // RuleList frames (rolling rule changes)
 };
 
 class Membership {
 public:
     Membership(MembershipConfig cfg, uint64_t now_ns);
+
+    // Reload (docs/reload.md): new rules (any order), weights, priorities,
+    // VIPs, heartbeat interval and tolerance. Keeps peers, maps, dirty marks
+    // and the per-rule operator states of rules whose key (VIP, ports,
+    // protocol) is still there. self, cluster_id, boot_id, buckets and mode
+    // must be unchanged (the caller refuses a reload that changes them).
+    void reconfigure(MembershipConfig next, uint64_t now_ns);
+    uint64_t rules_fingerprint() const noexcept { return fingerprint_; }
+    // Per-rule states by rule_name(), for the state file.
+    std::vector<std::pair<std::string, RuleState>> rule_states_by_name() const;
 
     // Operator commands. started -> joins; stopped/suspended -> leaves at once
     // (accepts nothing); draining -> leaves the map, keeps serving its
@@ -243,9 +288,14 @@ public:
 
 private:
     void withhold_new_traffic(core::SnapshotInput& in) const;
+    using Records = std::vector<RuleRecord>;
     struct Peer {
         bool heard = false;
         Heartbeat hb;             // last accepted (chunk stripped)
+        // Per-rule view: the last heartbeat whose rule list was known, and
+        // that list (null: never known; the peer is not a member).
+        Heartbeat rules_hb;
+        std::shared_ptr<const Records> rules;
         uint64_t last_seen_ns = 0;
         uint64_t first_seen_ns = 0;  // of this boot id
         uint64_t other_boot_id = 0;  // the boot id heard before the current one
@@ -259,12 +309,15 @@ private:
         // heartbeats count while rejoining.
         bool fresh = false;
     };
-    // Inputs of a map set: members and effective weights per rule.
+    // Inputs of a map set: members, the universe of rules in force, and
+    // effective weights per member and universe rule.
     struct Inputs {
         uint64_t view = 0;
         std::vector<HostId> members;                // ascending
+        Records universe;                           // canonical order
         std::vector<std::vector<uint8_t>> weights;  // [member][rule], effective
         std::vector<std::vector<uint8_t>> prios;    // [member][rule], effective
+        std::vector<std::vector<uint8_t>> part;     // [member][rule]: holds the version in force
         bool operator==(const Inputs&) const = default;
     };
     struct MapSet {
@@ -272,9 +325,9 @@ private:
         uint64_t view = 0;
         uint64_t digest = 0;
         Inputs inputs;
-        std::vector<uint16_t> rule_class;          // per rule; kNoClass if not multiple
+        std::vector<uint16_t> rule_class;          // per universe rule; kNoClass if not multiple
         std::vector<std::vector<HostId>> maps;     // per class (+ echo last)
-        std::vector<HostId> single;                // per rule: single-mode owner
+        std::vector<HostId> single;                // per universe rule: single-mode owner
     };
     struct Reassembly {
         HostId from = kNoHost;
@@ -287,6 +340,21 @@ private:
         std::vector<uint32_t> filled;
     };
 
+    struct RuleView {  // one member's per-rule arrays and the list they index
+        const Records* records = nullptr;
+        const std::vector<uint8_t>* weights = nullptr;
+        const std::vector<uint8_t>* prios = nullptr;
+        const std::vector<RuleState>* states = nullptr;
+    };
+    RuleView rule_view(HostId h) const;
+    std::shared_ptr<const Records> known_list(uint64_t fingerprint) const;
+    void remember_list(uint64_t fingerprint, std::shared_ptr<const Records> list);
+    void refresh_peer_rules(HostId h);
+    void take_rule_list(const Heartbeat& hb, uint64_t now_ns);
+    void set_rules(std::vector<PortRule> configured);
+    static size_t find_record(const Records& sorted, const RuleRecord& r);
+    bool rule_frames_due(uint64_t now_ns) const;
+    bool dynamic_peers_heard() const;
     bool alive(HostId h, uint64_t now_ns) const;
     bool stale(HostId h) const;  // rejoining and not heard since link-up
     void mark_rejoining();
@@ -313,10 +381,34 @@ private:
     Heartbeat base_heartbeat(uint64_t wall_ns);
 
     MembershipConfig cfg_;
-    std::vector<PortRule> rules_;    // cfg_.rules or the NLB default
-    std::vector<uint64_t> rule_ids_;
+    // This host's rules in canonical order (cfg_.rules or the NLB default).
+    std::vector<PortRule> rules_;
+    std::shared_ptr<const Records> records_;  // rule_record(rules_[k]), ascending
+    std::vector<uint32_t> config_index_;      // canonical k -> index in cfg_.rules
+    std::vector<uint32_t> canon_of_;          // index in cfg_.rules -> canonical k
+    uint64_t fingerprint_ = 0;
     HostState state_ = HostState::started;
-    std::vector<RuleState> rule_states_;
+    std::vector<RuleState> rule_states_;      // canonical order
+    // Rule lists known by fingerprint (ours, earlier ours, learned), bounded.
+    struct KnownList {
+        uint64_t fingerprint = 0;
+        std::shared_ptr<const Records> records;
+        uint64_t use = 0;
+    };
+    std::vector<KnownList> known_;
+    uint64_t known_use_ = 0;
+    struct ListRx {
+        uint64_t boot_id = 0;
+        uint64_t fingerprint = 0;
+        uint16_t total = 0;
+        Records records;
+        std::vector<uint8_t> have;
+        size_t filled = 0;
+    };
+    ListRx list_rx_[kMaxHosts + 1];
+    uint64_t last_rule_frames_ns_ = 0;
+    bool rule_frames_sent_once_ = false;
+    uint64_t rule_frames_sent_ = 0;
     uint64_t start_ns_ = 0;
 
     Peer peers_[kMaxHosts + 1];
@@ -332,7 +424,15 @@ private:
     // dirty_from_[class][bucket]: previous owner still holding connections, or
     // kNoHost; kAnyHost: previous owner unknown (maps adopted without history).
     std::vector<std::vector<HostId>> dirty_from_;
-    std::vector<HostId> single_dirty_from_;  // per rule
+    std::vector<HostId> single_dirty_from_;  // per universe rule of cur_
+    // Withheld until converged (published as unowned): buckets of a rule
+    // version new to the universe, and buckets this host gained after its own
+    // reload (settling_), so that a SYN is never answered by two hosts while
+    // the peers learn the change. [universe rule of cur_][bucket] (empty row:
+    // none) / per universe rule (single mode).
+    std::vector<std::vector<uint8_t>> withhold_;
+    std::vector<uint8_t> single_withhold_;
+    bool settling_ = false;
     bool converged_ = false;
     bool inputs_dirty_ = true;  // some member's weights/state may have changed
     bool has_dirty_ = false;    // some dirty_from_ entry is set

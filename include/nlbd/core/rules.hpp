@@ -2,6 +2,8 @@
 // Port rules as the operator writes them (SPEC §2), after parsing, before
 // compilation. Control plane type: may allocate.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,5 +48,30 @@ inline PortRule default_port_rule() { return PortRule{}; }
 // The same on every host whatever order its file lists the rules in; what
 // commands, counters, query, metrics and the state file call a rule.
 std::string rule_name(const PortRule& r);
+
+// The one canonical encoding of a rule's cluster-wide content: what must be
+// equal on every host for them to apply "the same rule". Big-endian, fixed
+// size, compared bytewise:
+//   [0]      VIP family (0 = "all")      [1..16]  VIP address (zero for "all")
+//   [17..18] port_lo                     [19..20] port_hi
+//   [21]     protocol                    [22]     filtering mode
+//   [23]     affinity                    [24..27] affinity_timeout_s
+// Bytes [0, kRuleKeyLen) are the rule's key (VIP, ports, protocol): the rule's
+// name. Per-host fields (load_weight, equal_weight, handling_priority,
+// static_*) and health checks are not part of it. It feeds the rules
+// fingerprint, the canonical rule order (heartbeat per-rule arrays, map
+// classes), the rule-list frames and the hash seed (core::rule_identity).
+inline constexpr size_t kRuleRecordLen = 28;
+inline constexpr size_t kRuleKeyLen = 21;
+using RuleRecord = std::array<uint8_t, kRuleRecordLen>;
+RuleRecord rule_record(const PortRule& r);
+// The cluster-wide fields back from a record (weights and priorities left at
+// their defaults); nullopt when a field is out of range (hostile input).
+std::optional<PortRule> rule_from_record(const RuleRecord& rec);
+inline bool same_rule_key(const RuleRecord& a, const RuleRecord& b) noexcept {
+    for (size_t i = 0; i < kRuleKeyLen; ++i)
+        if (a[i] != b[i]) return false;
+    return true;
+}
 
 }  // namespace nlbd

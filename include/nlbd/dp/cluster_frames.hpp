@@ -11,12 +11,6 @@
 
 namespace nlbd::dp {
 
-// Port-rule fingerprint carried in heartbeats: the rules' cluster-wide content
-// in order (VIP, ports, protocol, mode, affinity, affinity timeout; not the
-// per-host load weights or handling priorities). Equal on hosts whose rules
-// are equal; an empty list means NLB's default rule.
-uint64_t rules_fingerprint(const std::vector<PortRule>& rules);
-
 // IGMPv2 membership report for 239.255.y.z, where y.z are the last two bytes
 // of `first_v4_vip` (SPEC §3, igmp mode): Ethernet to 01-00-5e-7f-y-z, IPv4
 // with TTL 1 and the router alert option, source `src_ip` (0.0.0.0 when
