@@ -8,6 +8,7 @@ build=${1:-build}
 packages=(
   g++ meson ninja-build pkg-config
   libdpdk-dev dpdk
+  dpdk-dev          # dpdk-testpmd (benchmark smoke test), dpdk-telemetry.py (telemetry suite)
   libssl-dev libhwloc-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev libpcap-dev
   clang libclang-rt-14-dev
