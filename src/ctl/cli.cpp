@@ -1,4 +1,5 @@
-// nlbctl: command table, argument parsing and human printers (see cli.hpp).
+// nlbctl: argument parsing and human printers (see cli.hpp); the commands
+// themselves are the registry's (commands.hpp).
 // Printers take whatever the daemon sends: every field may be missing or of
 // another type, and unknown fields are shown generically, never rejected.
 
@@ -11,7 +12,6 @@
 #include "nlbd/ctl/cert.hpp"
 #include "nlbd/ctl/client.hpp"
 #include "nlbd/ctl/server.hpp"
-#include "nlbd/ctl/target.hpp"
 #include "nlbd/ctl/tls_client.hpp"
 
 namespace nlbd::ctl {
@@ -425,33 +425,17 @@ void print_stats(std::FILE* out, const Json& r) {
     }
 }
 
-// ---- argument checks ---------------------------------------------------------
+// ---- printers per command ----------------------------------------------------
 
-std::string check_target(const std::vector<std::string>& args) {
-    if (!parse_rule_target(args.at(0)))
-        return "bad target '" + args[0] + "': expected vip:port, [ipv6]:port, vip:all, port or all";
-    return "";
-}
-
-constexpr CommandSpec kCommands[] = {
-    {"query", "", "state, membership, convergence, epoch, buckets owned per rule, mismatches", 0, 0, nullptr,
-     print_query},
-    {"display", "", "configuration, parameters and state of this host", 0, 0, nullptr, print_generic},
-    {"params", "", "effective cluster and host parameters", 0, 0, nullptr, print_generic},
-    {"stats", "", "packet counters (same data as nlbd --stats-json)", 0, 0, nullptr, print_stats},
-    {"start", "", "start cluster operations on this host", 0, 0, nullptr, print_action},
-    {"stop", "", "stop cluster operations at once (connections are dropped)", 0, 0, nullptr, print_action},
-    {"drainstop", "", "accept no new connections; stop when the existing ones are gone", 0, 0, nullptr, print_action},
-    {"suspend", "", "stop and ignore every command but resume and query", 0, 0, nullptr, print_action},
-    {"resume", "", "leave the suspended state (then use start)", 0, 0, nullptr, print_action},
-    {"enable", "<vip:port|port|all>", "enable traffic handling for the matching port rules", 1, 1, check_target,
-     print_action},
-    {"disable", "<vip:port|port|all>", "drop all traffic (connections too) of the matching port rules", 1, 1,
-     check_target, print_action},
-    {"drain", "<vip:port|port|all>", "accept no new connections for the matching port rules", 1, 1, check_target,
-     print_action},
-    {"reload", "", "re-read the configuration files", 0, 0, nullptr, print_action},
+// One row per registry command (commands.hpp), any order.
+constexpr CommandPrinter kPrinters[] = {
+    {"query", print_query},       {"display", print_generic}, {"params", print_generic},
+    {"stats", print_stats},       {"start", print_action},    {"stop", print_action},
+    {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
+    {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
+    {"reload", print_action},
 };
+static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
 
 bool parse_int(std::string_view s, int& out) {
     auto r = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -460,11 +444,11 @@ bool parse_int(std::string_view s, int& out) {
 
 }  // namespace
 
-std::span<const CommandSpec> command_table() { return kCommands; }
+std::span<const CommandPrinter> printer_table() { return kPrinters; }
 
-const CommandSpec* find_command(std::string_view name) {
-    for (const auto& c : kCommands)
-        if (name == c.name) return &c;
+Printer printer_for(std::string_view command) {
+    for (const CommandPrinter& p : kPrinters)
+        if (p.name == command) return p.print;
     return nullptr;
 }
 
@@ -478,14 +462,13 @@ void print_usage(std::FILE* out) {
                  "    --cert F --key F  our client certificate and key (PEM; its CN is our identity)\n"
                  "    --ca F            CA that signed the server's certificate\n"
                  "    --server-name N   also require the server's certificate to cover N (and send it as SNI)\n"
-                 "commands:\n",
+                 "commands (ROLE: what a --remote client needs; the local socket runs all):\n",
                  kDefaultSocketPath);
-    for (const auto& c : kCommands) {
-        std::string syn = std::string(c.name) + (c.usage[0] ? " " : "") + c.usage;
-        std::fprintf(out, "  %-32s %s\n", syn.c_str(), c.help);
-    }
-    std::fprintf(out, "  %-32s %s\n", "cert SUBCOMMAND ...",
-                 "certificates: request|issue|export|import|check|show (local; nlbctl cert --help)");
+    for (const Command& c : kCommands)
+        std::fprintf(out, "  %-32s %-6s %.*s\n", synopsis(c).c_str(), role_name(c.role),
+                     static_cast<int>(c.help.size()), c.help.data());
+    std::fprintf(out, "  %-32s %-6s %s\n", "cert SUBCOMMAND ...", "local",
+                 "certificates: request|issue|export|import|check|show (no daemon; nlbctl cert --help)");
     std::fprintf(out, "exit status: 0 ok, 1 command failed, 2 usage error, 3 cannot connect\n");
 }
 
@@ -563,16 +546,9 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
         return err("--remote needs --cert, --key and --ca");
     if (inv.remote.empty() && (!inv.cert.empty() || !inv.key.empty() || !inv.ca.empty() || !inv.server_name.empty()))
         return err("--cert, --key, --ca and --server-name go with --remote");
-    const CommandSpec* spec = find_command(inv.command);
-    if (!spec) return err("unknown command '" + inv.command + "'");
-    int n = static_cast<int>(inv.args.size());
-    std::string syn = std::string(spec->name) + (spec->usage[0] ? " " : "") + spec->usage;
-    if (n < spec->min_args) return err("'" + inv.command + "' needs an argument: " + syn);
-    if (n > spec->max_args) return err("too many arguments for '" + inv.command + "': " + syn);
-    if (spec->check) {
-        std::string e = spec->check(inv.args);
-        if (!e.empty()) return err(e);
-    }
+    const Command* cmd = find_command(inv.command);
+    if (!cmd) return err("unknown command '" + inv.command + "'");
+    if (std::string e = argument_error(*cmd, inv.args); !e.empty()) return err(std::move(e));
     o.ok = true;
     return o;
 }
@@ -596,9 +572,9 @@ int print_response(std::FILE* out, std::FILE* err, const Invocation& inv, const 
         std::fprintf(out, "%s\n", result->dump_pretty().c_str());
         return kExitOk;
     }
-    const CommandSpec* spec = find_command(inv.command);
+    const Printer print = printer_for(inv.command);
     try {
-        (spec && spec->print ? spec->print : print_generic)(out, *result);
+        (print ? print : print_generic)(out, *result);
     } catch (const std::exception& e) {
         // A printer met a shape it cannot show: fall back to the raw result.
         std::fprintf(out, "%s\n", result->dump_pretty().c_str());

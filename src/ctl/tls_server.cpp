@@ -176,30 +176,6 @@ struct Client {
 
 }  // namespace
 
-Role parse_role(std::string_view text) {
-    if (text == "read") return Role::read;
-    if (text == "admin") return Role::admin;
-    return Role::none;
-}
-
-const char* role_name(Role r) {
-    switch (r) {
-    case Role::read: return "read";
-    case Role::admin: return "admin";
-    default: return "none";
-    }
-}
-
-bool is_read_command(std::string_view command) {
-    return command == "query" || command == "display" || command == "params" || command == "stats";
-}
-
-bool role_allows(Role role, std::string_view command) {
-    if (role == Role::admin) return true;
-    if (role == Role::read) return is_read_command(command);
-    return false;
-}
-
 bool split_host_port(std::string_view text, std::string& host, uint16_t& port) {
     size_t colon;
     if (!text.empty() && text.front() == '[') {
@@ -360,8 +336,9 @@ std::string TlsControlServer::handle_line(std::string_view line, const std::stri
         for (char ch : command.substr(0, 64)) printable += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
         log("refused " + peer + ": CN=" + cn + " (" + role_name(role) + ") not authorised for command " +
             printable);
+        const Command* c = find_command(command);   // not in the registry: only admin may send it
         return make_error_response("not authorised: client certificate CN=" + cn + " has role " + role_name(role) +
-                                   "; '" + printable + "' needs admin");
+                                   "; '" + printable + "' needs " + role_name(c ? c->role : Role::admin));
     }
     served_.fetch_add(1, std::memory_order_relaxed);
     return run_handler(handler_, req, opt_.max_response_bytes);

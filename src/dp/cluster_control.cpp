@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
 #include "nlbd/cluster/membership.hpp"
+#include "nlbd/ctl/commands.hpp"
 #include "nlbd/ctl/target.hpp"
 #include "nlbd/dp/cluster_frames.hpp"
 #include "nlbd/dp/eal_args.hpp"
@@ -626,98 +628,137 @@ ctl::Json ClusterControl::query() const {
     return j;
 }
 
+// ---- nlbctl commands ---------------------------------------------------------
+// The registry (ctl/commands.hpp) says which commands exist, their arity,
+// role and the states that accept them; run_command() enforces that, then
+// calls the command's handler below. Handlers therefore get the arguments
+// their row allows, and those of rows without with_static run only with
+// dynamic membership (membership_ is set).
+
+struct ClusterControl::CommandHandler {
+    std::string_view name;
+    ctl::Json (*run)(ClusterControl& self, const std::vector<std::string>& args);
+};
+
+std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers() {
+    using Args = std::vector<std::string>;
+    using cluster::HostState;
+    using cluster::RuleState;
+    static constexpr CommandHandler kHandlers[] = {
+        {"query", [](ClusterControl& c, const Args&) { return c.query(); }},
+        {"display",
+         [](ClusterControl& c, const Args&) {
+             ctl::Json j = ctl::Json::object();
+             j["query"] = c.query();
+             j["params"] = c.params();
+             if (c.stats_provider) j["stats"] = ctl::Json::parse(c.stats_provider());
+             return j;
+         }},
+        {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
+        {"stats",
+         [](ClusterControl& c, const Args&) {
+             if (!c.stats_provider) throw std::runtime_error("stats: not available");
+             return ctl::Json::parse(c.stats_provider());
+         }},
+        {"start",
+         [](ClusterControl& c, const Args&) {
+             return c.dynamic_ ? c.set_host_state(HostState::started) : c.set_static_started(true);
+         }},
+        {"stop",
+         [](ClusterControl& c, const Args&) {
+             return c.dynamic_ ? c.set_host_state(HostState::stopped) : c.set_static_started(false);
+         }},
+        {"drainstop",
+         [](ClusterControl& c, const Args&) {
+             const HostState before = c.membership_->state();
+             if (before != HostState::started)
+                 throw std::runtime_error("drainstop: host is " + std::string(cluster::name_of(before)) +
+                                          ", not started");
+             return c.set_host_state(HostState::draining);
+         }},
+        {"suspend", [](ClusterControl& c, const Args&) { return c.set_host_state(HostState::suspended); }},
+        {"resume",
+         [](ClusterControl& c, const Args&) {
+             if (c.membership_->state() != HostState::suspended)
+                 throw std::runtime_error("resume: host is not suspended");
+             return c.set_host_state(HostState::stopped);  // NLB: resume, then start
+         }},
+        {"enable",
+         [](ClusterControl& c, const Args& a) { return c.set_rule_state("enable", a[0], RuleState::enabled); }},
+        {"disable",
+         [](ClusterControl& c, const Args& a) { return c.set_rule_state("disable", a[0], RuleState::disabled); }},
+        {"drain",
+         [](ClusterControl& c, const Args& a) { return c.set_rule_state("drain", a[0], RuleState::draining); }},
+        {"reload", [](ClusterControl& c, const Args&) { return c.reload(); }},
+    };
+    static_assert(ctl::covers_every_command(kHandlers),
+                  "every registry command needs exactly one nlbd handler");
+    return kHandlers;
+}
+
 ctl::Json ClusterControl::run_command(const std::string& command,
                                       const std::vector<std::string>& args) {
-    auto no_args = [&] {
-        if (!args.empty()) throw std::runtime_error(command + ": takes no arguments");
-    };
-    if (command == "query") return query();
-    if (command == "params") return params();
-    if (command == "stats") {
-        if (!stats_provider) throw std::runtime_error("stats: not available");
-        return ctl::Json::parse(stats_provider());
-    }
-    if (command == "display") {
-        ctl::Json j = ctl::Json::object();
-        j["query"] = query();
-        j["params"] = params();
-        if (stats_provider) j["stats"] = ctl::Json::parse(stats_provider());
-        return j;
-    }
-    if (command == "reload") throw std::runtime_error("reload: not supported yet");
-
-    static const char* const kKnown[] = {"start",  "stop",   "drainstop", "suspend", "resume",
-                                         "enable", "disable", "drain"};
-    if (std::find_if(std::begin(kKnown), std::end(kKnown),
-                     [&](const char* k) { return command == k; }) == std::end(kKnown))
-        throw std::runtime_error("unknown command '" + command + "'");
-    if (!dynamic_) {
-        // Static membership: the member list is fixed; only this host's
-        // started/stopped flag can change (the others assume it is started).
-        const core::Snapshot* cur = publisher_.current().get();
-        const bool started = cur != nullptr && cur->started;
-        if (command != "start" && command != "stop")
-            throw std::runtime_error(command +
-                                     ": static membership ([cluster] static_members) supports "
-                                     "only start and stop");
-        no_args();
-        config::Config c = cfg_;
-        c.host.initial_state =
-            command == "start" ? config::InitialState::started : config::InitialState::stopped;
-        std::string warning;
-        core::SnapshotInput in = static_snapshot_input(c, &warning);
-        in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
-        publisher_.publish(core::compile_snapshot(in));
-        ++hb_.snapshots_published;
-        ctl::Json j = ctl::Json::object();
-        j["previous"] = started ? "started" : "stopped";
-        j["state"] = in.started ? "started" : "stopped";
-        return j;
-    }
-
-    const uint64_t now = steady_ns();
-    const cluster::HostState before = membership_->state();
+    const ctl::Command* cmd = ctl::find_command(command);
+    if (cmd == nullptr) throw std::runtime_error("unknown command '" + command + "'");
+    if (std::string e = ctl::argument_error(*cmd, args); !e.empty()) throw std::runtime_error(e);
+    // Static membership: the member list is fixed; only this host's
+    // started/stopped flag can change (the others assume it is started).
+    if (!dynamic_ && !cmd->with_static)
+        throw std::runtime_error(command +
+                                 ": static membership ([cluster] static_members) supports "
+                                 "only start and stop");
     // NLB: a suspended host ignores every command but resume and query.
-    if (before == cluster::HostState::suspended && command != "resume")
+    if (dynamic_ && !cmd->while_suspended && membership_->state() == cluster::HostState::suspended)
         throw std::runtime_error(command + ": host is suspended; only 'resume' and 'query' are accepted");
+    for (const CommandHandler& h : command_handlers())
+        if (h.name == cmd->name) return h.run(*this, args);
+    // Unreachable: command_handlers() has a row per command (static_assert).
+    throw std::logic_error("no handler for command '" + command + "'");
+}
 
+ctl::Json ClusterControl::reload() { throw std::runtime_error("reload: not supported yet"); }
+
+// Dynamic membership: this host's state, announced by the next heartbeats.
+ctl::Json ClusterControl::set_host_state(cluster::HostState next) {
     ctl::Json j = ctl::Json::object();
-    j["previous"] = cluster::name_of(before);
-    if (command == "start" || command == "stop" || command == "drainstop" || command == "suspend" ||
-        command == "resume") {
-        no_args();
-        cluster::HostState next = cluster::HostState::started;
-        if (command == "stop") next = cluster::HostState::stopped;
-        else if (command == "drainstop") {
-            if (before != cluster::HostState::started)
-                throw std::runtime_error("drainstop: host is " + std::string(cluster::name_of(before)) +
-                                         ", not started");
-            next = cluster::HostState::draining;
-        } else if (command == "suspend") next = cluster::HostState::suspended;
-        else if (command == "resume") {
-            if (before != cluster::HostState::suspended)
-                throw std::runtime_error("resume: host is not suspended");
-            next = cluster::HostState::stopped;  // NLB: resume, then start
-        }
-        membership_->set_state(next, now);
-        publish_if_changed();
-        j["state"] = cluster::name_of(membership_->state());
-        return j;
-    }
+    j["previous"] = cluster::name_of(membership_->state());
+    membership_->set_state(next, steady_ns());
+    publish_if_changed();
+    j["state"] = cluster::name_of(membership_->state());
+    return j;
+}
 
-    // enable | disable | drain <vip:port | port | all>
-    if (args.size() != 1)
-        throw std::runtime_error(command + ": needs one argument: <vip:port | port | all>");
-    const std::optional<ctl::RuleTarget> t = ctl::parse_rule_target(args[0]);
-    if (!t) throw std::runtime_error(command + ": '" + args[0] + "' is not vip:port, port or all");
+// Static membership: start / stop publish a snapshot of the next epoch.
+ctl::Json ClusterControl::set_static_started(bool start) {
+    const core::Snapshot* cur = publisher_.current().get();
+    const bool started = cur != nullptr && cur->started;
+    config::Config c = cfg_;
+    c.host.initial_state = start ? config::InitialState::started : config::InitialState::stopped;
+    std::string warning;
+    core::SnapshotInput in = static_snapshot_input(c, &warning);
+    in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
+    publisher_.publish(core::compile_snapshot(in));
+    ++hb_.snapshots_published;
+    ctl::Json j = ctl::Json::object();
+    j["previous"] = started ? "started" : "stopped";
+    j["state"] = in.started ? "started" : "stopped";
+    return j;
+}
+
+// enable | disable | drain <vip:port | port | all> (syntax checked by the registry).
+ctl::Json ClusterControl::set_rule_state(std::string_view command, const std::string& target,
+                                         cluster::RuleState rs) {
+    const std::optional<ctl::RuleTarget> t = ctl::parse_rule_target(target);
+    if (!t)
+        throw std::runtime_error(std::string(command) + ": '" + target + "' is not vip:port, port or all");
     std::optional<IpAddr> vip;
     if (!t->vip.empty()) {
         vip = IpAddr::parse(t->vip);
-        if (!vip) throw std::runtime_error(command + ": '" + t->vip + "' is not an IP address");
+        if (!vip) throw std::runtime_error(std::string(command) + ": '" + t->vip + "' is not an IP address");
     }
-    const cluster::RuleState rs = command == "enable"    ? cluster::RuleState::enabled
-                                  : command == "disable" ? cluster::RuleState::disabled
-                                                         : cluster::RuleState::draining;
+    const uint64_t now = steady_ns();
+    ctl::Json j = ctl::Json::object();
+    j["previous"] = cluster::name_of(membership_->state());
     std::vector<PortRule> rules = cfg_.rules;
     if (rules.empty()) rules.push_back(default_port_rule());
     ctl::Json changed = ctl::Json::array();
@@ -727,7 +768,7 @@ ctl::Json ClusterControl::run_command(const std::string& command,
         changed.push_back(static_cast<unsigned>(i));
     }
     if (changed.size() == 0)
-        throw std::runtime_error(command + ": no port rule matches '" + args[0] + "'");
+        throw std::runtime_error(std::string(command) + ": no port rule matches '" + target + "'");
     publish_if_changed();
     j["rules"] = std::move(changed);
     j["rule_state"] = cluster::name_of(rs);

@@ -1,4 +1,4 @@
-// Control channel: JSON codec, control socket server + client, nlbctl table.
+// Control channel: JSON codec, control socket server + client, nlbctl parsing and printers.
 
 #include <gtest/gtest.h>
 
@@ -615,14 +615,14 @@ TEST(Nlbctl, OptionsAndArgumentsAreParsed) {
     ::unsetenv("NLBCTL_SOCKET");
 }
 
-TEST(Nlbctl, EveryTableCommandParsesWithItsMinimumArguments) {
-    for (const auto& c : ctl::command_table()) {
-        std::vector<std::string> argv{c.name};
+TEST(Nlbctl, EveryRegistryCommandParsesWithItsMinimumArguments) {
+    for (const ctl::Command& c : ctl::kCommands) {
+        std::vector<std::string> argv{std::string(c.name)};
         for (int i = 0; i < c.min_args; ++i) argv.push_back("all");
         auto o = parse(argv);
         EXPECT_TRUE(o.ok) << c.name << ": " << o.error;
         EXPECT_EQ(ctl::find_command(c.name), &c);
-        EXPECT_NE(c.print, nullptr) << c.name;
+        EXPECT_NE(ctl::printer_for(c.name), nullptr) << c.name;
     }
     for (const char* name : {"query", "display", "params", "start", "stop", "drainstop", "suspend", "resume",
                              "enable", "disable", "drain", "reload", "stats"})
@@ -650,11 +650,11 @@ TEST(Nlbctl, PrintersCopeWithMissingAndMistypedFields) {
         Json::parse(R"({"state":5,"members":"x","peers":[1,{"id":"a"}],"rules":{"a":1},"mismatches":[{}, 3],
                        "verdicts":[1],"ports":{"wire":7},"membership":3,"rx_total":"x","dataplane":[]})"),
     };
-    for (const auto& c : ctl::command_table())
+    for (const ctl::CommandPrinter& p : ctl::printer_table())
         for (const auto& s : shapes) {
             Capture out;
-            EXPECT_NO_THROW(c.print(out.f, s)) << c.name << " " << s.dump();
-            EXPECT_FALSE(out.text().empty()) << c.name << " " << s.dump();
+            EXPECT_NO_THROW(p.print(out.f, s)) << p.name << " " << s.dump();
+            EXPECT_FALSE(out.text().empty()) << p.name << " " << s.dump();
         }
 }
 
@@ -673,7 +673,7 @@ Json sample_query() {
 
 TEST(Nlbctl, QueryPrintsNlbStyleSummaryAndTables) {
     Capture out;
-    ctl::find_command("query")->print(out.f, sample_query());
+    ctl::printer_for("query")(out.f, sample_query());
     std::string t = out.text();
     EXPECT_NE(t.find("Host 1 converged as default with hosts 1, 2, 3 at epoch 7"), std::string::npos) << t;
     EXPECT_NE(t.find("1366/4096"), std::string::npos) << t;
@@ -681,7 +681,7 @@ TEST(Nlbctl, QueryPrintsNlbStyleSummaryAndTables) {
     EXPECT_NE(t.find("port rules differ"), std::string::npos) << t;
     EXPECT_NE(t.find("future_field"), std::string::npos) << t;
     Capture conv;
-    ctl::find_command("query")->print(conv.f, Json::parse(R"({"host":2,"state":"converging","epoch":9})"));
+    ctl::printer_for("query")(conv.f, Json::parse(R"({"host":2,"state":"converging","epoch":9})"));
     EXPECT_NE(conv.text().find("Host 2 is converging (epoch 9)"), std::string::npos) << conv.text();
 }
 
@@ -696,7 +696,7 @@ TEST(Nlbctl, StatsPrintsCounterTables) {
       "membership":{"self":1,"members":[1,2],"default_host":1,"epoch":2,"buckets":4096},
       "connections":{"tracked":4,"evicted":1}})");
     Capture out;
-    ctl::find_command("stats")->print(out.f, s);
+    ctl::printer_for("stats")(out.f, s);
     std::string t = out.text();
     EXPECT_NE(t.find("accepted"), std::string::npos) << t;
     EXPECT_EQ(t.find("malformed"), std::string::npos) << "zero verdicts are hidden\n" << t;
@@ -765,7 +765,7 @@ TEST(Nlbctl, QueryPrintsTheDaemonsDynamicSchema) {
                {"rule":1,"mode":"single","state":"enabled","buckets_owned":0,"buckets_dirty":0,"single_owner":1}],
       "buckets":4096,"held_foreign":null,"epoch_changes":3})");
     Capture out;
-    ctl::find_command("query")->print(out.f, q);
+    ctl::printer_for("query")(out.f, q);
     std::string t = out.text();
     EXPECT_NE(t.find("Host 2 converged as default with hosts 1, 2 at epoch 4"), std::string::npos) << t;
     EXPECT_NE(t.find("2048/4096"), std::string::npos) << t;
@@ -779,7 +779,7 @@ TEST(Nlbctl, QueryPrintsTheDaemonsDynamicSchema) {
 
 TEST(Nlbctl, ActionPrinterShowsTheTransition) {
     Capture out;
-    ctl::find_command("drainstop")->print(out.f, Json::parse(R"({"previous":"started","state":"draining"})"));
+    ctl::printer_for("drainstop")(out.f, Json::parse(R"({"previous":"started","state":"draining"})"));
     EXPECT_NE(out.text().find("ok: host was started, is now draining"), std::string::npos) << out.text();
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// nlbctl: the command table and the driver, as a library so tests can run
+// nlbctl: the printers and the driver, as a library so tests can run
 // argument parsing and the printers without a daemon.
 //
 //   nlbctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]
@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "nlbd/ctl/commands.hpp"
 #include "nlbd/ctl/json.hpp"
 
 namespace nlbd::ctl {
@@ -23,23 +24,20 @@ inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitConnect = 3;
 
+// Human output of a command's result. The command descriptors (name, usage,
+// arity, role, ...) are the registry's (commands.hpp); nlbctl adds only a
+// printer per registry row (checked at compile time).
 using Printer = void (*)(std::FILE* out, const Json& result);
-// Extra validation of the arguments; returns an error message or "".
-using ArgCheck = std::string (*)(const std::vector<std::string>& args);
 
-struct CommandSpec {
-    const char* name;
-    const char* usage;     // argument synopsis, e.g. "<vip:port|port|all>"
-    const char* help;      // one line
-    int min_args;
-    int max_args;
-    ArgCheck check;        // nullptr: none
-    Printer print;         // human output of the result
+struct CommandPrinter {
+    std::string_view name;
+    Printer print;
 };
 
-// The table, in the order `nlbctl --help` lists it.
-std::span<const CommandSpec> command_table();
-const CommandSpec* find_command(std::string_view name);
+// One row per registry command.
+std::span<const CommandPrinter> printer_table();
+// The printer of `command`; nullptr for a name that is not in the registry.
+Printer printer_for(std::string_view command);
 
 struct Invocation {
     std::string socket;    // resolved: --socket, $NLBCTL_SOCKET, kDefaultSocketPath

@@ -10,8 +10,9 @@
 //   SSL_VERIFY_FAIL_IF_NO_PEER_CERT). The subject CN of the client
 //   certificate names the operator; `allow` maps CN -> role. A CN that is not
 //   in `allow` is refused after the handshake.
-// - Authorisation per request: Role::read may run the read-only commands
-//   (is_read_command: query, display, params, stats); Role::admin may run
+// - Authorisation per request: the command registry (commands.hpp) gives
+//   the role each command needs (role_allows): Role::read runs the
+//   read-only commands (query, display, params, stats); Role::admin runs
 //   every command. A refused command gets {"ok":false,"error":...} and the
 //   connection stays usable.
 // - Every refusal is logged as ONE line naming the peer address and the
@@ -38,21 +39,12 @@
 #include <string_view>
 #include <thread>
 
+#include "nlbd/ctl/commands.hpp"   // Role, role_allows
 #include "nlbd/ctl/json.hpp"
 #include "nlbd/ctl/poll_thread.hpp"
 #include "nlbd/ctl/server.hpp"
 
 namespace nlbd::ctl {
-
-enum class Role : uint8_t { none, read, admin };
-
-// "read" / "admin"; nullopt-like Role::none for anything else.
-Role parse_role(std::string_view text);
-const char* role_name(Role r);
-
-// The commands a Role::read client may run.
-bool is_read_command(std::string_view command);
-bool role_allows(Role role, std::string_view command);
 
 // "addr:port", "[v6addr]:port", ":port" (any address) -> host and port.
 // Returns false when the text is not one of these forms.

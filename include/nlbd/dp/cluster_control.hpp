@@ -28,7 +28,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nlbd/cluster/heartbeat.hpp"
@@ -80,8 +82,13 @@ public:
     // The caller keeps the worker running briefly so the frames go out.
     void leave() noexcept;
 
-    // Runs a command on the control thread (nlbctl). Throws on a bad command.
+    // Runs a command on the control thread (nlbctl). Throws on a bad command:
+    // not in the registry (ctl/commands.hpp), wrong arguments, or refused in
+    // this host's state (the registry row's while_suspended / with_static).
     ctl::Json run_command(const std::string& command, const std::vector<std::string>& args);
+    // nlbctl reload: re-reads the configuration files. Throws "not
+    // supported yet".
+    ctl::Json reload();
     // From another thread: queues the command and waits for poll() to run it.
     ctl::Json post(const std::string& command, const std::vector<std::string>& args);
     // Fails every queued and future post() (shutdown).
@@ -124,6 +131,13 @@ private:
     void publish_if_changed();
     void run_queued_commands() noexcept;
     void apply_health(uint64_t now_ns);
+    // One handler per registry command, by name (a static_assert checks that
+    // every row has exactly one); run_command() dispatches to them.
+    struct CommandHandler;
+    static std::span<const CommandHandler> command_handlers();
+    ctl::Json set_host_state(cluster::HostState next);
+    ctl::Json set_static_started(bool start);
+    ctl::Json set_rule_state(std::string_view command, const std::string& target, cluster::RuleState rs);
     ctl::Json query() const;
     ctl::Json params() const;
 

@@ -1,0 +1,56 @@
+// The control command registry (see commands.hpp).
+
+#include "nlbd/ctl/commands.hpp"
+
+#include "nlbd/ctl/target.hpp"
+
+namespace nlbd::ctl {
+
+Role parse_role(std::string_view text) {
+    if (text == "read") return Role::read;
+    if (text == "admin") return Role::admin;
+    return Role::none;
+}
+
+const char* role_name(Role r) {
+    switch (r) {
+    case Role::read: return "read";
+    case Role::admin: return "admin";
+    default: return "none";
+    }
+}
+
+std::string check_rule_target(const std::vector<std::string>& args) {
+    if (!parse_rule_target(args.at(0)))
+        return "bad target '" + args[0] + "': expected vip:port, [ipv6]:port, vip:all, port or all";
+    return "";
+}
+
+const Command* find_command(std::string_view name) {
+    for (const Command& c : kCommands)
+        if (name == c.name) return &c;
+    return nullptr;
+}
+
+std::string synopsis(const Command& c) {
+    std::string s(c.name);
+    if (!c.usage.empty()) s.append(" ").append(c.usage);
+    return s;
+}
+
+std::string argument_error(const Command& c, const std::vector<std::string>& args) {
+    const auto n = static_cast<long>(args.size());
+    const std::string name(c.name);
+    if (n < c.min_args) return "'" + name + "' needs an argument: " + synopsis(c);
+    if (n > c.max_args) return "too many arguments for '" + name + "': " + synopsis(c);
+    return c.check ? c.check(args) : "";
+}
+
+bool role_allows(Role role, std::string_view command) {
+    if (role == Role::none) return false;
+    const Command* c = find_command(command);
+    if (c == nullptr) return role == Role::admin;
+    return role >= c->role;
+}
+
+}  // namespace nlbd::ctl
