@@ -101,7 +101,8 @@ void parse_ports(const Section& r, PortRule& rule) {
 void parse_cluster(const Section& root, Config& cfg) {
     auto c = root.table("cluster", {"name", "vips", "mode", "buckets", "static_members",
                                     "heartbeat_interval_ms", "heartbeat_tolerance",
-                                    "heartbeat_ethertype", "secret_file", "nic_profile"});
+                                    "heartbeat_ethertype", "secret_file", "secret_grace_s",
+                                    "nic_profile"});
     if (!c) root.missing("cluster", "a [cluster] table with name and vips");
     ClusterConfig& cl = cfg.cluster;
 
@@ -169,6 +170,7 @@ void parse_cluster(const Section& root, Config& cfg) {
             c->fail("secret_file", quote(cl.secret_file) + " does not exist or is not a file",
                     "an existing file, path relative to this file");
     }
+    if (auto v = c->integer("secret_grace_s", 1, 86400)) cl.secret_grace_s = static_cast<uint32_t>(*v);
     if (auto s = c->string("nic_profile", "a path to a NIC profile, relative to this file")) {
         if (s->empty()) c->fail("nic_profile", "is empty", "a path to a NIC profile, relative to this file");
         cl.nic_profile = *s;
@@ -176,7 +178,7 @@ void parse_cluster(const Section& root, Config& cfg) {
 }
 
 void parse_host(const Section& root, Config& cfg) {
-    auto h = root.table("host", {"id", "dedicated_ip", "initial_state"});
+    auto h = root.table("host", {"id", "dedicated_ip", "initial_state", "state_file"});
     if (!h) root.missing("host", "a [host] table with id = 1..64");
     cfg.host.id = static_cast<HostId>(h->required_integer("id", 1, kMaxHosts));
     if (auto s = h->string("dedicated_ip", kAddressAllowed))
@@ -186,6 +188,10 @@ void parse_host(const Section& root, Config& cfg) {
                                                            {"stopped", InitialState::stopped},
                                                            {"suspended", InitialState::suspended}}))
         cfg.host.initial_state = *s;
+    if (auto s = h->string("state_file", "a path for the host state file, relative to this file")) {
+        if (s->empty()) h->fail("state_file", "is empty", "a path for the host state file, relative to this file");
+        cfg.host.state_file = detail::resolve_relative(cfg.file, *s);
+    }
 }
 
 void parse_dataplane(const Section& root, Config& cfg) {

@@ -156,6 +156,15 @@ private:
 
 void validate(const NicProfile& nic) { NicChecker(nic).check(); }
 
+const char* initial_state_name(InitialState s) {
+    switch (s) {
+    case InitialState::started: return "started";
+    case InitialState::stopped: return "stopped";
+    case InitialState::suspended: return "suspended";
+    }
+    return "?";
+}
+
 const char* dispatch_name(DispatchMode mode) {
     switch (mode) {
         case DispatchMode::rss: return "rss";

@@ -19,6 +19,8 @@
 #include <stdexcept>
 
 #include "nlbd/cluster/membership.hpp"
+#include "nlbd/cluster/state_file.hpp"
+#include "nlbd/config/diff.hpp"
 #include "nlbd/ctl/commands.hpp"
 #include "nlbd/ctl/target.hpp"
 #include "nlbd/dp/cluster_frames.hpp"
@@ -213,11 +215,12 @@ void ClusterControl::poll() noexcept {
         if (now >= membership_->next_send_ns()) {
             for (const cluster::Heartbeat& hb : membership_->frames_to_send(now, wall_ns())) {
                 send_frame(cluster::encode_heartbeat(hb, hb_dst_, hb_src_,
-                                                     cfg_.cluster.heartbeat_ethertype, key_));
+                                                     cfg_.cluster.heartbeat_ethertype, send_key(now)));
                 ++hb_.sent;
             }
         }
         publish_if_changed();
+        if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
         if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
     } catch (const std::exception& e) {
         // Control work must not take the data plane down; report and go on.
@@ -258,7 +261,7 @@ void ClusterControl::leave() noexcept {
         membership_->set_state(cluster::HostState::stopped, now);
         for (const cluster::Heartbeat& hb : membership_->frames_to_send(now, wall_ns())) {
             send_frame(cluster::encode_heartbeat(hb, hb_dst_, hb_src_,
-                                                 cfg_.cluster.heartbeat_ethertype, key_));
+                                                 cfg_.cluster.heartbeat_ethertype, send_key(now)));
             ++hb_.sent;
         }
         publish_if_changed();
@@ -319,6 +322,12 @@ void ClusterControl::drain_rx() noexcept {
                 data == nullptr ? cluster::HeartbeatError::truncated
                                 : cluster::decode_heartbeat({data, len}, cfg_.cluster.heartbeat_ethertype,
                                                             cluster_id_, key_, hb);
+            // Secret rotation: a peer not reloaded yet still signs with the old secret.
+            if ((e == cluster::HeartbeatError::bad_mac || e == cluster::HeartbeatError::missing_mac ||
+                 e == cluster::HeartbeatError::unexpected_mac) &&
+                now < accept_old_until_ns_)
+                e = cluster::decode_heartbeat({data, len}, cfg_.cluster.heartbeat_ethertype, cluster_id_,
+                                              prev_key_, hb);
             rte_pktmbuf_free(m);
             if (e == cluster::HeartbeatError::none && hb.host == cfg_.host.id &&
                 hb.boot_id == boot_id_)
@@ -716,7 +725,162 @@ ctl::Json ClusterControl::run_command(const std::string& command,
     throw std::logic_error("no handler for command '" + command + "'");
 }
 
-ctl::Json ClusterControl::reload() { throw std::runtime_error("reload: not supported yet"); }
+// Reload (SPEC §7, docs/reload.md): read and validate the whole new
+// configuration, refuse it whole if it needs a restart, else apply what
+// changed. Throws (nothing applied) on any error.
+ctl::Json ClusterControl::reload() {
+    if (reload_source.cluster_file.empty()) throw std::runtime_error("reload: no configuration file to read");
+    config::Config next;
+    try {
+        next = config::load_config(reload_source.cluster_file, reload_source.nic);
+    } catch (const config::ConfigError& e) {
+        throw std::runtime_error(std::string("reload refused, the running configuration is unchanged: ") + e.what());
+    }
+    config::ConfigDiff d = config::diff(cfg_, next);
+    cluster::HmacKey new_key;
+    if (!next.cluster.secret_file.empty()) {
+        try {
+            new_key = cluster::load_secret(next.cluster.secret_file);
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("reload refused, the running configuration is unchanged: ") +
+                                     next.file + ": cluster.secret_file: " + e.what());
+        }
+        d.secret_changed = new_key.bytes != key_.bytes;
+    }
+    if (!d.restart.empty()) {
+        std::string keys;
+        for (const auto& k : d.restart) keys += (keys.empty() ? "" : "; ") + k.key + " (" + k.before + " -> " + k.after + ")";
+        throw std::runtime_error("reload refused, nothing changed: these keys need a restart: " + keys);
+    }
+    // Snapshot compile of the new rules first: nothing is applied if it fails.
+    if (!dynamic_) {
+        config::Config c = next;
+        const core::Snapshot* cur = publisher_.current().get();
+        c.host.initial_state = cur != nullptr && cur->started ? config::InitialState::started
+                                                              : config::InitialState::stopped;
+        std::string warning;
+        core::SnapshotInput in = static_snapshot_input(c, &warning);
+        in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
+        in.previous = cur;
+        auto snap = core::compile_snapshot(in);
+        publisher_.publish(std::move(snap));
+        ++hb_.snapshots_published;
+    } else if (!d.empty()) {
+        const uint64_t now = steady_ns();
+        // Rules drained by a health check go back to the checker that is
+        // rebuilt below (it drains them again if they still fail).
+        if (health != nullptr)
+            for (size_t i = 0; i < cfg_.rules.size(); ++i)
+                if (health->gate().drained_by_health(i)) membership_->set_rule_state(i, cluster::RuleState::enabled, now);
+        cluster::MembershipConfig mc;
+        mc.interval_ns = uint64_t{next.cluster.heartbeat_interval_ms} * 1'000'000;
+        mc.tolerance = next.cluster.heartbeat_tolerance;
+        mc.vips = next.cluster.vips;
+        mc.rules = next.rules;
+        membership_->reconfigure(std::move(mc), now);
+        if (d.secret_changed) {
+            prev_key_ = key_;
+            key_ = new_key;
+            const uint64_t grace = uint64_t{next.cluster.secret_grace_s} * 1'000'000'000ull;
+            send_old_until_ns_ = now + grace;
+            accept_old_until_ns_ = now + 2 * grace;
+        }
+        link_check_ns_ = std::max<uint64_t>(uint64_t{next.cluster.heartbeat_interval_ms} * 1'000'000 / 4, 1'000'000);
+    }
+    const config::Config before = cfg_;
+    next.host.initial_state = cfg_.host.initial_state;
+    cfg_ = std::move(next);
+    publish_if_changed();
+    ctl::Json j = ctl::Json::object();
+    j["changed"] = !d.empty();
+    ctl::Json lines = ctl::Json::array();
+    for (const std::string& l : d.lines()) lines.push_back(l);
+    ctl::Json added = ctl::Json::array(), removed = ctl::Json::array(), changed = ctl::Json::array();
+    for (const auto& r : d.rules_added) added.push_back(r);
+    for (const auto& r : d.rules_removed) removed.push_back(r);
+    for (const auto& r : d.rules_changed) changed.push_back(r.rule);
+    j["changes"] = std::move(lines);
+    j["rules_added"] = std::move(added);
+    j["rules_removed"] = std::move(removed);
+    j["rules_changed"] = std::move(changed);
+    j["rules_fingerprint"] = hex64(dynamic_ ? membership_->rules_fingerprint() : 0);
+    if (on_reloaded && !d.empty()) {
+        try {
+            const std::string note = on_reloaded(before, cfg_);
+            if (!note.empty()) j["warning"] = note;
+        } catch (const std::exception& e) {
+            j["warning"] = std::string("applied, but: ") + e.what();
+        }
+    }
+    save_state();
+    std::fprintf(stderr, "nlbd: reload: %s\n", d.empty() ? "no change" : "applied");
+    for (const std::string& l : d.lines()) std::fprintf(stderr, "nlbd: reload:   %s\n", l.c_str());
+    return j;
+}
+
+void ClusterControl::restore_state(bool ignore) {
+    const std::string& path = cfg_.host.state_file;
+    if (path.empty() || ignore) {
+        if (!path.empty()) std::fprintf(stderr, "nlbd: state file %s ignored (--ignore-state)\n", path.c_str());
+        return;
+    }
+    const cluster::LoadedState ls = cluster::load_state(path, cfg_.cluster.name, cfg_.host.id);
+    if (!ls.warning.empty()) std::fprintf(stderr, "nlbd: warning: %s; starting %s as configured\n",
+                                          ls.warning.c_str(), config::initial_state_name(cfg_.host.initial_state));
+    if (!ls.state) return;
+    const cluster::PersistedState& st = *ls.state;
+    const uint64_t now = steady_ns();
+    if (!dynamic_) {
+        cfg_.host.initial_state = st.host == cluster::HostState::started ? config::InitialState::started
+                                                                        : config::InitialState::stopped;
+    } else {
+        membership_->set_state(st.host, now);
+        std::vector<PortRule> rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
+        for (const auto& [name, rs] : st.rules) {
+            bool found = false;
+            for (size_t i = 0; i < rules.size(); ++i)
+                if (rule_name(rules[i]) == name) {
+                    membership_->set_rule_state(i, rs, now);
+                    found = true;
+                }
+            if (!found)
+                std::fprintf(stderr, "nlbd: state file %s: rule %s is no longer configured; its state is dropped\n",
+                             path.c_str(), name.c_str());
+        }
+        saved_host_state_ = membership_->state();
+    }
+    std::fprintf(stderr, "nlbd: state file %s: restored host %s, %zu rule(s) not enabled\n", path.c_str(),
+                 cluster::name_of(st.host).data(), st.rules.size());
+}
+
+// Writes the operator's state (control thread). Rules drained by a health
+// check are not the operator's and are not saved.
+void ClusterControl::save_state() noexcept {
+    if (dynamic_) saved_host_state_ = membership_->state();
+    if (cfg_.host.state_file.empty()) return;
+    try {
+        cluster::PersistedState st;
+        st.cluster = cfg_.cluster.name;
+        st.host_id = cfg_.host.id;
+        if (dynamic_) {
+            st.host = membership_->state() == cluster::HostState::draining ? cluster::HostState::stopped
+                                                                            : membership_->state();
+            std::vector<PortRule> rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
+            for (size_t i = 0; i < rules.size(); ++i) {
+                const cluster::RuleState rs = membership_->rule_state(i);
+                if (rs == cluster::RuleState::enabled) continue;
+                if (health != nullptr && health->gate().drained_by_health(i)) continue;
+                st.rules[rule_name(rules[i])] = rs;
+            }
+        } else {
+            const core::Snapshot* cur = publisher_.current().get();
+            st.host = cur != nullptr && cur->started ? cluster::HostState::started : cluster::HostState::stopped;
+        }
+        cluster::save_state(cfg_.host.state_file, st);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlbd: warning: cannot save the host state: %s\n", e.what());
+    }
+}
 
 // Dynamic membership: this host's state, announced by the next heartbeats.
 ctl::Json ClusterControl::set_host_state(cluster::HostState next) {
@@ -724,6 +888,7 @@ ctl::Json ClusterControl::set_host_state(cluster::HostState next) {
     j["previous"] = cluster::name_of(membership_->state());
     membership_->set_state(next, steady_ns());
     publish_if_changed();
+    save_state();
     j["state"] = cluster::name_of(membership_->state());
     return j;
 }
@@ -739,6 +904,7 @@ ctl::Json ClusterControl::set_static_started(bool start) {
     in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
     publisher_.publish(core::compile_snapshot(in));
     ++hb_.snapshots_published;
+    save_state();
     ctl::Json j = ctl::Json::object();
     j["previous"] = started ? "started" : "stopped";
     j["state"] = in.started ? "started" : "stopped";
@@ -770,6 +936,7 @@ ctl::Json ClusterControl::set_rule_state(std::string_view command, const std::st
     if (changed.size() == 0)
         throw std::runtime_error(std::string(command) + ": no port rule matches '" + target + "'");
     publish_if_changed();
+    save_state();
     j["rules"] = std::move(changed);
     j["rule_state"] = cluster::name_of(rs);
     return j;

@@ -62,6 +62,7 @@ struct Options {
     bool check_config = false;
     std::optional<std::string> control_socket;  // default: /run/nlbd/nlbd-<host id>.sock
     bool no_control_socket = false;
+    bool ignore_state = false;  // start from [host] initial_state, not the state file
     std::vector<std::string> eal;
 };
 
@@ -103,6 +104,8 @@ const std::vector<OptionSpec>& option_table() {
          [](Options& o, const std::string& v) { o.control_socket = v; }},
         {"--no-control-socket", nullptr, "do not open a control socket",
          [](Options& o, const std::string&) { o.no_control_socket = true; }},
+        {"--ignore-state", nullptr, "start from [host] initial_state, not from the host state file",
+         [](Options& o, const std::string&) { o.ignore_state = true; }},
     };
     return table;
 }
@@ -258,9 +261,12 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
 // Signals only set a flag; the control loop (or the worker's control tick
 // on one lcore) turns it into a stop.
 std::atomic<bool> g_signal{false};
+// SIGHUP (systemctl reload, log rotation): reload the configuration.
+std::atomic<bool> g_reload{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void on_signal(int) { g_signal.store(true, std::memory_order_relaxed); }
+extern "C" void on_hangup(int) { g_reload.store(true, std::memory_order_relaxed); }
 
 void install_signals() {
     struct sigaction sa;
@@ -269,6 +275,8 @@ void install_signals() {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, nullptr);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -295,6 +303,13 @@ struct ControlState {
         if (leaving_until && now >= *leaving_until) {
             stop.store(true, std::memory_order_relaxed);
             return;
+        }
+        if (cluster != nullptr && g_reload.exchange(false, std::memory_order_relaxed)) {
+            try {
+                (void)cluster->run_command("reload", {});
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nlbd: reload (SIGHUP): %s\n", e.what());
+            }
         }
         if (cluster != nullptr) cluster->poll();
         if (telemetry) telemetry(now);
@@ -406,6 +421,7 @@ uint32_t no_huge_memory_mb(const config::NicProfile& nic) {
 }
 
 int run(const Options& opt, const config::Config& cfg, const char* program) {
+    install_signals();  // SIGHUP must never end the daemon, even while it starts
     // --- EAL -------------------------------------------------------------
     const dp::PortDevice wire_dev = dp::port_device(cfg.wire.device);
     const dp::PortDevice local_dev = dp::port_device(cfg.local.device);
@@ -515,6 +531,8 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         std::unique_ptr<dp::ClusterControl> cluster;
         try {
             cluster = std::make_unique<dp::ClusterControl>(cfg, publisher, wire.pool, wire.mac);
+            cluster->reload_source = {opt.config, opt.nic};
+            cluster->restore_state(opt.ignore_state);
             cluster->start();
             if (auto checks = health::Checker::checks_from_config(cfg); !checks.empty()) {
                 for (const auto& c : checks)
@@ -712,7 +730,7 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
             return j + "}";
         };
         auto live_report = [&](dp::RunReport& r) {
-            r.cfg = &cfg;
+            r.cfg = &cluster->config();
             r.snap = publisher.current().get();
             total_counters(r);
             core::ConnStats cs;
@@ -845,6 +863,43 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         // Remote control over mutual TLS ([control] remote_*, docs/remote.md):
         // the same commands as the UNIX socket, through the same handler,
         // authorised per command by the client certificate's CN.
+        // Reload (docs/reload.md): what main owns is rebuilt here, on the
+        // control thread, after ClusterControl applied the new configuration.
+        // Both run only on the control thread, so the swaps need no lock.
+        cluster->on_reloaded = [&](const config::Config& before, const config::Config& after) {
+            std::string note;
+            if (health_checker) {
+                cluster->health = nullptr;
+                health_checker->stop();
+                health_checker.reset();
+            }
+            if (auto checks = health::Checker::checks_from_config(after); !checks.empty()) {
+                health_checker = std::make_unique<health::Checker>(std::move(checks), after.rules.size());
+                cluster->health = health_checker.get();
+                health_checker->start();
+            }
+            if (before.telemetry.prometheus_listen != after.telemetry.prometheus_listen) {
+                if (prometheus) prometheus->stop();
+                prometheus.reset();
+                if (after.telemetry.prometheus) {
+                    try {
+                        prometheus = std::make_unique<dp::PrometheusServer>(
+                            after.telemetry.prometheus_address, after.telemetry.prometheus_port,
+                            [c = telemetry_cache]() {
+                                const dp::TelemetryCache::Doc d = c->get();
+                                if (d == nullptr) throw std::runtime_error("no statistics yet");
+                                return dp::format_metrics(*d);
+                            });
+                        std::fprintf(stderr, "nlbd: prometheus: http://%s/metrics\n",
+                                     after.telemetry.prometheus_listen.c_str());
+                    } catch (const std::exception& e) {
+                        note = std::string("prometheus: ") + e.what();
+                    }
+                }
+            }
+            return note;
+        };
+
         std::unique_ptr<ctl::TlsControlServer> remote;
         if (!cfg.control.remote_listen.empty()) {
             try {
@@ -868,10 +923,12 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
 
         ControlState control;
         control.cluster = cluster.get();
-        if (telemetry_on)
-            control.telemetry = [c = cluster.get(), cache = telemetry_cache,
-                                 due = dp::TelemetryRefresher(dp::kTelemetryRefresh)](
-                                    Clock::time_point now) mutable {
+        // Refreshed while something reads the cache (DPDK telemetry, or a
+        // Prometheus listener, which a reload may add or remove).
+        control.telemetry = [c = cluster.get(), cache = telemetry_cache, dpdk_telemetry,
+                             due = dp::TelemetryRefresher(dp::kTelemetryRefresh)](
+                                Clock::time_point now) mutable {
+                if (!dpdk_telemetry && !c->config().telemetry.prometheus) return;
                 if (!due.due(now)) return;
                 try {
                     cache->update(c->run_command("stats", {}));
@@ -882,7 +939,6 @@ int run(const Options& opt, const config::Config& cfg, const char* program) {
         if (opt.run_for_s > 0)
             control.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                   std::chrono::duration<double>(opt.run_for_s));
-        install_signals();
 
         const unsigned main_lcore = rte_get_main_lcore();
         const char* idle_name = cfg.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";

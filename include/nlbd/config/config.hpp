@@ -49,6 +49,10 @@ struct ClusterConfig {
     std::string secret_file;                   // empty = unauthenticated (warned); load_config
                                                // resolves it against the cluster file's dir
                                                // and checks that it exists
+    // Secret rotation by reload (docs/reload.md): for this long after a new
+    // secret is loaded the host still signs with the old one, and for twice
+    // as long it accepts both. Every host must be reloaded within it.
+    uint32_t secret_grace_s = 300;             // 1..86400
     std::string nic_profile;                   // optional include, relative to the cluster file
                                                // (as written; the resolved path is nic.file)
 };
@@ -57,6 +61,10 @@ struct HostConfig {
     HostId id = kNoHost;
     std::optional<IpAddr> dedicated_ip;
     InitialState initial_state = InitialState::started;
+    // Host state file (docs/state-file.md): operator state (stopped,
+    // suspended, drained/disabled rules) kept across restarts. Empty = not
+    // persisted. Resolved against the cluster file's directory.
+    std::string state_file;
 };
 
 struct PortConfig {
@@ -203,5 +211,7 @@ void validate(const NicProfile& nic);
 
 // "auto", "rss", "distributor": the spelling of the [nic] dispatch key.
 const char* dispatch_name(DispatchMode mode);
+// "started", "stopped", "suspended": the spelling of [host] initial_state.
+const char* initial_state_name(InitialState s);
 
 }  // namespace nlbd::config

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +69,23 @@ public:
     ~ClusterControl();
     ClusterControl(const ClusterControl&) = delete;
     ClusterControl& operator=(const ClusterControl&) = delete;
+
+    // The running configuration: the one given at start, or the last one a
+    // reload applied (control thread).
+    const config::Config& config() const noexcept { return cfg_; }
+    // Where reload() reads the configuration again (set by main).
+    struct ReloadSource {
+        std::string cluster_file;
+        std::optional<std::string> nic;  // --nic, else the cluster file's nic_profile
+    };
+    ReloadSource reload_source;
+    // Called on the control thread after a reload was applied, with the new
+    // configuration (main rebuilds the health checker and the Prometheus
+    // listener). May throw: the reload is reported as applied with a warning.
+    std::function<std::string(const config::Config& before, const config::Config& after)> on_reloaded;
+    // Host state file ([host] state_file, docs/state-file.md): restores the
+    // operator's state unless `ignore`; warnings go to stderr. Call before start().
+    void restore_state(bool ignore);
 
     rte_ring* heartbeat_rx() const noexcept { return rx_ring_; }
     rte_ring* control_tx() const noexcept { return tx_ring_; }
@@ -141,7 +159,7 @@ private:
     ctl::Json query() const;
     ctl::Json params() const;
 
-    const config::Config& cfg_;
+    config::Config cfg_;  // the running configuration (replaced by reload)
     SnapshotPublisher& publisher_;
     rte_mempool* tx_pool_;
     MacAddr wire_mac_;
@@ -152,6 +170,16 @@ private:
     uint64_t boot_id_ = 0;
     uint64_t poll_errors_ = 0;
     cluster::HmacKey key_;
+    // Secret rotation (reload): sign with prev_key_ until send_old_until_ns_,
+    // accept it until accept_old_until_ns_ (steady clock).
+    cluster::HmacKey prev_key_;
+    uint64_t send_old_until_ns_ = 0;
+    uint64_t accept_old_until_ns_ = 0;
+    const cluster::HmacKey& send_key(uint64_t now_ns) const noexcept {
+        return now_ns < send_old_until_ns_ ? prev_key_ : key_;
+    }
+    void save_state() noexcept;
+    cluster::HostState saved_host_state_ = cluster::HostState::started;
     cluster::ReplayGuard replay_;
     std::unique_ptr<cluster::Membership> membership_;
     rte_ring* rx_ring_ = nullptr;
