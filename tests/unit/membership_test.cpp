@@ -1173,4 +1173,26 @@ TEST(Membership, DrainedBucketsStayDirtyWhenTheirNewOwnerDies) {
 }
 
 }  // namespace
+TEST(Membership, ReloadToAMinorityVersionKeepsAHostAliveAndReporting) {
+    Net net(3);
+    net.buckets = 4096;
+    PortRule a = multiple_rule(8080, 8080), b = multiple_rule(9000, 9000);
+    a.affinity = Affinity::none;
+    net.add(1, {a, b});
+    net.add(2, {a, b});
+    net.add(3, {b, a});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    PortRule b2 = b;
+    b2.affinity = Affinity::none;
+    net.reload(1, {a, b2});
+    for (int i = 0; i < 60; ++i) {
+        net.step(kInterval / 10);
+        for (HostId h : {1, 2, 3}) {
+            const auto st = net.node(h).m->status(net.now);
+            EXPECT_LE(st.rule_differences.size(), 1u);
+        }
+    }
+    EXPECT_EQ(net.node(2).m->status(net.now).members, (std::vector<HostId>{1, 2, 3}));
+}
+
 }  // namespace nlbd::cluster
