@@ -98,7 +98,7 @@ Membership::Membership(MembershipConfig cfg, uint64_t now_ns) : cfg_(std::move(c
 // Canonical order (rule_record ascending), the maps between it and the
 // configured order, the fingerprint, the chunk size that fits next to them.
 void Membership::set_rules(std::vector<PortRule> configured) {
-    if (configured.empty()) configured.push_back(default_port_rule());
+    configured = rules_or_default(configured);
     std::vector<uint32_t> order = canonical_rule_order(configured);
     rules_.clear();
     config_index_ = order;
@@ -1258,7 +1258,7 @@ core::SnapshotInput Membership::snapshot_input() {
     in.buckets = cfg_.buckets;
     in.mode = cfg_.mode;
     in.vips = cfg_.vips;
-    in.rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
+    in.rules = rules_or_default(cfg_.rules);
     in.generation = ++generation_;
     if (ownership_changed_) {
         maps_generation_ = generation_;
@@ -1360,18 +1360,21 @@ void Membership::withhold_new_traffic(core::SnapshotInput& in) const {
     std::erase_if(in.members, [this](const core::Member& m) { return m.id == cfg_.self; });
 }
 
+size_t Membership::current_index(size_t rule) const {
+    if (!has_current_ || rule >= canon_of_.size()) return SIZE_MAX;
+    return find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
+}
+
 HostId Membership::owner(size_t rule, uint32_t bucket) const {
-    if (!has_current_ || rule >= canon_of_.size() || bucket >= cfg_.buckets) return kNoHost;
-    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
-    if (u == SIZE_MAX) return kNoHost;
+    const size_t u = current_index(rule);
+    if (u == SIZE_MAX || bucket >= cfg_.buckets) return kNoHost;
     const uint16_t c = cur_.rule_class[u];
     return c == core::kNoClass ? kNoHost : cur_.maps[c][bucket];
 }
 
 bool Membership::dirty(size_t rule, uint32_t bucket) const {
-    if (!has_current_ || rule >= canon_of_.size() || bucket >= cfg_.buckets) return false;
-    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
-    if (u == SIZE_MAX) return false;
+    const size_t u = current_index(rule);
+    if (u == SIZE_MAX || bucket >= cfg_.buckets) return false;
     if (static_cast<FilterMode>(cur_.inputs.universe[u][22]) == FilterMode::single)
         return u < single_dirty_from_.size() && single_dirty_from_[u] != kNoHost;
     const uint16_t c = cur_.rule_class[u];
@@ -1379,8 +1382,7 @@ bool Membership::dirty(size_t rule, uint32_t bucket) const {
 }
 
 HostId Membership::single_owner(size_t rule) const {
-    if (!has_current_ || rule >= canon_of_.size()) return kNoHost;
-    const size_t u = find_record(cur_.inputs.universe, (*records_)[canon_of_[rule]]);
+    const size_t u = current_index(rule);
     return u == SIZE_MAX ? kNoHost : cur_.single[u];
 }
 
@@ -1479,7 +1481,7 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
         ro.name = rule_name(rules_[k]);
         ro.mode = rules_[k].mode;
         ro.state = rule_states_[k];
-        const size_t u = has_current_ ? find_record(cur_.inputs.universe, (*records_)[k]) : SIZE_MAX;
+        const size_t u = current_index(i);
         ro.active = !has_current_ || u != SIZE_MAX;
         if (u == SIZE_MAX) {
             // not in force (or no maps yet): owns nothing
@@ -1519,11 +1521,9 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
         auto describe = [](const RuleRecord& rec) {
             const std::optional<PortRule> r = rule_from_record(rec);
             if (!r) return std::string("invalid");
-            static const char* const kModes[] = {"multiple", "single", "disabled"};
-            static const char* const kAff[] = {"none", "single", "network"};
-            std::string d = std::string("mode ") + kModes[static_cast<unsigned>(r->mode)];
+            std::string d = std::string("mode ") + nlbd::name_of(r->mode);
             if (r->mode == FilterMode::multiple)
-                d += std::string(", affinity ") + kAff[static_cast<unsigned>(r->affinity)] +
+                d += std::string(", affinity ") + nlbd::name_of(r->affinity) +
                      ", timeout " + std::to_string(r->affinity_timeout_s) + " s";
             return d;
         };

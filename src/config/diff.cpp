@@ -27,21 +27,6 @@ std::string hosts(const std::vector<HostId>& v) {
     return s;
 }
 
-const char* name(FilterMode m) {
-    return m == FilterMode::multiple ? "multiple" : m == FilterMode::single ? "single" : "disabled";
-}
-const char* name(Affinity a) { return a == Affinity::none ? "none" : a == Affinity::single ? "single" : "network"; }
-const char* name(HealthKind k) {
-    switch (k) {
-    case HealthKind::none: return "none";
-    case HealthKind::tcp: return "tcp";
-    case HealthKind::tls: return "tls";
-    case HealthKind::http: return "http";
-    case HealthKind::https: return "https";
-    }
-    return "?";
-}
-
 std::string weight(const PortRule& r) { return r.equal_weight ? "equal" : std::to_string(r.load_weight); }
 
 std::string statuses(const std::vector<uint16_t>& v) {
@@ -176,12 +161,12 @@ ConfigDiff diff(const Config& a, const Config& b) {
         const HealthCheck &h = *r.second, &k = *it->second.second;
         RuleChange c{key, {}};
         Collector f{c.fields};
-        f.str("mode", name(p.mode), name(q.mode));
-        f.str("affinity", name(p.affinity), name(q.affinity));
+        f.str("mode", name_of(p.mode), name_of(q.mode));
+        f.str("affinity", name_of(p.affinity), name_of(q.affinity));
         f.str("load_weight", weight(p), weight(q));
         f("handling_priority", unsigned(p.handling_priority), unsigned(q.handling_priority));
         f("affinity_timeout_s", p.affinity_timeout_s, q.affinity_timeout_s);
-        f.str("health_check", name(h.kind), name(k.kind));
+        f.str("health_check", std::string(name_of(h.kind)), std::string(name_of(k.kind)));
         if (h.kind != HealthKind::none && k.kind != HealthKind::none) {
             f("health_port", h.port, k.port);
             f.str("health_address", str(h.address), str(k.address));

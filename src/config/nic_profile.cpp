@@ -156,6 +156,17 @@ private:
 
 void validate(const NicProfile& nic) { NicChecker(nic).check(); }
 
+std::string_view name_of(HealthKind k) noexcept {
+    switch (k) {
+    case HealthKind::none: return "none";
+    case HealthKind::tcp: return "tcp";
+    case HealthKind::tls: return "tls";
+    case HealthKind::http: return "http";
+    case HealthKind::https: return "https";
+    }
+    return "?";
+}
+
 const char* initial_state_name(InitialState s) {
     switch (s) {
     case InitialState::started: return "started";

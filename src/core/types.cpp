@@ -37,6 +37,39 @@ std::string IpAddr::to_string() const {
     return buf;
 }
 
+const char* name_of(Protocol p) noexcept {
+    switch (p) {
+    case Protocol::tcp: return "tcp";
+    case Protocol::udp: return "udp";
+    case Protocol::both: return "both";
+    }
+    return "?";
+}
+const char* name_of(FilterMode m) noexcept {
+    switch (m) {
+    case FilterMode::multiple: return "multiple";
+    case FilterMode::single: return "single";
+    case FilterMode::disabled: return "disabled";
+    }
+    return "?";
+}
+const char* name_of(Affinity a) noexcept {
+    switch (a) {
+    case Affinity::none: return "none";
+    case Affinity::single: return "single";
+    case Affinity::network: return "network";
+    }
+    return "?";
+}
+const char* name_of(ClusterMode m) noexcept {
+    switch (m) {
+    case ClusterMode::unicast: return "unicast";
+    case ClusterMode::multicast: return "multicast";
+    case ClusterMode::igmp: return "igmp";
+    }
+    return "?";
+}
+
 std::string rule_name(const PortRule& r) {
     std::string s;
     if (!r.vip) s = "all";
@@ -44,7 +77,8 @@ std::string rule_name(const PortRule& r) {
     else s = r.vip->to_string();
     s += ':' + std::to_string(r.port_lo);
     if (r.port_hi != r.port_lo) s += '-' + std::to_string(r.port_hi);
-    s += r.protocol == Protocol::tcp ? "/tcp" : r.protocol == Protocol::udp ? "/udp" : "/both";
+    s += '/';
+    s += name_of(r.protocol);
     return s;
 }
 

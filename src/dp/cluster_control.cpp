@@ -505,8 +505,7 @@ ctl::Json ClusterControl::params() const {
     j["cluster_id"] = hex64(cluster_id_);
     j["rules_fingerprint"] = hex64(dynamic_ ? membership_->rules_fingerprint()
                                             : cluster::rules_fingerprint(std::span<const PortRule>(
-                                                  cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()}
-                                                                     : cfg_.rules)));
+                                                  rules_or_default(cfg_.rules))));
     j["conn_table_size"] = cfg_.dataplane.conn_table_size;
     j["idle_policy"] = cfg_.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";
     ctl::Json rules = ctl::Json::array();
@@ -835,7 +834,7 @@ void ClusterControl::restore_state(bool ignore) {
                                                                         : config::InitialState::stopped;
     } else {
         membership_->set_state(st.host, now);
-        std::vector<PortRule> rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
+        const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
         for (const auto& [name, rs] : st.rules) {
             bool found = false;
             for (size_t i = 0; i < rules.size(); ++i)
@@ -865,7 +864,7 @@ void ClusterControl::save_state() noexcept {
         if (dynamic_) {
             st.host = membership_->state() == cluster::HostState::draining ? cluster::HostState::stopped
                                                                             : membership_->state();
-            std::vector<PortRule> rules = cfg_.rules.empty() ? std::vector<PortRule>{default_port_rule()} : cfg_.rules;
+            const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
             for (size_t i = 0; i < rules.size(); ++i) {
                 const cluster::RuleState rs = membership_->rule_state(i);
                 if (rs == cluster::RuleState::enabled) continue;
@@ -925,8 +924,7 @@ ctl::Json ClusterControl::set_rule_state(std::string_view command, const std::st
     const uint64_t now = steady_ns();
     ctl::Json j = ctl::Json::object();
     j["previous"] = cluster::name_of(membership_->state());
-    std::vector<PortRule> rules = cfg_.rules;
-    if (rules.empty()) rules.push_back(default_port_rule());
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
     ctl::Json changed = ctl::Json::array();
     for (size_t i : select_rules(rules, vip, t->all_ports, t->port)) {
         if (health != nullptr) health->gate().on_operator(i);  // the operator owns the rule now

@@ -5,39 +5,6 @@
 
 namespace nlbd::dp {
 
-const char* name_of(Protocol p) noexcept {
-    switch (p) {
-    case Protocol::tcp: return "tcp";
-    case Protocol::udp: return "udp";
-    case Protocol::both: return "both";
-    }
-    return "?";
-}
-const char* name_of(FilterMode m) noexcept {
-    switch (m) {
-    case FilterMode::multiple: return "multiple";
-    case FilterMode::single: return "single";
-    case FilterMode::disabled: return "disabled";
-    }
-    return "?";
-}
-const char* name_of(Affinity a) noexcept {
-    switch (a) {
-    case Affinity::none: return "none";
-    case Affinity::single: return "single";
-    case Affinity::network: return "network";
-    }
-    return "?";
-}
-const char* name_of(ClusterMode m) noexcept {
-    switch (m) {
-    case ClusterMode::unicast: return "unicast";
-    case ClusterMode::multicast: return "multicast";
-    case ClusterMode::igmp: return "igmp";
-    }
-    return "?";
-}
-
 uint32_t buckets_owned(const core::Snapshot& s, uint16_t rule) {
     if (rule >= s.rules.rules.size()) return 0;
     const core::CompiledRule& cr = s.rules.rules[rule];

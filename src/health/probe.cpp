@@ -41,17 +41,6 @@ std::string_view name_of(Outcome o) noexcept {
     return "?";
 }
 
-std::string_view name_of(HealthKind k) noexcept {
-    switch (k) {
-    case HealthKind::none: return "none";
-    case HealthKind::tcp: return "tcp";
-    case HealthKind::tls: return "tls";
-    case HealthKind::http: return "http";
-    case HealthKind::https: return "https";
-    }
-    return "?";
-}
-
 std::string_view name_of(State s) noexcept {
     switch (s) {
     case State::unknown: return "unknown";

@@ -353,6 +353,8 @@ private:
     void take_rule_list(const Heartbeat& hb, uint64_t now_ns);
     void set_rules(std::vector<PortRule> configured);
     static size_t find_record(const Records& sorted, const RuleRecord& r);
+    // Configured rule -> its index in cur_'s universe (SIZE_MAX: not in force, no maps).
+    size_t current_index(size_t rule) const;
     bool rule_frames_due(uint64_t now_ns) const;
     bool dynamic_peers_heard() const;
     bool alive(HostId h, uint64_t now_ns) const;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nlbd/core/rules.hpp"
@@ -211,6 +212,8 @@ void validate(const NicProfile& nic);
 
 // "auto", "rss", "distributor": the spelling of the [nic] dispatch key.
 const char* dispatch_name(DispatchMode mode);
+// "none", "tcp", "tls", "http", "https": the spelling of health_check.
+std::string_view name_of(HealthKind k) noexcept;
 // "started", "stopped", "suspended": the spelling of [host] initial_state.
 const char* initial_state_name(InitialState s);
 

@@ -49,6 +49,18 @@ inline PortRule default_port_rule() { return PortRule{}; }
 // commands, counters, query, metrics and the state file call a rule.
 std::string rule_name(const PortRule& r);
 
+// Short names, as the configuration spells them ("tcp", "multiple", "single",
+// "unicast", ...): reports, --check-config, reload diffs, query.
+const char* name_of(Protocol p) noexcept;
+const char* name_of(FilterMode m) noexcept;
+const char* name_of(Affinity a) noexcept;
+const char* name_of(ClusterMode m) noexcept;
+
+// The rules a host applies: `configured`, or NLB's default rule when empty.
+inline std::vector<PortRule> rules_or_default(const std::vector<PortRule>& configured) {
+    return configured.empty() ? std::vector<PortRule>{default_port_rule()} : configured;
+}
+
 // The one canonical encoding of a rule's cluster-wide content: what must be
 // equal on every host for them to apply "the same rule". Big-endian, fixed
 // size, compared bytewise:

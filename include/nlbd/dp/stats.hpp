@@ -70,11 +70,8 @@ std::string json_escape(const std::string& s);
 std::string stats_json(const RunReport& r);
 void print_summary(std::FILE* out, const RunReport& r);
 
-// Short names used in reports and --check-config.
-const char* name_of(Protocol p) noexcept;
-const char* name_of(FilterMode m) noexcept;
-const char* name_of(Affinity a) noexcept;
-const char* name_of(ClusterMode m) noexcept;
+// Short names used in reports and --check-config (core/rules.hpp).
+using ::nlbd::name_of;
 
 // Buckets of compiled rule `rule` that `self` owns (single mode: all or none).
 uint32_t buckets_owned(const core::Snapshot& s, uint16_t rule);

@@ -37,7 +37,7 @@ enum class Outcome : uint8_t {
     error,           // anything else (socket errors, out of resources)
 };
 std::string_view name_of(Outcome o) noexcept;
-std::string_view name_of(HealthKind k) noexcept;
+using config::name_of;  // HealthKind
 
 struct ProbeResult {
     Outcome outcome = Outcome::error;
