@@ -547,6 +547,7 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     for (auto& row : dirty) row.assign(B, kNoHost);
     std::vector<std::vector<uint16_t>> seen_old(dirty.size());  // per class: old classes combined
     std::vector<uint8_t> has_fresh(dirty.size(), 0);
+    Records new_fresh;
     auto combine = [](HostId a, HostId b) {
         if (a == kNoHost) return b;
         if (b == kNoHost || a == b) return a;
@@ -560,15 +561,21 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
                                     cur_.maps[cur_.rule_class[cu]].size() == B
                                 ? cur_.rule_class[cu]
                                 : core::kNoClass;
-        if (oc == core::kNoClass) {
-            // No history: adopted maps, or a rule version new to the
-            // universe (rolling change) whose traffic others may have served
-            // under another version or rule: unknown previous owner. A new
-            // version is also withheld until the cluster has converged on it.
-            if (!has_fresh[c] && fresh_ok && any_other_holder)
-                for (uint32_t b = 0; b < B; ++b)
-                    if (next.maps[c][b] == cfg_.self) dirty[c][b] = combine(dirty[c][b], kAnyHost);
+        // A rule version new to the universe (rolling change): others may
+        // hold connections made under another version or rule, wherever its
+        // buckets go next, until no peer holds foreign connections any more
+        // (update_dirty clears fresh_records_ with the kAnyHost marks).
+        const bool fresh = oc == core::kNoClass || find_record(fresh_records_, U[i]) != SIZE_MAX;
+        if (oc == core::kNoClass && has_current_ && any_other_holder) new_fresh.push_back(U[i]);
+        if (fresh && !has_fresh[c] && fresh_ok && any_other_holder) {
+            for (uint32_t b = 0; b < B; ++b)
+                if (next.maps[c][b] == cfg_.self) dirty[c][b] = combine(dirty[c][b], kAnyHost);
             has_fresh[c] = 1;
+        }
+        if (oc == core::kNoClass) {
+            // No history: adopted maps, or the new version above: unknown
+            // previous owner. A new version is also withheld until the
+            // cluster has converged on it.
             if (has_current_ && any_other_holder) {
                 withhold[i].assign(B, 0);
                 for (uint32_t b = 0; b < B; ++b) withhold[i][b] = next.maps[c][b] == cfg_.self;
@@ -605,18 +612,27 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
         const HostId n = next.single[i];
         const size_t cu = in_current(i);
         if (cu == SIZE_MAX) {
+            if (has_current_ && any_other_holder) new_fresh.push_back(U[i]);
             single_dirty[i] = (has_current_ || adopted) && n == cfg_.self && any_other_holder ? kAnyHost
                                                                                              : kNoHost;
             single_withhold[i] = has_current_ && n == cfg_.self && any_other_holder;
             continue;
         }
         const HostId o = cur_.single[cu];
+        if (n == cfg_.self && any_other_holder && find_record(fresh_records_, U[i]) != SIZE_MAX) {
+            single_dirty[i] = kAnyHost;
+            single_withhold[i] = cu < single_withhold_.size() && single_withhold_[cu];
+            continue;
+        }
         single_withhold[i] = n == cfg_.self && ((settling_ && o != n) ||
                                                 (cu < single_withhold_.size() && single_withhold_[cu]));
         const HostId old_from = cu < single_dirty_from_.size() ? single_dirty_from_[cu] : kNoHost;
         single_dirty[i] = o == n ? old_from : carried_dirty(holder(o, U[i]) ? o : kNoHost, old_from, n, U[i]);
     }
     single_dirty_from_ = std::move(single_dirty);
+    for (const RuleRecord& r : new_fresh)
+        if (find_record(fresh_records_, r) == SIZE_MAX)
+            fresh_records_.insert(std::lower_bound(fresh_records_.begin(), fresh_records_.end(), r), r);
     withhold_ = std::move(withhold);
     single_withhold_ = std::move(single_withhold);
     dirty_from_ = std::move(dirty);
@@ -687,7 +703,7 @@ void Membership::check_converged(uint64_t now_ns) {
 }
 
 void Membership::update_dirty(uint64_t now_ns) {
-    if (!has_dirty_) return;
+    if (!has_dirty_ && fresh_records_.empty()) return;
     auto same_map = [&](HostId h) {
         const Heartbeat& hb = peers_[h].hb;
         return hb.view == cur_.view && hb.epoch == cur_.epoch && hb.map_digest == cur_.digest;
@@ -737,6 +753,7 @@ void Membership::update_dirty(uint64_t now_ns) {
         }
     }
     has_dirty_ = left;
+    if (!any_holding) fresh_records_.clear();  // nobody holds what a new version's buckets may hide
     if (changed) changed_ = true;
 }
 

@@ -1195,4 +1195,37 @@ TEST(Membership, ReloadToAMinorityVersionKeepsAHostAliveAndReporting) {
     EXPECT_EQ(net.node(2).m->status(net.now).members, (std::vector<HostId>{1, 2, 3}));
 }
 
+// A host holding a connection made under the old version of a rule (node 3
+// here, the last to reload) keeps it through the change: wherever the new
+// version's buckets move while node 3 still reports foreign connections,
+// their owners accept only SYNs and their own connections (dirty), even when
+// the bucket's previous owner under the new version holds nothing.
+TEST(Membership, ConnectionsUnderAnOldRuleVersionKeepNewOwnersDirtyUntilReleased) {
+    Net net(11);
+    const PortRule web = multiple_rule(80, 80);
+    PortRule tls = multiple_rule(443, 443);
+    PortRule tls2 = tls;
+    tls2.affinity = Affinity::none;
+    for (HostId h : {1, 2, 3}) net.add(h, {web, tls});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.node(3).held = 1;  // e.g. a long-lived connection under the old 443
+    for (HostId h : {1, 2, 3}) {
+        net.reload(h, {web, tls2});
+        net.run_for(15 * kInterval);
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.run_for(10 * kInterval);
+    for (HostId h : {1, 2}) {
+        const auto& snap = *net.node(h).snap;
+        for (uint32_t b = 0; b < net.buckets; ++b)
+            if (snap.owner(1, b) == h) ASSERT_TRUE(snap.is_dirty(1, b)) << "host " << unsigned(h) << " bucket " << b;
+    }
+    net.node(3).held = 0;  // released: the marks clear
+    net.run_for(10 * kInterval);
+    for (HostId h : {1, 2}) {
+        const auto& snap = *net.node(h).snap;
+        for (uint32_t b = 0; b < net.buckets; ++b) ASSERT_FALSE(snap.is_dirty(1, b)) << unsigned(h) << " " << b;
+    }
+}
+
 }  // namespace nlbd::cluster

@@ -435,6 +435,11 @@ private:
     std::vector<std::vector<uint8_t>> withhold_;
     std::vector<uint8_t> single_withhold_;
     bool settling_ = false;
+    // Rule versions that entered the universe while peers could hold
+    // connections of their traffic (under another version or rule): every
+    // bucket of theirs this host owns, wherever it moves, is dirty from
+    // kAnyHost until no peer holds foreign connections (update_dirty).
+    Records fresh_records_;
     bool converged_ = false;
     bool inputs_dirty_ = true;  // some member's weights/state may have changed
     bool has_dirty_ = false;    // some dirty_from_ entry is set
