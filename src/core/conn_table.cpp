@@ -272,6 +272,8 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
         if (s == nullptr) continue;
         if (e.rule >= s->rules.rules.size()) {
             ++sweep_unknown_;
+        } else if (e.rules_generation != s->rules_generation) {
+            ++sweep_foreign_;  // a rule index given under other rules: may be anyone's
         } else if (s->rules.rules[e.rule].mode != FilterMode::disabled &&
                    owner_of(*s, e.rule, e.bucket) != self) {
             ++sweep_foreign_;

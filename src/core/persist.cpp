@@ -41,8 +41,14 @@ inline Decision with(const Decision& d, Verdict v) noexcept {
     return o;
 }
 
-inline void touch(ConnEntry* e, const Decision& d, uint64_t now_ns) noexcept {
+// A new entry's rule index is given under s's rules.
+inline void stamp(ConnEntry* e, const Snapshot& s) noexcept {
+    if (e != nullptr) e->rules_generation = s.rules_generation;
+}
+
+inline void touch(ConnEntry* e, const Decision& d, const Snapshot& s, uint64_t now_ns) noexcept {
     e->last_seen_ns = now_ns;
+    e->rules_generation = s.rules_generation;
     e->rule = d.rule;
     e->bucket = static_cast<uint16_t>(d.bucket);
 }
@@ -64,7 +70,7 @@ Decision resolve_tcp(const ParsedFrame& f, const Decision& d, const Snapshot& s,
             t.remove(e);
             return out;
         }
-        touch(e, d, now_ns);
+        touch(e, d, s, now_ns);
         if (fl & kTcpFin) {
             t.set_state(e, ConnState::fin);
         } else if (e->state == ConnState::syn && !(fl & kTcpSyn)) {
@@ -75,14 +81,15 @@ Decision resolve_tcp(const ParsedFrame& f, const Decision& d, const Snapshot& s,
     if (!ours) return d;
     if (icmp) return bucket_dirty(s, d.rule, d.bucket) ? with(d, Verdict::conn_elsewhere) : d;
     if (fl & kTcpSyn) {
-        t.insert(key, h, ConnState::syn, d.rule, d.bucket, now_ns);
+        stamp(t.insert(key, h, ConnState::syn, d.rule, d.bucket, now_ns), s);
         return d;
     }
     if (bucket_dirty(s, d.rule, d.bucket)) return with(d, Verdict::conn_elsewhere);
     if (fl & kTcpRst) return d;  // nothing to track
     // Adopt a connection nobody else can hold (previous owner gone or never).
-    t.insert(key, h, (fl & kTcpFin) ? ConnState::fin : ConnState::established, d.rule, d.bucket,
-             now_ns);
+    stamp(t.insert(key, h, (fl & kTcpFin) ? ConnState::fin : ConnState::established, d.rule, d.bucket,
+                   now_ns),
+          s);
     return d;
 }
 
@@ -93,14 +100,14 @@ Decision resolve_udp(const ParsedFrame& f, const Decision& d, const Snapshot& s,
     const uint32_t timeout_s = s.rules.rules[d.rule].affinity_timeout_s;
     if (ConnEntry* e = t.find(key, h, now_ns)) {
         if (!icmp) {
-            touch(e, d, now_ns);
+            touch(e, d, s, now_ns);
             e->timeout_s = timeout_s;  // follows a reconfigured rule
         }
         return ours ? d : with(d, Verdict::accepted_conn);
     }
     if (!ours) return d;
     if (bucket_dirty(s, d.rule, d.bucket)) return with(d, Verdict::conn_elsewhere);
-    if (!icmp) t.insert(key, h, ConnState::udp, d.rule, d.bucket, now_ns, timeout_s);
+    if (!icmp) stamp(t.insert(key, h, ConnState::udp, d.rule, d.bucket, now_ns, timeout_s), s);
     return d;
 }
 

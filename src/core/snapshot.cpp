@@ -112,6 +112,7 @@ std::shared_ptr<const Snapshot> compile_snapshot(const SnapshotInput& in) {
     auto s = std::make_shared<Snapshot>();
     s->epoch = in.epoch;
     s->generation = in.generation;
+    s->rules_generation = in.rules_generation;
     s->self = in.self;
     s->started = in.started;
     s->buckets = std::clamp(in.buckets, kMinBuckets, kMaxBuckets);

@@ -172,25 +172,35 @@ ClusterControl::~ClusterControl() {
 void ClusterControl::start() {
     if (!dynamic_) {
         std::string warning;
-        publisher_.publish(core::compile_snapshot(static_snapshot_input(cfg_, &warning)));
-        ++hb_.snapshots_published;
+        publish(static_snapshot_input(cfg_, &warning));
         return;
     }
     publish_if_changed();
-    if (!publisher_.current()) {  // workers never run without a snapshot
-        core::SnapshotInput in = membership_->snapshot_input();
-        publisher_.publish(core::compile_snapshot(in));
-        ++hb_.snapshots_published;
-    }
+    if (!publisher_.current()) publish(membership_->snapshot_input());  // workers never run without one
     if (cfg_.cluster.mode == ClusterMode::igmp) send_igmp_join();
+}
+
+void ClusterControl::publish(core::SnapshotInput in) {
+    in.rules_generation = rules_generation_;
+    publisher_.publish(core::compile_snapshot(in));
+    ++hb_.snapshots_published;
+}
+
+void ClusterControl::publish_static(config::Config c, bool started, const core::Snapshot* previous) {
+    c.host.initial_state = started ? config::InitialState::started : config::InitialState::stopped;
+    std::string warning;
+    core::SnapshotInput in = static_snapshot_input(c, &warning);
+    const core::Snapshot* cur = publisher_.current().get();
+    in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
+    in.previous = previous;
+    publish(std::move(in));
 }
 
 void ClusterControl::publish_if_changed() {
     if (!membership_->take_changed()) return;
     core::SnapshotInput in = membership_->snapshot_input();
     in.previous = publisher_.current().get();
-    publisher_.publish(core::compile_snapshot(in));
-    ++hb_.snapshots_published;
+    publish(std::move(in));
 }
 
 void ClusterControl::poll() noexcept {
@@ -610,10 +620,28 @@ ctl::Json ClusterControl::query() const {
         mm.push_back(std::move(o));
     }
     j["mismatches"] = std::move(mm);
+    ctl::Json diffs = ctl::Json::array();
+    for (const cluster::RuleDifference& d : st.rule_differences) {
+        ctl::Json o = ctl::Json::object();
+        o["rule"] = d.rule;
+        ctl::Json versions = ctl::Json::array();
+        for (const cluster::RuleVersion& v : d.versions) {
+            ctl::Json x = ctl::Json::object();
+            x["content"] = v.content;
+            x["hosts"] = hosts_json(v.hosts);
+            x["active"] = v.active;
+            versions.push_back(std::move(x));
+        }
+        o["versions"] = std::move(versions);
+        diffs.push_back(std::move(o));
+    }
+    j["rule_differences"] = std::move(diffs);
     ctl::Json rules = ctl::Json::array();
     for (const cluster::RuleOwnership& r : st.rules) {
         ctl::Json o = ctl::Json::object();
         o["rule"] = unsigned(r.rule);
+        o["name"] = r.name;
+        o["active"] = r.active;
         o["mode"] = name_of(r.mode);
         o["state"] = cluster::name_of(r.state);
         o["buckets_owned"] = r.owned;
@@ -751,19 +779,12 @@ ctl::Json ClusterControl::reload() {
         for (const auto& k : d.restart) keys += (keys.empty() ? "" : "; ") + k.key + " (" + k.before + " -> " + k.after + ")";
         throw std::runtime_error("reload refused, nothing changed: these keys need a restart: " + keys);
     }
-    // Snapshot compile of the new rules first: nothing is applied if it fails.
+    // Rule indices may name other rules now: connection entries learn it
+    // from the snapshot (Snapshot::rules_generation).
+    if (!d.rules_added.empty() || !d.rules_removed.empty() || !d.rules_changed.empty()) ++rules_generation_;
     if (!dynamic_) {
-        config::Config c = next;
         const core::Snapshot* cur = publisher_.current().get();
-        c.host.initial_state = cur != nullptr && cur->started ? config::InitialState::started
-                                                              : config::InitialState::stopped;
-        std::string warning;
-        core::SnapshotInput in = static_snapshot_input(c, &warning);
-        in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
-        in.previous = cur;
-        auto snap = core::compile_snapshot(in);
-        publisher_.publish(std::move(snap));
-        ++hb_.snapshots_published;
+        publish_static(next, cur != nullptr && cur->started, cur);
     } else if (!d.empty()) {
         const uint64_t now = steady_ns();
         // Rules drained by a health check go back to the checker that is
@@ -896,17 +917,11 @@ ctl::Json ClusterControl::set_host_state(cluster::HostState next) {
 ctl::Json ClusterControl::set_static_started(bool start) {
     const core::Snapshot* cur = publisher_.current().get();
     const bool started = cur != nullptr && cur->started;
-    config::Config c = cfg_;
-    c.host.initial_state = start ? config::InitialState::started : config::InitialState::stopped;
-    std::string warning;
-    core::SnapshotInput in = static_snapshot_input(c, &warning);
-    in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
-    publisher_.publish(core::compile_snapshot(in));
-    ++hb_.snapshots_published;
+    publish_static(cfg_, start, nullptr);
     save_state();
     ctl::Json j = ctl::Json::object();
     j["previous"] = started ? "started" : "stopped";
-    j["state"] = in.started ? "started" : "stopped";
+    j["state"] = publisher_.current()->started ? "started" : "stopped";
     return j;
 }
 

@@ -452,6 +452,39 @@ TEST(Persist, HeldForeignDropsToZeroWhenTheOldOwnersConnectionsEnd) {
     EXPECT_EQ(fc.count, 0u);
 }
 
+// After a reload that changed the rules, a rule index stored in an entry may
+// name another rule: until the connection's next packet rewrites it, the
+// entry counts as foreign (peers keep their buckets dirty), even where the
+// stale index would say this host owns it.
+TEST(Persist, EntriesFromBeforeARuleReloadCountForeignUntilTheirNextPacket) {
+    Host a(kA);
+    const char* client = "198.51.100.51";
+    const uint16_t p = port_in(*a.snap, client, 80, kA);
+    a.see(tcp(client, p, 80, kSyn), 0);
+    a.see(tcp(client, p, 80, kAck), 0);
+    auto sweep = [&](uint64_t now) {
+        while (!a.table.expire(now, 4096, a.snap.get()).sweep_completed) {
+        }
+        while (!a.table.expire(now, 4096, a.snap.get()).sweep_completed) {
+        }
+        return a.table.held_foreign();
+    };
+    ForeignCount fc = sweep(kSec);
+    ASSERT_TRUE(fc.valid);
+    EXPECT_EQ(fc.count, 0u);  // its own bucket
+    auto reloaded = std::make_shared<Snapshot>(*a.snap);
+    ++reloaded->generation;
+    ++reloaded->rules_generation;  // same maps: only the rules' meaning changed
+    a.snap = reloaded;
+    fc = sweep(kSec);
+    ASSERT_TRUE(fc.valid);
+    EXPECT_EQ(fc.count, 1u);
+    EXPECT_EQ(a.see(tcp(client, p, 80, kAck), 2 * kSec), Verdict::accepted);
+    fc = sweep(2 * kSec);
+    ASSERT_TRUE(fc.valid);
+    EXPECT_EQ(fc.count, 0u);  // the packet stamped it with the current rules
+}
+
 // The not-owner fast path (ConnTable::may_hold_foreign): once a whole sweep
 // under the current snapshot found nothing foreign, packets owned elsewhere
 // skip the lookup. A bucket move must switch the fast path off at once, so the

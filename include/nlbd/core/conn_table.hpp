@@ -151,7 +151,11 @@ struct alignas(64) ConnEntry {
     uint16_t rule = kNoRule;      // CompiledRule index of the latest packet's snapshot
     uint16_t bucket = 0;          // bucket within that rule (0 for single-host rules)
     ConnState state = ConnState::free;
-    uint8_t pad[3] = {};
+    // Snapshot::rules_generation that `rule` was given under: after a reload
+    // changed the rules, the index may name another rule until the next
+    // packet of the connection rewrites both (the sweep counts it foreign).
+    uint8_t rules_generation = 0;
+    uint8_t pad[2] = {};
 };
 static_assert(sizeof(ConnEntry) == 64, "one connection = one cache line");
 

@@ -94,6 +94,10 @@ struct Snapshot {
     // Identifies the snapshot for Membership::set_held_foreign (counts of
     // foreign connections are only meaningful against the maps they used).
     uint64_t generation = 0;
+    // Changes (mod 256) when a reload changed the rules, and so possibly
+    // what a rule index means: connection entries stamped with another value
+    // carry a rule index of other rules (ConnEntry::rules_generation).
+    uint8_t rules_generation = 0;
 
     // Packet path: index of the VIP equal to a, or kNoVip.
     uint16_t vip_index(const IpAddr& a) const noexcept;
@@ -138,6 +142,7 @@ struct SnapshotInput {
     // local_disabled[r] != 0: this host drops every packet of rule r (per-rule
     // disable); the rule keeps its identity and hash seed.
     uint64_t generation = 0;
+    uint8_t rules_generation = 0;     // see Snapshot::rules_generation
     std::vector<std::vector<HostId>> class_maps;
     std::vector<uint16_t> rule_class;
     std::vector<std::vector<uint8_t>> class_dirty;

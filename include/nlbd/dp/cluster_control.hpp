@@ -147,6 +147,12 @@ private:
     void send_frame(const std::vector<uint8_t>& frame);
     void send_igmp_join();
     void publish_if_changed();
+    // Compiles and publishes `in` (stamped with rules_generation_).
+    void publish(core::SnapshotInput in);
+    // Static membership: a snapshot of `c` with this host started or not, at
+    // the next epoch, rebalanced from `previous` when given.
+    void publish_static(config::Config c, bool started, const core::Snapshot* previous);
+    uint8_t rules_generation_ = 0;  // bumped by a reload that changed the rules
     void run_queued_commands() noexcept;
     void apply_health(uint64_t now_ns);
     // One handler per registry command, by name (a static_assert checks that
