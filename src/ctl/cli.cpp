@@ -324,11 +324,27 @@ void print_query(std::FILE* out, const Json& r) {
         std::fprintf(out, "\nMismatches (these hosts do not converge with this one):\n");
         for (const Json& m : mm->as_array()) std::fprintf(out, "  %s\n", mismatch_text(m).c_str());
     }
+    // Rolling rule changes (docs/reload.md): per rule, each version and its hosts.
+    if (const Json* rd = r.find("rule_differences"); rd && rd->is_array() && !rd->as_array().empty()) {
+        std::fprintf(out, "\nRules that differ between hosts (* = in force):\n");
+        for (const Json& d : rd->as_array()) {
+            const Json* versions = d.find("versions");
+            std::string line = "  " + text_of(d.find("rule") ? *d.find("rule") : Json());
+            for (const Json& v : versions && versions->is_array() ? versions->as_array() : std::vector<Json>{}) {
+                const Json* active = v.find("active");
+                line += std::string("\n    ") + (active && active->is_bool() && active->as_bool() ? "* " : "  ") +
+                        text_of(v.find("content") ? *v.find("content") : Json()) + ": hosts " +
+                        (v.find("hosts") ? v.find("hosts")->dump() : std::string("[]"));
+            }
+            std::fprintf(out, "%s\n", line.c_str());
+        }
+    }
 
     // Whatever else the daemon reports.
     static constexpr std::string_view kShown[] = {
         "host", "self", "cluster", "state", "host_state", "members", "epoch", "is_default", "default_host",
-        "converged", "held_connections", "held_foreign", "peers", "rules", "mismatches", "buckets"};
+        "converged", "held_connections", "held_foreign", "peers", "rules", "mismatches", "buckets",
+        "rule_differences"};
     Json rest = Json::object();
     for (const auto& [k, v] : r.as_object())
         if (std::find(std::begin(kShown), std::end(kShown), k) == std::end(kShown)) rest[k] = v;

@@ -777,6 +777,21 @@ TEST(Nlbctl, QueryPrintsTheDaemonsDynamicSchema) {
     EXPECT_EQ(t.find("VIP"), std::string::npos) << "columns absent from every row are left out\n" << t;
 }
 
+TEST(Nlbctl, QueryNamesRulesThatDifferWithTheirHostsAndTheVersionInForce) {
+    Json q = Json::parse(R"({"host":1,"cluster":"lab","membership":"dynamic","state":"converging",
+      "host_state":"started","converged":false,"epoch":5,"members":[1,2,3],
+      "rule_differences":[{"rule":"10.0.0.10:9000/tcp","versions":[
+          {"content":"mode multiple, affinity none, timeout 0 s","hosts":[1],"active":false},
+          {"content":"mode multiple, affinity single, timeout 0 s","hosts":[2,3],"active":true}]}]})");
+    Capture out;
+    ctl::printer_for("query")(out.f, q);
+    const std::string t = out.text();
+    EXPECT_NE(t.find("Rules that differ between hosts"), std::string::npos) << t;
+    EXPECT_NE(t.find("10.0.0.10:9000/tcp"), std::string::npos) << t;
+    EXPECT_NE(t.find("  mode multiple, affinity none, timeout 0 s: hosts [1]"), std::string::npos) << t;
+    EXPECT_NE(t.find("* mode multiple, affinity single, timeout 0 s: hosts [2,3]"), std::string::npos) << t;
+}
+
 TEST(Nlbctl, ActionPrinterShowsTheTransition) {
     Capture out;
     ctl::printer_for("drainstop")(out.f, Json::parse(R"({"previous":"started","state":"draining"})"));
