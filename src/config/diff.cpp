@@ -7,32 +7,32 @@
 namespace nlbd::config {
 namespace {
 
-std::string join(const std::vector<std::string>& v) {
+// The texts of v's items, separated by sep.
+template <class T, class Text>
+std::string join(const std::vector<T>& v, const char* sep, Text text) {
     std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+    for (const T& x : v) {
+        if (!s.empty()) s += sep;
+        s += text(x);
+    }
     return s;
+}
+std::string join(const std::vector<std::string>& v) {
+    return join(v, " ", [](const std::string& x) { return x; });
+}
+std::string vips(const std::vector<IpAddr>& v) {
+    return join(v, ",", [](const IpAddr& a) { return a.to_string(); });
+}
+std::string hosts(const std::vector<HostId>& v) {
+    return join(v, ",", [](HostId h) { return std::to_string(unsigned(h)); });
 }
 
 std::string str(const std::optional<IpAddr>& a) { return a ? a->to_string() : std::string("none"); }
 
-std::string vips(const std::vector<IpAddr>& v) {
-    std::string s;
-    for (const IpAddr& a : v) s += (s.empty() ? "" : ",") + a.to_string();
-    return s;
-}
-
-std::string hosts(const std::vector<HostId>& v) {
-    std::string s;
-    for (HostId h : v) s += (s.empty() ? "" : ",") + std::to_string(unsigned(h));
-    return s;
-}
-
 std::string weight(const PortRule& r) { return r.equal_weight ? "equal" : std::to_string(r.load_weight); }
 
 std::string statuses(const std::vector<uint16_t>& v) {
-    std::string s;
-    for (uint16_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
-    return s;
+    return join(v, ",", [](uint16_t x) { return std::to_string(x); });
 }
 
 // Collects changes of one scalar.

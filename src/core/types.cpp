@@ -73,7 +73,7 @@ const char* name_of(ClusterMode m) noexcept {
 std::string rule_name(const PortRule& r) {
     std::string s;
     if (!r.vip) s = "all";
-    else if (r.vip->family == Family::v6) s = "[" + r.vip->to_string() + "]";
+    else if (r.vip->family == Family::v6) s.append("[").append(r.vip->to_string()).append("]");
     else s = r.vip->to_string();
     s += ':' + std::to_string(r.port_lo);
     if (r.port_hi != r.port_lo) s += '-' + std::to_string(r.port_hi);

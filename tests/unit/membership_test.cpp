@@ -450,9 +450,12 @@ TEST(Membership, DifferingRuleIsReportedOnBothSidesAndTheMajorityVersionIsInForc
         EXPECT_EQ(d.rule, "all:0-65535/both");
         ASSERT_EQ(d.versions.size(), 2u);
         for (const auto& v : d.versions) {
-            if (v.hosts == std::vector<HostId>{1, 2}) EXPECT_TRUE(v.active) << v.content;
-            else EXPECT_EQ(v.hosts, std::vector<HostId>{3});
-            if (v.hosts == std::vector<HostId>{3}) EXPECT_FALSE(v.active) << v.content;
+            if (v.hosts == std::vector<HostId>{1, 2}) {
+                EXPECT_TRUE(v.active) << v.content;
+            } else {
+                EXPECT_EQ(v.hosts, std::vector<HostId>{3});
+                EXPECT_FALSE(v.active) << v.content;
+            }
         }
         bool fp = false;
         for (const auto& mm : st.mismatches) fp |= mm.kind == MismatchKind::rules_fingerprint;
@@ -1218,7 +1221,9 @@ TEST(Membership, ConnectionsUnderAnOldRuleVersionKeepNewOwnersDirtyUntilReleased
     for (HostId h : {1, 2}) {
         const auto& snap = *net.node(h).snap;
         for (uint32_t b = 0; b < net.buckets; ++b)
-            if (snap.owner(1, b) == h) ASSERT_TRUE(snap.is_dirty(1, b)) << "host " << unsigned(h) << " bucket " << b;
+            if (snap.owner(1, b) == h) {
+                ASSERT_TRUE(snap.is_dirty(1, b)) << "host " << unsigned(h) << " bucket " << b;
+            }
     }
     net.node(3).held = 0;  // released: the marks clear
     net.run_for(10 * kInterval);
