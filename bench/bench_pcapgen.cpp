@@ -41,7 +41,7 @@ namespace {
 using namespace nlbd;
 
 // The snapshot nlbd compiles from scripts/bench_e2e.sh's cluster file
-// (dp::static_snapshot_input: static members 1, 2, 3, weight 50 for
+// (daemon::static_snapshot_input: static members 1, 2, 3, weight 50 for
 // equal-weight rules, no static priorities), self = host 1.
 std::shared_ptr<const core::Snapshot> node_snapshot(const std::vector<PortRule>& rules) {
     core::SnapshotInput in;

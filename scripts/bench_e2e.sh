@@ -23,7 +23,7 @@
 # Environment: LCORES (default "0,1"), ROUNDS (testpmd + nlbd pairs, default
 # 1; the ratio reported is the median of the rounds' ratios), FLOWS (frames of
 # the flow mix in the capture, default 10240), TESTPMD (default dpdk-testpmd on
-# PATH), NLBD (default BUILD_DIR/src/dp/nlbd), BURST (RX/TX burst of both
+# PATH), NLBD (default BUILD_DIR/src/daemon/nlbd), BURST (RX/TX burst of both
 # programs, default 32), KEEP=1 keeps the work directory (logs, generated
 # captures and configs, nlbd's JSON).
 #
@@ -61,7 +61,7 @@ flows=${FLOWS:-10240}
 rules_list=${RULES:-seed}
 conns_list=${CONNS:-0}
 testpmd=${TESTPMD:-$(command -v dpdk-testpmd || true)}
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 gen=$build/bench/nlbd-bench-pcapgen
 for f in "$testpmd" "$nlbd" "$gen"; do
     [[ -n $f && -x $f ]] || { echo "bench_e2e: missing executable '${f:-dpdk-testpmd}' (build it first)" >&2; exit 1; }

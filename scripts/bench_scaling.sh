@@ -26,7 +26,7 @@ ncpu=$(nproc)
 max_w=${3:-$(( ncpu - 1 > 2 ? ncpu - 1 : 2 ))}
 flows=${FLOWS:-10240}
 testpmd=${TESTPMD:-$(command -v dpdk-testpmd || true)}
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 gen=$build/bench/nlbd-bench-pcapgen
 split=$build/src/tools/nlbd-pcap-split
 for f in "$testpmd" "$nlbd" "$gen" "$split"; do

@@ -48,7 +48,7 @@
 # If nlbd's memif port cannot come up here the script says why and exits 77.
 #
 # Environment: PKTGEN (Pktgen-DPDK executable), TESTPMD (default dpdk-testpmd),
-# NLBD (default BUILD_DIR/src/dp/nlbd), NLBD_LCORES (default "0,1": main, worker),
+# NLBD (default BUILD_DIR/src/daemon/nlbd), NLBD_LCORES (default "0,1": main, worker),
 # GEN_LCORES (default "0,1", main lcore 1, so the generator sends from lcore 0),
 # GEN_MODE (txonly | flowgen), KEEP=1.
 set -euo pipefail
@@ -79,7 +79,7 @@ done
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${build:-build}
 [[ -d $build ]] || build=$here/$build
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 [[ -x $nlbd ]] || { echo "pktgen_bench: no nlbd executable at '$nlbd' (build it, or set NLBD)" >&2; exit 1; }
 testpmd=${TESTPMD:-$(command -v dpdk-testpmd || true)}
 lua=$here/scripts/pktgen/nlbd.lua

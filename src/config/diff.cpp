@@ -100,18 +100,7 @@ ConfigDiff diff(const Config& a, const Config& b) {
     restart("dataplane.tcp_syn_timeout_s", x.tcp_syn_timeout_s, y.tcp_syn_timeout_s);
     restart("dataplane.tcp_established_timeout_s", x.tcp_established_timeout_s, y.tcp_established_timeout_s);
     restart("dataplane.tcp_fin_timeout_s", x.tcp_fin_timeout_s, y.tcp_fin_timeout_s);
-    restart("dataplane.idle_policy", unsigned(x.idle_policy), unsigned(y.idle_policy));
     restart("telemetry.dpdk_telemetry", a.telemetry.dpdk_telemetry, b.telemetry.dpdk_telemetry);
-    restart.str("control.remote_listen", a.control.remote_listen, b.control.remote_listen);
-    restart.str("control.remote_cert", a.control.remote_cert, b.control.remote_cert);
-    restart.str("control.remote_key", a.control.remote_key, b.control.remote_key);
-    restart.str("control.remote_ca", a.control.remote_ca, b.control.remote_ca);
-    {
-        std::string p, q;
-        for (const auto& [cn, role] : a.control.remote_allow) p += cn + "=" + role + " ";
-        for (const auto& [cn, role] : b.control.remote_allow) q += cn + "=" + role + " ";
-        restart.str("control.remote_allow", p, q);
-    }
     const NicProfile &n = a.nic, &m = b.nic;
     restart.str("nic (profile file)", n.file, m.file);
     restart("nic.workers", n.workers, m.workers);
@@ -137,6 +126,18 @@ ConfigDiff diff(const Config& a, const Config& b) {
     live.str("cluster.vips", vips(a.cluster.vips), vips(b.cluster.vips));
     live.str("cluster.secret_file (path)", a.cluster.secret_file, b.cluster.secret_file);
     live.str("telemetry.prometheus_listen", a.telemetry.prometheus_listen, b.telemetry.prometheus_listen);
+    live.str("dataplane.idle_policy", a.dataplane.idle_policy == IdlePolicy::poll ? "poll" : "adaptive",
+             b.dataplane.idle_policy == IdlePolicy::poll ? "poll" : "adaptive");
+    live.str("control.remote_listen", a.control.remote_listen, b.control.remote_listen);
+    live.str("control.remote_cert", a.control.remote_cert, b.control.remote_cert);
+    live.str("control.remote_key", a.control.remote_key, b.control.remote_key);
+    live.str("control.remote_ca", a.control.remote_ca, b.control.remote_ca);
+    {
+        std::string p, q;
+        for (const auto& [cn, role] : a.control.remote_allow) p += cn + "=" + role + " ";
+        for (const auto& [cn, role] : b.control.remote_allow) q += cn + "=" + role + " ";
+        live.str("control.remote_allow", p, q);
+    }
 
     // --- rules, by key ----------------------------------------------------
     auto rules_of = [](const Config& c) {

@@ -82,10 +82,15 @@ void Distributor::run(const std::atomic<bool>& stop) noexcept {
     const uint16_t workers = cfg_.workers;
     rte_mbuf* pkts[kMaxBurst];
     IdleBackoff backoff(kMaxSleepUs);
-    hold_cycles_ = hand_over_hold_cycles(cfg_.idle);
+    config::IdlePolicy idle = idle_policy(cfg_.idle);
+    hold_cycles_ = hand_over_hold_cycles(idle);
 
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_get_timer_cycles();
+        if (const config::IdlePolicy now_idle = idle_policy(cfg_.idle); now_idle != idle) {
+            idle = now_idle;  // a reload changed it
+            hold_cycles_ = hand_over_hold_cycles(idle);
+        }
         flush(now, false);
         // Backpressure: no new burst while a worker could not take it.
         bool room = true;
@@ -94,8 +99,8 @@ void Distributor::run(const std::atomic<bool>& stop) noexcept {
         bump(c.loops);
         if (n == 0) {
             if (!room) {
-                wait_for_consumer(cfg_.idle);  // a worker is behind
-            } else if (cfg_.idle == config::IdlePolicy::adaptive) {
+                wait_for_consumer(idle);  // a worker is behind
+            } else if (idle == config::IdlePolicy::adaptive) {
                 if (const uint32_t us = backoff.idle(); us != 0) {
                     rte_delay_us_sleep(us);  // idle only
                     bump(c.idle_sleeps);

@@ -389,10 +389,15 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
     b.to_wire.ring = cfg_.wire_tx.ring;
     b.to_wire.pc = &c.wire;
     b.to_wire.handed = &c.tx_handed;
-    for (TxBuffer* t : {&b.to_wire, &b.to_local}) {
-        t->idle = cfg_.idle;
-        t->hold_cycles = hand_over_hold_cycles(cfg_.idle);
-    }
+    // The idle policy in force; re-read every loop (a reload may change it).
+    config::IdlePolicy idle = idle_policy(cfg_.idle);
+    const auto set_idle = [&b](config::IdlePolicy p) {
+        for (TxBuffer* t : {&b.to_wire, &b.to_local}) {
+            t->idle = p;
+            t->hold_cycles = hand_over_hold_cycles(p);
+        }
+    };
+    set_idle(idle);
     const core::FragReleaser releaser{&Burst::release, &b};
 
     if (cfg_.qsbr != nullptr) {
@@ -526,7 +531,12 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         b.drop.flush();
         bump(c.loops);
 
-        if (cfg_.idle == config::IdlePolicy::adaptive) {
+        if (const config::IdlePolicy now_idle = idle_policy(cfg_.idle); now_idle != idle) {
+            idle = now_idle;
+            set_idle(idle);
+            backoff.busy();
+        }
+        if (idle == config::IdlePolicy::adaptive) {
             if (n_wire != 0 || n_local != 0 || n_ctl != 0 || n_drained != 0) {
                 backoff.busy();
             } else if (const uint32_t us = backoff.idle(); us != 0) {

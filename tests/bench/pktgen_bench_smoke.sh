@@ -12,7 +12,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 command -v dpdk-testpmd >/dev/null || skip "dpdk-testpmd not installed (the generator of the fallback path)"
 (( EUID == 0 )) || skip "needs root (DPDK --no-huge EAL, memif sockets)"
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 [[ -x $nlbd ]] || { echo "FAIL: no nlbd executable at $nlbd"; exit 1; }
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/nlbd-bench-smoke.XXXXXX")

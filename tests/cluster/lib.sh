@@ -75,7 +75,7 @@ lab_rand() { od -An -N2 -tx1 /dev/urandom | tr -d ' \n'; }
 lab_init() {
     local build=${1:?lab_init BUILDDIR}
     build=$(cd "$build" && pwd)
-    LAB_NLBD=${NLBD:-$build/src/dp/nlbd}
+    LAB_NLBD=${NLBD:-$build/src/daemon/nlbd}
     LAB_NLBCTL=${NLBCTL:-$build/src/ctl/nlbctl}
     [[ -x $LAB_NLBD ]] || { echo "lab: $LAB_NLBD is not built" >&2; exit 1; }
     # LAB_PREFIX, LAB_WORK_DIR and the namespace names (LAB_SW_NS, LAB_CL_NS,

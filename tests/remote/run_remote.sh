@@ -9,13 +9,13 @@
 #
 #   tests/remote/run_remote.sh BUILDDIR
 #
-# Environment: NLBD, NLBCTL (binaries; default BUILDDIR/src/dp/nlbd and
+# Environment: NLBD, NLBCTL (binaries; default BUILDDIR/src/daemon/nlbd and
 # BUILDDIR/src/ctl/nlbctl), KEEP=1 (keep the work directory).
 set -euo pipefail
 
 build=${1:?usage: run_remote.sh BUILDDIR}
 build=$(cd "$build" && pwd)
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 nlbctl=${NLBCTL:-$build/src/ctl/nlbctl}
 for f in "$nlbd" "$nlbctl"; do
     [[ -x $f ]] || { echo "run_remote: $f not built" >&2; exit 1; }

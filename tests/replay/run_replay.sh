@@ -6,7 +6,7 @@
 #
 #   tests/replay/run_replay.sh BUILDDIR [SCENARIO]      (SCENARIO: basic, vlan_multicast)
 #
-# Environment: NLBD (nlbd binary, default BUILDDIR/src/dp/nlbd), RUN_FOR
+# Environment: NLBD (nlbd binary, default BUILDDIR/src/daemon/nlbd), RUN_FOR
 # (seconds per host, default 3), KEEP=1 (keep the work directory), PARALLEL=0
 # (run the hosts one after the other), NEGATIVE=0 (skip the negative checks).
 # Multi-core (docs/multicore.md): WORKERS=N runs every host with N workers
@@ -22,7 +22,7 @@ build=${1:?usage: run_replay.sh BUILDDIR [SCENARIO]}
 scenario=${2:-basic}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(cd "$build" && pwd)
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 gen=$build/src/tools/nlbd-pcapgen
 check=$build/src/tools/nlbd-replay-check
 run_for=${RUN_FOR:-3}

@@ -18,7 +18,7 @@ set -euo pipefail
 build=$(cd "${1:?usage: test_telemetry.sh BUILDDIR}" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-nlbd=${NLBD:-$build/src/dp/nlbd}
+nlbd=${NLBD:-$build/src/daemon/nlbd}
 gen=$build/src/tools/nlbd-pcapgen
 py=python3
 [[ -x /usr/bin/python3 ]] && py=/usr/bin/python3

@@ -1,12 +1,12 @@
-// Pure helpers of nlbd's control thread (src/dp/cluster_frames.cpp).
+// Pure helpers of nlbd's control thread (src/daemon/cluster_frames.cpp).
 
-#include "nlbd/dp/cluster_frames.hpp"
+#include "nlbd/daemon/cluster_frames.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 IpAddr ip(const char* s) { return *IpAddr::parse(s); }
@@ -66,4 +66,4 @@ TEST(SelectRules, PortVipAndAllSelectTheRulesNlbWould) {
 }
 
 }  // namespace
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

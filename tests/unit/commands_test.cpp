@@ -1,6 +1,6 @@
 // The control command registry (ctl/commands.hpp) and what nlbctl and the
 // remote server read from it. nlbd's handler table is checked against the
-// registry by a static_assert in src/dp/cluster_control.cpp.
+// registry by a static_assert in src/daemon/cluster_control.cpp.
 
 #include <gtest/gtest.h>
 

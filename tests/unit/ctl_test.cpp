@@ -752,7 +752,7 @@ TEST(Nlbctl, MainReturnsUsageConnectFailedAndOkCodes) {
 
 namespace {
 
-// The schema nlbd's cluster control actually sends (src/dp/cluster_control.cpp).
+// The schema nlbd's cluster control actually sends (src/daemon/cluster_control.cpp).
 TEST(Nlbctl, QueryPrintsTheDaemonsDynamicSchema) {
     Json q = Json::parse(R"({"host":2,"cluster":"lab","membership":"dynamic","state":"converged_default",
       "host_state":"started","converged":true,"epoch":4,"view":[1,2],"default_host":2,"members":[1,2],

@@ -1,4 +1,4 @@
-// The EAL command line nlbd builds (src/dp/eal_args.cpp): the user decides
+// The EAL command line nlbd builds (src/daemon/eal_args.cpp): the user decides
 // first, nlbd fills in only what is missing.
 
 #include <gtest/gtest.h>
@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "nlbd/dp/eal_args.hpp"
+#include "nlbd/daemon/eal_args.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 using Args = std::vector<std::string>;
@@ -108,4 +108,4 @@ TEST(EalArgs, PciPortsAreAllowListed) {
 }
 
 }  // namespace
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,4 +1,4 @@
-// Lcore placement (src/dp/placement.cpp): workers on the NIC's NUMA node, one
+// Lcore placement (src/daemon/placement.cpp): workers on the NIC's NUMA node, one
 // PU per physical core, control elsewhere, small machines as before; and the
 // real machine read through hwloc.
 
@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "nlbd/dp/eal_args.hpp"
-#include "nlbd/dp/placement.hpp"
+#include "nlbd/daemon/eal_args.hpp"
+#include "nlbd/daemon/placement.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 // `sockets` nodes of `cores_per_node` cores, 2-way SMT numbered like Linux
@@ -214,4 +214,4 @@ TEST(Placement, RealMachineTopologyIsReadAndPlanned) {
 }
 
 }  // namespace
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

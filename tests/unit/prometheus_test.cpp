@@ -15,12 +15,12 @@
 #include <vector>
 
 #include "nlbd/config/config.hpp"
-#include "nlbd/dp/prometheus.hpp"
+#include "nlbd/daemon/prometheus.hpp"
 
 namespace {
 
 using nlbd::ctl::Json;
-using namespace nlbd::dp;
+using namespace nlbd::daemon;
 
 struct Sample {
     std::string name;

@@ -9,8 +9,10 @@
 // restart: keys whose change a running daemon cannot apply (ports, devices,
 // NIC profile, workers, dispatch, EAL options, table sizes and timeouts,
 // host id, cluster name/mode/buckets/ethertype, static membership, the VIP
-// that gives the cluster MAC, remote control listener, DPDK telemetry). A
-// reload with any of them is refused whole.
+// that gives the cluster MAC, DPDK telemetry). A reload with any of them is
+// refused whole. Everything else is live: params (heartbeat interval and
+// tolerance, VIPs, the secret file, Prometheus and remote-control listeners,
+// idle policy) and the rules.
 
 #include <string>
 #include <vector>

@@ -38,7 +38,7 @@ struct DistributorConfig {
     uint16_t wire_port = 0;
     uint16_t wire_queue = 0;
     uint16_t burst = 32;
-    config::IdlePolicy idle = config::IdlePolicy::poll;
+    const std::atomic<config::IdlePolicy>* idle = nullptr;  // read every loop; null: poll
     rte_ring* rings[config::kMaxWorkers] = {};  // worker i's input (SP/SC)
     uint16_t workers = 1;
     bool l4 = false;  // hash TCP/UDP ports too (profile rss_fields has tcp/udp)

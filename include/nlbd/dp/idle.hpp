@@ -7,6 +7,7 @@
 #include <rte_pause.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "nlbd/config/config.hpp"
@@ -45,6 +46,11 @@ private:
     uint32_t empty_ = 0;
     uint32_t sleep_us_ = 1;
 };
+
+// The policy now in force (a reload may change it while the lcore runs).
+inline config::IdlePolicy idle_policy(const std::atomic<config::IdlePolicy>* p) noexcept {
+    return p != nullptr ? p->load(std::memory_order_relaxed) : config::IdlePolicy::poll;
+}
 
 // How long a producer waits for a consumer that does not take its frames
 // (a full ring) before it counts them as dropped: the consumer is then

@@ -102,7 +102,8 @@ struct WorkerConfig {
     uint16_t wire_port = 0;
     uint16_t local_port = 0;
     uint16_t burst = 32;                    // <= kMaxBurst
-    config::IdlePolicy idle = config::IdlePolicy::poll;
+    // The idle policy, read every loop (a reload changes it live); null: poll.
+    const std::atomic<config::IdlePolicy>* idle = nullptr;
     // Wire RX (docs/multicore.md). rss dispatch: the wire RX queues this
     // worker polls, each once per loop. distributor dispatch: wire_ring, the
     // frames the RX distributor chose for this worker (single producer: the

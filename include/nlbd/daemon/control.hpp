@@ -13,7 +13,7 @@
 
 struct rte_rcu_qsbr;
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 // The snapshot input for static membership ([cluster] static_members), or a
 // one-member cluster of this host when there is none (dynamic membership is
@@ -55,4 +55,4 @@ private:
     std::deque<Retired> retired_;
 };
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -41,10 +41,18 @@
 #include "nlbd/config/config.hpp"
 #include "nlbd/core/frag_table.hpp"
 #include "nlbd/core/snapshot.hpp"
-#include "nlbd/dp/port.hpp"
+#include "nlbd/daemon/port.hpp"
 #include "nlbd/dp/worker.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
+
+// The data plane's counters, read here.
+using dp::WorkerCounters;
+using dp::PortCounters;
+using dp::RuleCounters;
+using dp::read_counter;
+using dp::kRuleSlots;
+using dp::kNoRuleSlot;
 
 struct RunReport {
     const config::Config* cfg = nullptr;
@@ -76,4 +84,9 @@ using ::nlbd::name_of;
 // Buckets of compiled rule `rule` that `self` owns (single mode: all or none).
 uint32_t buckets_owned(const core::Snapshot& s, uint16_t rule);
 
-}  // namespace nlbd::dp
+// The rule table (with buckets owned when snap is given), printed at start,
+// and the whole summary --check-config prints.
+void print_rules(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap);
+void print_config_summary(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap);
+
+}  // namespace nlbd::daemon

@@ -1,9 +1,9 @@
-#include "nlbd/dp/stats.hpp"
+#include "nlbd/daemon/stats.hpp"
 
 #include <cinttypes>
 #include <sstream>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 uint32_t buckets_owned(const core::Snapshot& s, uint16_t rule) {
     if (rule >= s.rules.rules.size()) return 0;
@@ -228,4 +228,110 @@ void print_summary(std::FILE* out, const RunReport& r) {
                  r.frags.held);
 }
 
-}  // namespace nlbd::dp
+namespace {
+
+std::string join_words(const std::vector<std::string>& v, const char* sep = " ") {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) s += sep;
+        s += v[i];
+    }
+    return s;
+}
+
+std::string hosts_list(const std::vector<HostId>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) s += ',';
+        s += std::to_string(unsigned(v[i]));
+    }
+    return s + "]";
+}
+
+}  // namespace
+
+void print_rules(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap) {
+    std::fprintf(out, "  %-4s %-40s %-11s %-5s %-9s %-8s %-6s %-4s %s\n", "rule", "vip", "ports",
+                 "proto", "mode", "affinity", "weight", "prio", snap ? "buckets-owned" : "");
+    for (size_t i = 0; i < cfg.rules.size(); ++i) {
+        const PortRule& r = cfg.rules[i];
+        std::string owned;
+        if (snap != nullptr) {
+            for (size_t ci = 0; ci < snap->rules.rules.size(); ++ci)
+                if (snap->rules.rules[ci].config_index == i) {
+                    owned = std::to_string(buckets_owned(*snap, static_cast<uint16_t>(ci))) +
+                            "/" + std::to_string(snap->buckets);
+                    break;
+                }
+        }
+        std::fprintf(out, "  %-4zu %-40s %-11s %-5s %-9s %-8s %-6s %-4u %s\n", i,
+                     r.vip ? r.vip->to_string().c_str() : "all",
+                     (std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi)).c_str(),
+                     name_of(r.protocol), name_of(r.mode), name_of(r.affinity),
+                     r.equal_weight ? "equal" : std::to_string(r.load_weight).c_str(),
+                     unsigned(r.handling_priority), owned.c_str());
+    }
+}
+
+void print_config_summary(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap) {
+    std::fprintf(out, "config %s\n", cfg.file.c_str());
+    std::fprintf(out, "  cluster '%s', mode %s, %u buckets, heartbeat %u ms x %u, ethertype 0x%04x\n",
+                 cfg.cluster.name.c_str(), name_of(cfg.cluster.mode), cfg.cluster.buckets,
+                 cfg.cluster.heartbeat_interval_ms, cfg.cluster.heartbeat_tolerance,
+                 cfg.cluster.heartbeat_ethertype);
+    std::string vips;
+    for (size_t i = 0; i < cfg.cluster.vips.size(); ++i)
+        vips += (i ? ", " : "") + cfg.cluster.vips[i].to_string();
+    std::fprintf(out, "  vips: %s\n", vips.c_str());
+    std::fprintf(out, "  host %u, initial state %s, members %s\n", unsigned(cfg.host.id),
+                 cfg.host.initial_state == config::InitialState::started   ? "started"
+                 : cfg.host.initial_state == config::InitialState::stopped ? "stopped"
+                                                                           : "suspended",
+                 cfg.cluster.static_members.empty() ? "dynamic"
+                                                    : hosts_list(cfg.cluster.static_members).c_str());
+    if (snap != nullptr)
+        std::fprintf(out, "  cluster MAC %s, source MAC %s, default host %u\n",
+                     snap->cluster_mac.to_string().c_str(), snap->source_mac.to_string().c_str(),
+                     unsigned(snap->default_host));
+    print_rules(out, cfg, snap);
+    std::fprintf(out, "  ports: wire '%s', local '%s'\n", cfg.wire.device.c_str(),
+                 cfg.local.device.c_str());
+    const auto& n = cfg.nic;
+    std::fprintf(out,
+                 "  nic profile '%s' (%s): %u worker(s), dispatch %s, %u rxq/%u txq, %u/%u descriptors, "
+                 "burst %u, mempool %u (cache %u, room %u), rx csum %s, tx csum %s, eal [%s]\n",
+                 n.name.c_str(), n.file.empty() ? "defaults" : n.file.c_str(), unsigned(n.workers),
+                 config::dispatch_name(n.dispatch), n.rx_queues,
+                 n.tx_queues, n.rx_descriptors, n.tx_descriptors, n.burst, n.mempool_size,
+                 n.mempool_cache, n.mbuf_data_room, n.rx_checksum_offload ? "on" : "off",
+                 n.tx_checksum_offload ? "on" : "off", join_words(n.eal_args).c_str());
+    std::fprintf(out, "  dataplane: idle %s, fragments %u datagrams x %u held, timeout %u ms\n",
+                 cfg.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive",
+                 cfg.dataplane.frag_table_size, cfg.dataplane.frag_max_held,
+                 cfg.dataplane.frag_timeout_ms);
+    std::fprintf(out,
+                 "  connections: %u per worker, TCP timeouts syn %u s, established %u s, fin %u s\n",
+                 cfg.dataplane.conn_table_size, cfg.dataplane.tcp_syn_timeout_s,
+                 cfg.dataplane.tcp_established_timeout_s, cfg.dataplane.tcp_fin_timeout_s);
+    if (cfg.cluster.static_members.empty())
+        std::fprintf(out, "  membership: dynamic (heartbeats%s)\n",
+                     cfg.cluster.secret_file.empty() ? ", NOT authenticated: no secret_file"
+                                                     : ", HMAC-SHA256");
+    std::fprintf(out, "  telemetry: prometheus %s, DPDK telemetry %s\n",
+                 cfg.telemetry.prometheus
+                     ? ("http://" + cfg.telemetry.prometheus_listen + "/metrics").c_str()
+                     : "off",
+                 cfg.telemetry.dpdk_telemetry
+                     ? ("on (dpdk-telemetry.py -f nlbd-" + std::to_string(cfg.host.id) + ")").c_str()
+                     : "off");
+    if (cfg.control.remote_listen.empty()) {
+        std::fprintf(out, "  remote control: off\n");
+    } else {
+        std::string who;
+        for (const auto& [cn, role] : cfg.control.remote_allow) who += (who.empty() ? "" : ", ") + cn + " " + role;
+        std::fprintf(out, "  remote control: mutual TLS on %s, client CA %s; allowed: %s\n",
+                     cfg.control.remote_listen.c_str(), cfg.control.remote_ca.c_str(), who.c_str());
+    }
+}
+
+}  // namespace nlbd::daemon

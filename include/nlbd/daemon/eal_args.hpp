@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 struct EalEnvironment {
     bool hugepages_available = true;  // HugePages_Free > 0 and hugetlbfs mounted
@@ -57,4 +57,4 @@ std::vector<std::string> build_eal_args(const std::string& program,
 // Reads /proc/meminfo, /proc/mounts and the affinity mask.
 EalEnvironment probe_environment();
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,4 +1,4 @@
-#include "nlbd/dp/eal_args.hpp"
+#include "nlbd/daemon/eal_args.hpp"
 
 #include <sched.h>
 
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 bool hex_run(const std::string& s, size_t pos, size_t n) {
@@ -139,4 +139,4 @@ EalEnvironment probe_environment() {
     return env;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

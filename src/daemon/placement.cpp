@@ -1,11 +1,11 @@
-#include "nlbd/dp/placement.hpp"
+#include "nlbd/daemon/placement.hpp"
 
 #include <hwloc.h>
 
 #include <algorithm>
 #include <set>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 // A core restricted to the allowed CPUs.
@@ -259,4 +259,4 @@ bool read_topology(const std::string& nic_pci, Topology& topo, std::string& erro
     return true;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -37,7 +37,7 @@
 #include "nlbd/cluster/heartbeat.hpp"
 #include "nlbd/config/config.hpp"
 #include "nlbd/ctl/json.hpp"
-#include "nlbd/dp/control.hpp"
+#include "nlbd/daemon/control.hpp"
 
 struct rte_mempool;
 
@@ -48,7 +48,7 @@ namespace nlbd::health {
 class Checker;
 }
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 struct HeartbeatCounters {
     uint64_t sent = 0;       // frames handed to the worker
@@ -223,4 +223,4 @@ private:
     bool closed_ = false;
 };
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

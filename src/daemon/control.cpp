@@ -1,4 +1,4 @@
-#include "nlbd/dp/control.hpp"
+#include "nlbd/daemon/control.hpp"
 
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 core::SnapshotInput static_snapshot_input(const config::Config& cfg, std::string* warning) {
     core::SnapshotInput in;
@@ -77,4 +77,4 @@ size_t SnapshotPublisher::reclaim() {
     return retired_.size();
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -22,7 +22,7 @@
 
 #include "nlbd/ctl/json.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 class TelemetryCache {
 public:
@@ -71,4 +71,4 @@ ctl::Json telemetry_stats_view(const ctl::Json& doc);
 ctl::Json telemetry_rules_view(const ctl::Json& doc);
 ctl::Json telemetry_cluster_view(const ctl::Json& doc);
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,4 +1,4 @@
-#include "nlbd/dp/port.hpp"
+#include "nlbd/daemon/port.hpp"
 
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 [[noreturn, gnu::cold]] void fail(const std::string& role, const std::string& device,
@@ -207,4 +207,4 @@ void free_pool(PortInfo& p) noexcept {
     p.pool = nullptr;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,4 +1,4 @@
-#include "nlbd/dp/cluster_control.hpp"
+#include "nlbd/daemon/cluster_control.hpp"
 
 #include <net/if.h>
 #include <rte_errno.h>
@@ -23,12 +23,12 @@
 #include "nlbd/config/diff.hpp"
 #include "nlbd/ctl/commands.hpp"
 #include "nlbd/ctl/target.hpp"
-#include "nlbd/dp/cluster_frames.hpp"
-#include "nlbd/dp/eal_args.hpp"
-#include "nlbd/dp/stats.hpp"
+#include "nlbd/daemon/cluster_frames.hpp"
+#include "nlbd/daemon/eal_args.hpp"
+#include "nlbd/daemon/stats.hpp"
 #include "nlbd/health/checker.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 constexpr unsigned kRingSize = 1024;  // heartbeat frames in flight each way
@@ -970,4 +970,4 @@ std::string ClusterControl::stats_members() const {
     return o;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 inline constexpr int kUnknownNode = -1;
 
@@ -68,4 +68,4 @@ Placement plan_placement(const Topology& topo, unsigned wanted_workers);
 // then says why.
 bool read_topology(const std::string& nic_pci, Topology& topo, std::string& error);
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

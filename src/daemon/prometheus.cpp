@@ -1,4 +1,4 @@
-#include "nlbd/dp/prometheus.hpp"
+#include "nlbd/daemon/prometheus.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 std::string prometheus_escape(std::string_view value) {
     std::string out;
@@ -580,4 +580,4 @@ void PrometheusServer::serve(int fd) noexcept {
     ::shutdown(fd, SHUT_WR);
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,4 +1,4 @@
-#include "nlbd/dp/telemetry.hpp"
+#include "nlbd/daemon/telemetry.hpp"
 
 #include <rte_telemetry.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 using ctl::Json;
 
@@ -243,4 +243,4 @@ bool register_dpdk_telemetry(std::shared_ptr<const TelemetryCache> cache) {
     return ok;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

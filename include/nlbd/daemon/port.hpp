@@ -11,11 +11,11 @@
 
 #include "nlbd/config/config.hpp"
 #include "nlbd/core/types.hpp"
-#include "nlbd/dp/eal_args.hpp"
+#include "nlbd/daemon/eal_args.hpp"
 
 struct rte_mempool;
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 class PortError : public std::runtime_error {
 public:
@@ -81,4 +81,4 @@ void stop_port(PortInfo& p) noexcept;
 void close_port(PortInfo& p) noexcept;
 void free_pool(PortInfo& p) noexcept;
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -1,10 +1,10 @@
-#include "nlbd/dp/cluster_frames.hpp"
+#include "nlbd/daemon/cluster_frames.hpp"
 
 #include <cstring>
 
 #include "nlbd/core/snapshot.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 namespace {
 
 uint16_t inet_checksum(const uint8_t* p, size_t n) {
@@ -61,4 +61,4 @@ std::vector<size_t> select_rules(const std::vector<PortRule>& rules, const std::
     return out;
 }
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

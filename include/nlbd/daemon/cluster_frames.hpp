@@ -9,7 +9,7 @@
 #include "nlbd/core/rules.hpp"
 #include "nlbd/core/types.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 // IGMPv2 membership report for 239.255.y.z, where y.z are the last two bytes
 // of `first_v4_vip` (SPEC §3, igmp mode): Ethernet to 01-00-5e-7f-y-z, IPv4
@@ -24,4 +24,4 @@ std::vector<uint8_t> igmp_v2_report(const IpAddr& first_v4_vip, const MacAddr& s
 std::vector<size_t> select_rules(const std::vector<PortRule>& rules, const std::optional<IpAddr>& vip,
                                  bool all_ports, uint16_t port);
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon

@@ -20,7 +20,7 @@
 #include "nlbd/core/types.hpp"
 #include "nlbd/ctl/json.hpp"
 
-namespace nlbd::dp {
+namespace nlbd::daemon {
 
 // Label value escaping of the text format: '\' -> "\\", '"' -> "\"",
 // newline -> "\n"; every other byte is kept as is.
@@ -94,4 +94,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace nlbd::dp
+}  // namespace nlbd::daemon
