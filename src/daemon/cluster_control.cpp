@@ -810,7 +810,7 @@ ctl::Json ClusterControl::reload() {
     const config::Config before = cfg_;
     next.host.initial_state = cfg_.host.initial_state;
     cfg_ = std::move(next);
-    publish_if_changed();
+    if (dynamic_) publish_if_changed();  // static: published above; no membership
     ctl::Json j = ctl::Json::object();
     j["changed"] = !d.empty();
     ctl::Json lines = ctl::Json::array();

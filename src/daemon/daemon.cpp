@@ -385,7 +385,10 @@ DataPlane::~DataPlane() { release(); }
 
 std::string DataPlane::describe() const {
     std::string lc;
-    for (unsigned l : plan_.worker_lcores) lc += (lc.empty() ? "" : ",") + std::to_string(l);
+    for (unsigned l : plan_.worker_lcores) {
+        if (!lc.empty()) lc += ',';
+        lc += std::to_string(l);
+    }
     const char* tx = wire_tx_shared_ ? "through worker 0" : "a wire queue per worker";
     char line[512];
     if (plan_.mode == config::DispatchMode::distributor)
@@ -501,7 +504,8 @@ std::string DataPlane::workers_json() const {
         for (Verdict v : {Verdict::accepted, Verdict::accepted_conn, Verdict::default_host_accepted,
                           Verdict::passed_non_vip})
             accepted += read_counter(c.verdicts[static_cast<unsigned>(v)]);
-        j += (i ? "," : "") + std::string("{\"index\":") + std::to_string(i) + ",\"lcore\":" +
+        if (i != 0) j += ',';
+        j += "{\"index\":" + std::to_string(i) + ",\"lcore\":" +
              (i < plan_.worker_lcores.size() ? std::to_string(plan_.worker_lcores[i]) : "null") +
              ",\"rx_total\":" + count(c.rx_total) + ",\"to_local\":" + std::to_string(accepted) +
              ",\"loops\":" + count(c.loops) + ",\"idle_sleeps\":" + count(c.idle_sleeps) +
@@ -748,11 +752,22 @@ std::string Daemon::reloaded(const config::Config& before, const config::Config&
     const auto& b = after.control;
     if (a.remote_listen != b.remote_listen || a.remote_cert != b.remote_cert || a.remote_key != b.remote_key ||
         a.remote_ca != b.remote_ca || a.remote_allow != b.remote_allow) {
-        // A connection being served finishes first: the server joins its
-        // thread. A command from it that waits for this thread is failed by
-        // post()'s own time limit, not deadlocked (the old listener is
-        // stopped before the new one binds the same address).
-        add(start_remote(after));
+        // Replaced at the next tick, not here: this reload may have come
+        // through that listener, whose thread waits in post() for this very
+        // command, and stopping it joins that thread. Its files are checked
+        // now, so that a bad certificate or key is in the reload's answer.
+        if (!b.remote_listen.empty()) {
+            try {
+                ctl::TlsServerOptions ro;
+                ro.cert_file = b.remote_cert;
+                ro.key_file = b.remote_key;
+                ro.ca_file = b.remote_ca;
+                ctl::check_server_files(ro);
+            } catch (const std::exception& e) {
+                add(std::string("remote control: ") + e.what() + " (the listener will not start)");
+            }
+        }
+        restart_remote_ = true;
     }
     if (before.dataplane.idle_policy != after.dataplane.idle_policy) {
         idle_.store(after.dataplane.idle_policy, std::memory_order_relaxed);
@@ -788,6 +803,15 @@ void Daemon::tick() noexcept {
         }
     }
     cluster_->poll();
+    if (restart_remote_) {  // after a reload; the command that asked has been answered
+        restart_remote_ = false;
+        try {
+            if (std::string e = start_remote(cluster_->config()); !e.empty())
+                std::fprintf(stderr, "nlbd: warning: %s\n", e.c_str());
+        } catch (...) {
+            std::fprintf(stderr, "nlbd: warning: remote control: restart failed\n");
+        }
+    }
     // Refreshed while something reads the cache (DPDK telemetry, or a
     // Prometheus listener, which a reload may add or remove).
     if ((dpdk_telemetry_ || cluster_->config().telemetry.prometheus) && telemetry_due_.due(now)) {

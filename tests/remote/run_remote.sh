@@ -206,6 +206,53 @@ out=$("$nlbctl" --socket "$work/ctl.sock" params 2>&1); rc=$?
 set -e
 expect 0 "nlbd.test" "local nlbctl still works"
 
+# ---- reload: the listener, its allow list and the idle policy are live ------
+local_ctl() { set +e; out=$("$nlbctl" --socket "$work/ctl.sock" "$@" 2>&1); rc=$?; set -e; }
+# idle_sleeps of worker 0, from `nlbctl --json stats`.
+idle_sleeps() {
+    local_ctl --json stats
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"]["per_worker"][0]["idle_sleeps"])' <<< "$out"
+}
+port2=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -i -e "s/^remote_listen = .*/remote_listen = \"127.0.0.1:$port2\"/" \
+    -e 's/^remote_allow = .*/remote_allow = { "CN=ops1" = "admin" }/' cluster.toml
+printf '\n[dataplane]\nidle_policy = "adaptive"\n' >> cluster.toml
+local_ctl reload
+expect 0 "control.remote_listen: 127.0.0.1:$port -> 127.0.0.1:$port2" "reload moves the remote listener (live)"
+grep -q "dataplane.idle_policy: poll -> adaptive" <<< "$out" && pass "reload prints the idle policy change" \
+    || fail "reload output lacks the idle policy change: $out"
+port_old=$port
+port=$port2
+ctl admin query;                              expect 0 "[Ss]tate|converged|host" "admin reaches the new listener"
+ctl reader query;                             expect 1 "not authorised" "CN removed from remote_allow by reload is refused"
+set +e
+answer=$(timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port_old" 2>&1); old_rc=$?
+set -e
+[[ $old_rc != 0 ]] && pass "the old listener is closed" || fail "the old port $port_old still accepts connections"
+local_ctl --json params
+grep -q '"idle_policy": *"adaptive"' <<< "$out" && pass "params: idle_policy adaptive after reload" \
+    || fail "params after reload: $out"
+# The worker, idle on net_null, now sleeps between empty polls.
+s1=$(idle_sleeps); sleep 1; s2=$(idle_sleeps)
+(( s2 > s1 )) && pass "adaptive idle policy in force: worker idle sleeps $s1 -> $s2" \
+    || fail "worker does not sleep after switching to adaptive ($s1 -> $s2)"
+# Back to poll, and mon1 allowed again, by a reload sent through the remote
+# listener itself: the listener it replaces is serving that very command.
+sed -i -e 's/^idle_policy = "adaptive"/idle_policy = "poll"/' \
+    -e 's/^remote_allow = .*/remote_allow = { "CN=ops1" = "admin", "CN=mon1" = "read" }/' cluster.toml
+t0=$(date +%s%N)
+ctl admin reload
+expect 0 "dataplane.idle_policy: adaptive -> poll" "reload over remote control, back to poll"
+ctl reader query
+t1=$(date +%s%N)
+expect 0 "[Ss]tate|converged|host" "the listener replaced by a reload through it serves the CN added back"
+(( (t1 - t0) / 1000000 < 3000 )) && pass "reload through the listener it replaces: $(( (t1 - t0) / 1000000 )) ms" \
+    || fail "reload through the listener it replaces took $(( (t1 - t0) / 1000000 )) ms"
+sleep 0.2
+s1=$(idle_sleeps); sleep 1; s2=$(idle_sleeps)
+(( s2 == s1 )) && pass "poll idle policy in force: no idle sleeps ($s1 -> $s2)" \
+    || fail "worker still sleeps with idle_policy = poll ($s1 -> $s2)"
+
 kill -TERM "$nlbd_pid" 2>/dev/null || true
 wait "$nlbd_pid" 2>/dev/null || true
 nlbd_pid=

@@ -209,6 +209,7 @@ private:
     // Set when a stop was requested: the host has announced `stopped` and
     // the lcores run until then so that the announcement reaches the wire.
     std::optional<Clock::time_point> leaving_until_;
+    bool restart_remote_ = false;  // a reload changed [control] remote_*
 };
 
 }  // namespace nlbd::daemon
