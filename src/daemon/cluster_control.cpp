@@ -755,7 +755,35 @@ ctl::Json ClusterControl::run_command(const std::string& command,
 // Reload (SPEC §7, docs/reload.md): read and validate the whole new
 // configuration, refuse it whole if it needs a restart, else apply what
 // changed. Throws (nothing applied) on any error.
+std::string ClusterControl::status_line() const {
+    if (!dynamic_) {
+        const core::Snapshot* cur = publisher_.current().get();
+        return std::string("static membership, ") + (cur != nullptr && cur->started ? "started" : "stopped");
+    }
+    const cluster::MembershipStatus st = membership_->status(steady_ns());
+    std::string s(cluster::name_of(st.state));
+    s += ", members [";
+    for (size_t i = 0; i < st.members.size(); ++i) {
+        if (i != 0) s += ',';
+        s += std::to_string(unsigned(st.members[i]));
+    }
+    s += "], epoch " + std::to_string(st.epoch);
+    if (!st.mismatches.empty()) s += ", " + std::to_string(st.mismatches.size()) + " mismatch(es)";
+    for (const std::string& n : st.notices) s += ", " + n;
+    return s;
+}
+
 ctl::Json ClusterControl::reload() {
+    // RELOADING=1 now, READY=1 however this ends.
+    struct Progress {
+        const std::function<void(bool)>& fn;
+        explicit Progress(const std::function<void(bool)>& f) : fn(f) {
+            if (fn) fn(true);
+        }
+        ~Progress() {
+            if (fn) fn(false);
+        }
+    } progress(reload_progress);
     if (reload_source.cluster_file.empty()) throw std::runtime_error("reload: no configuration file to read");
     config::Config next;
     try {

@@ -638,6 +638,9 @@ Daemon::Daemon(const Options& opt, const config::Config& cfg, const char* progra
     cluster_->on_reloaded = [this](const config::Config& before, const config::Config& after) {
         return reloaded(before, after);
     };
+    cluster_->reload_progress = [this](bool reloading) {
+        if (ready_sent_) notify_.send(reloading ? "RELOADING=1" : "READY=1");
+    };
 
     // Telemetry (docs/telemetry.md): the control loop refreshes the cache;
     // DPDK's telemetry threads and the Prometheus thread only read it.
@@ -788,6 +791,7 @@ void Daemon::tick() noexcept {
     const Clock::time_point now = Clock::now();
     if (!leaving_until_ &&
         (g_signal.load(std::memory_order_relaxed) || (deadline_ && now >= *deadline_))) {
+        notify_.send("STOPPING=1");
         cluster_->leave();
         leaving_until_ = now + std::chrono::milliseconds(cluster_->dynamic() ? 20 : 0);
     }
@@ -812,6 +816,7 @@ void Daemon::tick() noexcept {
             std::fprintf(stderr, "nlbd: warning: remote control: restart failed\n");
         }
     }
+    notify_tick(now);
     // Refreshed while something reads the cache (DPDK telemetry, or a
     // Prometheus listener, which a reload may add or remove).
     if ((dpdk_telemetry_ || cluster_->config().telemetry.prometheus) && telemetry_due_.due(now)) {
@@ -821,6 +826,43 @@ void Daemon::tick() noexcept {
             // Keep the previous document; the next interval retries.
         }
     }
+}
+
+void Daemon::notify_tick(Clock::time_point now) noexcept {
+    if (!notify_.enabled() || leaving_until_) return;
+    if (!ready_sent_) {
+        // The first tick: ports, workers (launched by now) and the control
+        // socket are up.
+        ready_sent_ = notify_.send("READY=1\nMAINPID=" + std::to_string(::getpid()));
+        next_status_ = now;
+        dataplane_.rx_loops(watchdog_loops_);
+        next_watchdog_ = now;
+    }
+    if (now >= next_status_) {
+        next_status_ = now + std::chrono::milliseconds(250);
+        try {
+            notify_.status(cluster_->status_line());
+        } catch (...) {
+            // The next interval retries.
+        }
+    }
+    const uint64_t wd = notify_.watchdog_usec();
+    if (wd == 0 || now < next_watchdog_) return;
+    next_watchdog_ = now + std::chrono::microseconds(wd / 2);
+    // Only while every data-plane lcore made progress since the last ping:
+    // a worker stuck in a loop (or a driver call that never returns) stops
+    // the pings and systemd restarts the service after WatchdogSec. With one
+    // lcore this tick runs between the worker's own polls.
+    std::vector<uint64_t> loops;
+    try {
+        dataplane_.rx_loops(loops);
+    } catch (...) {
+        return;
+    }
+    bool advanced = loops.size() == watchdog_loops_.size();
+    for (size_t i = 0; advanced && i < loops.size(); ++i) advanced = loops[i] != watchdog_loops_[i];
+    watchdog_loops_ = std::move(loops);
+    if (advanced) notify_.send("WATCHDOG=1");
 }
 
 int Daemon::run() {

@@ -83,6 +83,12 @@ public:
     // configuration (main rebuilds the health checker and the Prometheus
     // listener). May throw: the reload is reported as applied with a warning.
     std::function<std::string(const config::Config& before, const config::Config& after)> on_reloaded;
+    // Called with true when a reload starts and false when it ended, applied
+    // or refused (systemd's RELOADING=1 / READY=1). Must not throw.
+    std::function<void(bool reloading)> reload_progress;
+    // One line for systemd's STATUS= and logs: "converged, members [1,2,3],
+    // epoch 7" (dynamic), "static, started" (static membership).
+    std::string status_line() const;
     // Host state file ([host] state_file, docs/state-file.md): restores the
     // operator's state unless `ignore`; warnings go to stderr. Call before start().
     void restore_state(bool ignore);
@@ -104,8 +110,9 @@ public:
     // not in the registry (ctl/commands.hpp), wrong arguments, or refused in
     // this host's state (the registry row's while_suspended / with_static).
     ctl::Json run_command(const std::string& command, const std::vector<std::string>& args);
-    // nlbctl reload: re-reads the configuration files. Throws "not
-    // supported yet".
+    // nlbctl reload: re-reads and validates the configuration files, then
+    // applies what changed live (docs/reload.md). Throws, changing nothing,
+    // on a bad file or a key that needs a restart.
     ctl::Json reload();
     // From another thread: queues the command and waits for poll() to run it.
     ctl::Json post(const std::string& command, const std::vector<std::string>& args);

@@ -24,6 +24,7 @@
 #include "nlbd/config/config.hpp"
 #include "nlbd/daemon/cluster_control.hpp"
 #include "nlbd/daemon/control.hpp"
+#include "nlbd/daemon/notify.hpp"
 #include "nlbd/daemon/port.hpp"
 #include "nlbd/daemon/stats.hpp"
 #include "nlbd/daemon/telemetry.hpp"
@@ -188,6 +189,7 @@ private:
     void live_report(RunReport& r) const;
 
     const Options opt_;
+    SystemdNotifier notify_;  // $NOTIFY_SOCKET (docs/systemd.md)
     // --- parts, in start order (stopped in reverse) -----------------------
     Eal eal_;
     Ports ports_;
@@ -210,6 +212,13 @@ private:
     // the lcores run until then so that the announcement reaches the wire.
     std::optional<Clock::time_point> leaving_until_;
     bool restart_remote_ = false;  // a reload changed [control] remote_*
+    // systemd: READY=1 once the lcores run; STATUS= when it changes;
+    // WATCHDOG=1 while every lcore's loop counter advances.
+    void notify_tick(Clock::time_point now) noexcept;
+    bool ready_sent_ = false;
+    Clock::time_point next_status_{};
+    Clock::time_point next_watchdog_{};
+    std::vector<uint64_t> watchdog_loops_;
 };
 
 }  // namespace nlbd::daemon
