@@ -1,6 +1,6 @@
 // nlbd: the command line (SPEC §6, §8); the daemon itself is daemon.hpp.
 //
-//   nlbd --config FILE [--nic FILE] [--run-for SECONDS] [--stats-json FILE]
+//   nlbd [--config FILE (default /etc/nlbd/cluster.toml)] [--nic FILE] [--run-for SECONDS] [--stats-json FILE]
 //        [--check-config] [--control-socket PATH | --no-control-socket]
 //        [-- EAL options]
 //
@@ -31,6 +31,9 @@ using namespace nlbd;
 
 using daemon::Options;
 
+// Where the package's example goes and the unit looks (docs/install.md).
+constexpr const char* kDefaultConfig = "/etc/nlbd/cluster.toml";
+
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -45,7 +48,7 @@ struct OptionSpec {
 
 const std::vector<OptionSpec>& option_table() {
     static const std::vector<OptionSpec> table = {
-        {"--config", "FILE", "cluster file (TOML)",
+        {"--config", "FILE", "cluster file (TOML; default /etc/nlbd/cluster.toml)",
          [](Options& o, const std::string& v) { o.config = v; }},
         {"--nic", "FILE", "NIC profile (overrides [cluster] nic_profile)",
          [](Options& o, const std::string& v) { o.nic = v; }},
@@ -76,7 +79,7 @@ const std::vector<OptionSpec>& option_table() {
 }
 
 void usage(std::FILE* out) {
-    std::fprintf(out, "usage: nlbd --config FILE [options] [-- EAL options]\n");
+    std::fprintf(out, "usage: nlbd [--config FILE] [options] [-- EAL options]\n");
     for (const auto& o : option_table()) {
         std::string left = std::string(o.name) + (o.arg ? std::string(" ") + o.arg : "");
         std::fprintf(out, "  %-22s %s\n", left.c_str(), o.help);
@@ -117,7 +120,7 @@ Options parse_options(int argc, char** argv) {
         spec->apply(o, value);
     }
     for (; i < argc; ++i) o.eal.emplace_back(argv[i]);
-    if (o.config.empty()) throw UsageError("--config FILE is required");
+    if (o.config.empty()) o.config = kDefaultConfig;
     return o;
 }
 

@@ -31,6 +31,12 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
+        if (a == "-h" || a == "--help") {
+            std::printf("usage: nlbd-pcap-split --in IN.pcap --out-prefix P --ways N [--l4]\n"
+                        "Splits a capture into N files (P0.pcap ... ) by flow, as RSS would: every frame of\n"
+                        "a flow (addresses, and TCP/UDP ports with --l4) goes to the same file.\n");
+            return 0;
+        }
         if (a == "--in") in = value();
         else if (a == "--out-prefix") prefix = value();
         else if (a == "--ways") ways = static_cast<unsigned>(std::strtoul(value().c_str(), nullptr, 10));

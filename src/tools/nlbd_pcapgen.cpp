@@ -508,6 +508,15 @@ private:
     std::vector<std::vector<Item>> streams_;
 };
 
+constexpr const char* kUsage =
+    "usage: nlbd-pcapgen --out DIR [--mode unicast|multicast] [--vlan VID] [--seed N]\n"
+    "Writes the replay scenario captures (wire input, expected verdicts) into DIR.\n"
+    "  --out DIR     output directory (created)\n"
+    "  --mode M      cluster mode of the scenario: unicast (default) or multicast\n"
+    "  --vlan VID    tag every frame with 802.1Q VLAN VID (0..4094)\n"
+    "  --seed N      random seed of the generated flows\n"
+    "  -h, --help    this text\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -515,17 +524,21 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has = i + 1 < argc;
+        if (a == "-h" || a == "--help") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
         if (a == "--out" && has) opt.out = argv[++i];
         else if (a == "--mode" && has) opt.mode = argv[++i];
         else if (a == "--vlan" && has) opt.vlan = std::stoi(argv[++i]);
         else if (a == "--seed" && has) opt.seed = static_cast<uint32_t>(std::stoul(argv[++i]));
         else {
-            std::fprintf(stderr, "usage: nlbd-pcapgen --out DIR [--mode unicast|multicast] [--vlan VID] [--seed N]\n");
+            std::fputs(kUsage, stderr);
             return 2;
         }
     }
     if (opt.out.empty() || (opt.mode != "unicast" && opt.mode != "multicast") || opt.vlan > 4094) {
-        std::fprintf(stderr, "usage: nlbd-pcapgen --out DIR [--mode unicast|multicast] [--vlan VID] [--seed N]\n");
+        std::fputs(kUsage, stderr);
         return 2;
     }
     Generator g(opt);
