@@ -5,6 +5,7 @@
 #include "nlbd/config/config.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
@@ -169,6 +170,16 @@ void parse_cluster(const Section& root, Config& cfg) {
         if (!std::filesystem::is_regular_file(cl.secret_file, ec))
             c->fail("secret_file", quote(cl.secret_file) + " does not exist or is not a file",
                     "an existing file, path relative to this file");
+        // Whoever reads the secret can forge heartbeats and take the cluster
+        // over: refuse one that group or others may read or write.
+        const auto perms = std::filesystem::status(cl.secret_file, ec).permissions();
+        using P = std::filesystem::perms;
+        if (!ec && (perms & (P::group_all | P::others_all)) != P::none) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 07777);
+            c->fail("secret_file", quote(cl.secret_file) + " has mode " + mode + ": group or others may read it",
+                    "a file only its owner can read or write (chmod 600 " + cl.secret_file + ")");
+        }
     }
     if (auto v = c->integer("secret_grace_s", 1, 86400)) cl.secret_grace_s = static_cast<uint32_t>(*v);
     if (auto s = c->string("nic_profile", "a path to a NIC profile, relative to this file")) {

@@ -155,7 +155,7 @@ TEST(ConfigLoad, NoPortRuleGetsNlbDefaultRule) {
 
 TEST(ConfigLoad, EveryKeyIsParsedIntoTypedFields) {
     TempDir dir;
-    dir.write("secret.key", "s3cret\n");
+    fs::permissions(dir.write("secret.key", "s3cret\n"), fs::perms::owner_read | fs::perms::owner_write);
     dir.write("nic/x.toml", "[nic]\nname = \"x\"\nburst = 64\n");
     const std::string text = R"([cluster]
 name = "c"
@@ -476,6 +476,20 @@ TEST(ConfigReject, MissingSecretFile) {
     const std::string base =
         "[cluster]\nname = \"x\"\nvips = [\"10.0.0.10\"]\nsecret_file = \"nope.key\"\n[host]\nid = 1\n";
     expect_cluster_error("", "secret_file", "cluster.secret_file", "does not exist", base);
+}
+
+TEST(ConfigReject, SecretFileReadableByGroupOrOthers) {
+    for (const fs::perms extra : {fs::perms::group_read, fs::perms::others_read, fs::perms::others_write}) {
+        TempDir dir;
+        const std::string key = dir.write("secret.key", "0123456789abcdef0123\n");
+        fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write | extra);
+        const std::string text =
+            "[cluster]\nname = \"x\"\nvips = [\"10.0.0.10\"]\nsecret_file = \"secret.key\"\n[host]\nid = 1\n";
+        const std::string file = dir.write("cluster.toml", text);
+        const ConfigError e = error_of([&] { load_config(file, std::nullopt); });
+        expect_error(e, file, 4, "cluster.secret_file", "group or others may read it");
+        EXPECT_NE(std::string(e.what()).find("chmod 600"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ConfigReject, MissingNicProfileNamesClusterFileLine) {
