@@ -223,15 +223,19 @@ void parse_dataplane(const Section& root, Config& cfg) {
     if (auto v = d->integer("tcp_fin_timeout_s", 1, 3600)) dp.tcp_fin_timeout_s = static_cast<uint32_t>(*v);
 }
 
-// [telemetry] prometheus_listen = "ADDR:PORT" ("[v6]:PORT"), dpdk_telemetry.
+// [telemetry] prometheus_listen = "PORT" (127.0.0.1), "ADDR:PORT" or "[v6]:PORT"; dpdk_telemetry.
 void parse_telemetry(const Section& root, Config& cfg) {
     auto t = root.table("telemetry", {"prometheus_listen", "dpdk_telemetry"});
     if (!t) return;
     TelemetryConfig& tc = cfg.telemetry;
     if (auto b = t->boolean("dpdk_telemetry")) tc.dpdk_telemetry = *b;
-    const std::string allowed = "\"ADDRESS:PORT\", e.g. \"127.0.0.1:9101\" or \"[::1]:9101\"";
+    const std::string allowed =
+        "\"PORT\" (loopback: 127.0.0.1) or \"ADDRESS:PORT\", e.g. \"9101\", \"0.0.0.0:9101\" or \"[::1]:9101\"";
     auto text = t->string("prometheus_listen", allowed);
     if (!text) return;
+    // A bare port listens on loopback: exposing the metrics (and /healthz)
+    // beyond the machine is a decision the operator writes down.
+    if (!text->empty() && text->find_first_not_of("0123456789") == std::string::npos) *text = "127.0.0.1:" + *text;
     const size_t colon = text->rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == text->size())
         t->fail("prometheus_listen", quote(*text) + " has no ADDRESS:PORT form", allowed);

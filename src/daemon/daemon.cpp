@@ -553,6 +553,23 @@ void DataPlane::rx_loops(std::vector<uint64_t>& v) const {
 
 namespace {
 
+// /healthz from the telemetry document (refreshed every kTelemetryRefresh):
+// healthy when this host is started and its view converged.
+HttpHandlers::Health health_of(const TelemetryCache::Doc& doc) {
+    HttpHandlers::Health h;
+    const ctl::Json* st = doc != nullptr ? doc->find("cluster_state") : nullptr;
+    if (st == nullptr) {
+        h.text = "no state yet";
+        return h;
+    }
+    const std::string state = st->get_string("state", "unknown");
+    const std::string host = st->get_string("host_state", "unknown");
+    const bool converged = st->get_bool("converged");
+    h.ok = host == "started" && converged;
+    h.text = "host " + host + ", cluster " + state + (converged ? "" : " (not converged)");
+    return h;
+}
+
 std::unique_ptr<ClusterControl> start_cluster(const Options& opt, const config::Config& cfg,
                                               SnapshotPublisher& publisher, const Ports& ports) {
     try {
@@ -698,12 +715,15 @@ std::string Daemon::start_prometheus(const config::Config& cfg) {
     prometheus_.reset();  // stops and joins
     if (!cfg.telemetry.prometheus) return {};
     try {
-        prometheus_ = std::make_unique<PrometheusServer>(
-            cfg.telemetry.prometheus_address, cfg.telemetry.prometheus_port, [c = telemetry_]() {
-                const TelemetryCache::Doc d = c->get();
-                if (d == nullptr) throw std::runtime_error("no statistics yet");
-                return format_metrics(*d);
-            });
+        HttpHandlers h;
+        h.metrics = [c = telemetry_]() {
+            const TelemetryCache::Doc d = c->get();
+            if (d == nullptr) throw std::runtime_error("no statistics yet");
+            return format_metrics(*d);
+        };
+        h.healthz = [c = telemetry_]() { return health_of(c->get()); };
+        prometheus_ = std::make_unique<PrometheusServer>(cfg.telemetry.prometheus_address,
+                                                         cfg.telemetry.prometheus_port, std::move(h));
         std::fprintf(stderr, "nlbd: prometheus: http://%s/metrics\n", cfg.telemetry.prometheus_listen.c_str());
         return {};
     } catch (const std::exception& e) {

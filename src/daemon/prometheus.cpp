@@ -396,7 +396,7 @@ std::string format_metrics(const ctl::Json& doc) {
 // ---------------------------------------------------------------------------
 // HTTP
 
-HttpReply handle_http_request(std::string_view head, const std::function<std::string()>& metrics) {
+HttpReply handle_http_request(std::string_view head, const HttpHandlers& h) {
     HttpReply r;
     r.content_type = "text/plain; charset=utf-8";
     const size_t eol = head.find("\r\n");
@@ -412,9 +412,10 @@ HttpReply handle_http_request(std::string_view head, const std::function<std::st
     const std::string_view method = line.substr(0, sp1);
     std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     if (const size_t q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-    if (target != "/metrics") {
+    const bool healthz = target == "/healthz" && h.healthz;
+    if (target != "/metrics" && !healthz) {
         r.status = 404;
-        r.body = "not found: nlbd serves /metrics\n";
+        r.body = h.healthz ? "not found: nlbd serves /metrics and /healthz\n" : "not found: nlbd serves /metrics\n";
         return r;
     }
     if (method != "GET" && method != "HEAD") {
@@ -423,8 +424,14 @@ HttpReply handle_http_request(std::string_view head, const std::function<std::st
         return r;
     }
     r.head_only = method == "HEAD";
+    if (healthz) {
+        const HttpHandlers::Health health = h.healthz();
+        r.status = health.ok ? 200 : 503;
+        r.body = (health.ok ? "ok: " : "unavailable: ") + health.text + "\n";
+        return r;
+    }
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = metrics();
+    r.body = h.metrics();
     return r;
 }
 
@@ -433,6 +440,7 @@ std::string serialize(const HttpReply& r) {
                          : r.status == 400 ? "Bad Request"
                          : r.status == 404 ? "Not Found"
                          : r.status == 405 ? "Method Not Allowed"
+                         : r.status == 503 ? "Service Unavailable"
                                            : "Internal Server Error";
     std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason + "\r\n";
     out += "Content-Type: " + r.content_type + "\r\n";
@@ -458,9 +466,8 @@ int remaining_ms(SteadyClock::time_point deadline) {
 
 }  // namespace
 
-PrometheusServer::PrometheusServer(const IpAddr& address, uint16_t port,
-                                   std::function<std::string()> metrics)
-    : metrics_(std::move(metrics)) {
+PrometheusServer::PrometheusServer(const IpAddr& address, uint16_t port, HttpHandlers handlers)
+    : handlers_(std::move(handlers)) {
     const std::string where =
         (address.family == Family::v6 ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
         std::to_string(port);
@@ -552,7 +559,7 @@ void PrometheusServer::serve(int fd) noexcept {
     }
     std::string out;
     try {
-        out = serialize(handle_http_request(head, metrics_));
+        out = serialize(handle_http_request(head, handlers_));
     } catch (const std::exception& e) {
         HttpReply r;
         r.status = 500;

@@ -84,6 +84,10 @@ echo "test_telemetry: /metrics stable at rx_frames_total=$prev"
 # HTTP answers other than /metrics.
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
 [[ $code == 404 ]] || fail "GET / answered $code, want 404"
+# /healthz: this host is started and (static membership) converged.
+code=$(curl -s -o "$work/healthz.txt" -w '%{http_code}' "http://127.0.0.1:$port/healthz")
+[[ $code == 200 && $(cat "$work/healthz.txt") == "ok: host started, cluster converged"* ]] \
+    || fail "GET /healthz answered $code: $(cat "$work/healthz.txt")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")
 [[ $code == 405 ]] || fail "POST /metrics answered $code, want 405"
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$port/metrics")

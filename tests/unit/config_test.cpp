@@ -478,6 +478,16 @@ TEST(ConfigReject, MissingSecretFile) {
     expect_cluster_error("", "secret_file", "cluster.secret_file", "does not exist", base);
 }
 
+TEST(ConfigLoad, PrometheusBarePortListensOnLoopback) {
+    const auto cfg = load_text(kBase + "\n[telemetry]\nprometheus_listen = \"9101\"\n");
+    EXPECT_TRUE(cfg.telemetry.prometheus);
+    EXPECT_EQ(cfg.telemetry.prometheus_listen, "127.0.0.1:9101");
+    EXPECT_EQ(cfg.telemetry.prometheus_address, *nlbd::IpAddr::parse("127.0.0.1"));
+    EXPECT_EQ(cfg.telemetry.prometheus_port, 9101);
+    expect_cluster_error("\n[telemetry]\nprometheus_listen = \"99999\"\n", "prometheus_listen",
+                         "telemetry.prometheus_listen", "not 1..65535");
+}
+
 TEST(ConfigReject, SecretFileReadableByGroupOrOthers) {
     for (const fs::perms extra : {fs::perms::group_read, fs::perms::others_read, fs::perms::others_write}) {
         TempDir dir;

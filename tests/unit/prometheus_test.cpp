@@ -340,6 +340,25 @@ TEST(PrometheusHttp, MetricsPathAnswersWithTheTextFormat) {
               200);
 }
 
+TEST(PrometheusHttp, HealthzIs200WhenHealthyAnd503Otherwise) {
+    bool healthy = false;
+    HttpHandlers h([] { return std::string("m 1\n"); },
+                   [&] { return HttpHandlers::Health{healthy, healthy ? "converged" : "converging"}; });
+    HttpReply r = handle_http_request("GET /healthz HTTP/1.1\r\n\r\n", h);
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, "unavailable: converging\n");
+    EXPECT_NE(serialize(r).find("HTTP/1.1 503 Service Unavailable\r\n"), std::string::npos);
+    healthy = true;
+    r = handle_http_request("GET /healthz?verbose HTTP/1.1\r\n\r\n", h);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "ok: converged\n");
+    EXPECT_EQ(handle_http_request("HEAD /healthz HTTP/1.1\r\n\r\n", h).status, 200);
+    EXPECT_EQ(handle_http_request("POST /healthz HTTP/1.1\r\n\r\n", h).status, 405);
+    // Without a health handler there is no /healthz.
+    EXPECT_EQ(handle_http_request("GET /healthz HTTP/1.1\r\n\r\n", HttpHandlers([] { return std::string(); })).status,
+              404);
+}
+
 TEST(PrometheusHttp, OtherPathsAre404AndOtherMethods405) {
     bool called = false;
     auto m = [&] {

@@ -58,11 +58,29 @@ struct HttpReply {
     bool head_only = false;  // HEAD: headers of the GET answer, no body
 };
 
+// What the HTTP listener serves: /metrics, and /healthz when healthz is set.
+struct HttpHandlers {
+    // One line and whether this host is healthy: started and converged.
+    struct Health {
+        bool ok = false;
+        std::string text;
+    };
+    std::function<std::string()> metrics;
+    std::function<Health()> healthz;
+
+    HttpHandlers() = default;
+    template <class Metrics>
+    HttpHandlers(Metrics m, std::function<Health()> h = {}) : metrics(std::move(m)), healthz(std::move(h)) {}
+};
+
 // Answers one request head ("GET /metrics HTTP/1.1\r\n..."): 200 with the
-// metrics for GET (or HEAD) /metrics (a query string is ignored), 404 for
-// another path, 405 (Allow: GET, HEAD) for another method, 400 for a line
-// that is not a request. metrics() is only called for a 200.
-HttpReply handle_http_request(std::string_view head, const std::function<std::string()>& metrics);
+// metrics for GET (or HEAD) /metrics (a query string is ignored); for
+// /healthz (when handled) 200 "ok: <state>" when the host is started and
+// converged, else 503 "unavailable: <state>" (for a load balancer or routing
+// daemon in front of the cluster); 404 for another path, 405 (Allow: GET,
+// HEAD) for another method, 400 for a line that is not a request. The
+// handlers are only called for a GET or HEAD of their path.
+HttpReply handle_http_request(std::string_view head, const HttpHandlers& h);
 // The bytes on the wire: status line, Content-Type, Content-Length,
 // Connection: close, blank line, body.
 std::string serialize(const HttpReply& r);
@@ -74,7 +92,7 @@ std::string serialize(const HttpReply& r);
 // listen. metrics() runs on the server thread.
 class PrometheusServer {
 public:
-    PrometheusServer(const IpAddr& address, uint16_t port, std::function<std::string()> metrics);
+    PrometheusServer(const IpAddr& address, uint16_t port, HttpHandlers handlers);
     ~PrometheusServer();  // stops and joins
     PrometheusServer(const PrometheusServer&) = delete;
     PrometheusServer& operator=(const PrometheusServer&) = delete;
@@ -86,7 +104,7 @@ private:
     void loop() noexcept;
     void serve(int fd) noexcept;
 
-    std::function<std::string()> metrics_;
+    HttpHandlers handlers_;
     int listen_fd_ = -1;
     int stop_pipe_[2] = {-1, -1};
     uint16_t port_ = 0;
