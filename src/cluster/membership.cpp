@@ -75,6 +75,7 @@ std::string_view name_of(MismatchKind k) noexcept {
     case MismatchKind::duplicate_id: return "duplicate_id";
     case MismatchKind::duplicate_peer: return "duplicate_peer";
     case MismatchKind::bucket_count: return "bucket_count";
+    case MismatchKind::duplicate_priority: return "duplicate_priority";
     }
     return "unknown";
 }
@@ -1470,6 +1471,26 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
                                      "two processes claim host id " + std::to_string(h) +
                                          " (boot ids " + std::to_string(p.hb.boot_id) + " and " +
                                          std::to_string(p.other_boot_id) + ")"});
+    }
+    // Single-mode rules: a handling priority given by two members. The lower
+    // id among them handles the rule (classify()); NLB refuses to converge
+    // instead, nlbd serves on and says so.
+    for (size_t u = 0; u < in.universe.size(); ++u) {
+        if (static_cast<FilterMode>(in.universe[u][22]) != FilterMode::single) continue;
+        for (size_t a = 0; a < in.members.size(); ++a) {
+            const uint8_t pa = in.prios[a][u];
+            if (pa == 0) continue;
+            for (size_t b = a + 1; b < in.members.size(); ++b) {
+                if (in.prios[b][u] != pa) continue;
+                const std::string name = rule_name(rule_from_record(in.universe[u]).value_or(PortRule{}));
+                st.mismatches.push_back(
+                    {MismatchKind::duplicate_priority, in.members[b],
+                     "rule " + name + ": hosts " + std::to_string(in.members[a]) + " and " +
+                         std::to_string(in.members[b]) + " both have handling priority " + std::to_string(pa) +
+                         "; host " + std::to_string(in.members[a]) + " (the lower id) handles it"});
+                break;  // one line per pair (a, first duplicate)
+            }
+        }
     }
     st.link_up = link_up_;
     st.rejoining = rejoining_;

@@ -700,6 +700,34 @@ TEST(Membership, SingleHostRuleFailsOverToBestLivePriority) {
     EXPECT_EQ(st.rules[1].owned, 1u);
 }
 
+TEST(Membership, DuplicateHandlingPriorityIsReportedAndTheLowerIdHandles) {
+    Net net(33);
+    for (HostId h : ids(3)) {
+        const uint8_t prio = h == 1 ? 3 : 2;  // hosts 2 and 3 both claim priority 2
+        net.add(h, {multiple_rule(80, 80), single_rule(25, prio)});
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+    for (HostId h : ids(3)) {
+        EXPECT_EQ(net.node(h).m->single_owner(1), 2);
+        const auto st = net.node(h).m->status(net.now);
+        size_t dup = 0;
+        for (const auto& m : st.mismatches) {
+            if (m.kind != MismatchKind::duplicate_priority) continue;
+            ++dup;
+            EXPECT_EQ(m.host, 3);
+            EXPECT_NE(m.text.find("hosts 2 and 3 both have handling priority 2"), std::string::npos) << m.text;
+            EXPECT_NE(m.text.find(":25/"), std::string::npos) << m.text;  // names the rule
+        }
+        EXPECT_EQ(dup, 1u) << "host " << unsigned(h);
+    }
+    // Distinct priorities: no such mismatch.
+    Net ok(34);
+    for (HostId h : ids(2)) ok.add(h, {single_rule(25, static_cast<uint8_t>(h))});
+    ASSERT_TRUE(ok.run_until([&] { return ok.all_converged(); }, 30 * kInterval));
+    for (const auto& m : ok.node(1).m->status(ok.now).mismatches)
+        EXPECT_NE(m.kind, MismatchKind::duplicate_priority) << m.text;
+}
+
 TEST(Membership, MixedWeightsGiveProportionalShares) {
     Net net(37);
     net.buckets = 1000;

@@ -131,6 +131,7 @@ enum class MismatchKind : uint8_t {
     duplicate_id,       // another process (other boot id) claims this host's id
     duplicate_peer,     // two boot ids heard for one peer id within the dead interval
     bucket_count,       // peer uses another bucket count
+    duplicate_priority, // two members give a single-mode rule the same handling priority
 };
 std::string_view name_of(MismatchKind k) noexcept;
 
