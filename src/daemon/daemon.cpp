@@ -7,6 +7,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 #include <rte_ring.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,6 +174,7 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
     const PortDevice local_dev = port_device(cfg.local.device);
     EalEnvironment env = probe_environment();
     env.no_huge_memory_mb = no_huge_memory_mb(cfg.nic);
+    env.file_prefix = "nlbd-" + std::to_string(cfg.host.id);
     if (!env.hugepages_available && has_option(opt.eal, {"--in-memory"}) && !has_option(opt.eal, {"--no-huge"}))
         std::fprintf(stderr, "nlbd: warning: no free hugepages; --in-memory needs them\n");
     // Placement (docs/placement.md): unless the user or the NIC profile
@@ -213,9 +215,29 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
     argv.push_back(nullptr);
     if (rte_eal_init(static_cast<int>(scratch.size()), argv.data()) < 0)
         throw StartError(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
+    // Packet capture (dpdk-dumpcap) by a secondary process: only with a
+    // shared configuration (hugepages; not --in-memory or --no-shconf). Costs
+    // nothing until a capture starts: then pdump adds RX/TX callbacks to the
+    // captured queues.
+    const bool shared = !has_option(args_, {"--in-memory", "--no-shconf"});
+    if (shared && rte_pdump_init() == 0) {
+        pdump_ = true;
+        std::string prefix = "rte";
+        for (const auto& a : args_)
+            if (a.rfind("--file-prefix=", 0) == 0) prefix = a.substr(14);
+        std::fprintf(stderr, "nlbd: packet capture: dpdk-dumpcap --file-prefix=%s -i <port id> -w FILE.pcapng\n",
+                     prefix.c_str());
+    } else {
+        std::fprintf(stderr, "nlbd: packet capture (dpdk-dumpcap): %s\n",
+                     shared ? rte_strerror(rte_errno)
+                            : "unavailable without a shared EAL configuration (no hugepages, or --in-memory)");
+    }
 }
 
-Eal::~Eal() { rte_eal_cleanup(); }
+Eal::~Eal() {
+    if (pdump_) rte_pdump_uninit();
+    rte_eal_cleanup();
+}
 
 // --- ports --------------------------------------------------------------
 

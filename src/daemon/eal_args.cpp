@@ -75,7 +75,8 @@ std::vector<std::string> build_eal_args(const std::string& program,
         args.insert(args.end(), {"--no-huge", "-m", std::to_string(env.no_huge_memory_mb)});
         if (!user_sharing) args.push_back("--no-shconf");
     } else if (!user_sharing) {
-        args.push_back("--in-memory");
+        if (env.file_prefix.empty()) args.push_back("--in-memory");
+        else args.push_back("--file-prefix=" + env.file_prefix);
     }
 
     if (!wire.is_pci && !local.is_pci && !has_option(given, {"--no-pci"}))

@@ -63,6 +63,20 @@ TEST(EalArgs, VdevsWithHugepagesRunInMemoryWithoutPciOnTwoLcores) {
     EXPECT_TRUE(contains(a, kPcapLocal.device));
 }
 
+TEST(EalArgs, HugepagesWithAFilePrefixShareTheConfigurationForCaptureTools) {
+    EalEnvironment e = env(true, {0, 1});
+    e.file_prefix = "nlbd-3";
+    const Args a = build_eal_args("nlbd", {}, {}, kPcapWire, kPcapLocal, e);
+    EXPECT_TRUE(contains(a, "--file-prefix=nlbd-3"));  // dpdk-dumpcap --file-prefix=nlbd-3 attaches
+    EXPECT_FALSE(contains(a, "--in-memory"));
+    EXPECT_FALSE(contains(a, "--no-shconf"));
+    // Without hugepages there is nothing to share: the prefix is not used here.
+    e.hugepages_available = false;
+    const Args b = build_eal_args("nlbd", {}, {}, kPcapWire, kPcapLocal, e);
+    EXPECT_FALSE(contains(b, "--file-prefix=nlbd-3"));
+    EXPECT_TRUE(contains(b, "--no-shconf"));
+}
+
 TEST(EalArgs, NoHugepagesFallsBackToNoHugeWithoutInMemory) {
     const Args a = build_eal_args("nlbd", {}, {}, kPcapWire, kPcapLocal, env(false, {0, 1}));
     EXPECT_TRUE(contains(a, "--no-huge"));

@@ -95,6 +95,7 @@ public:
 
 private:
     std::vector<std::string> args_;
+    bool pdump_ = false;  // rte_pdump_init() succeeded: dpdk-dumpcap may attach
 };
 
 // The wire and local ports, opened for the dispatch plan. Stopped, closed

@@ -6,7 +6,12 @@
 // Order: program name, the user's options after `--`, the NIC profile's
 // [eal] options, then what nlbd adds automatically, each only when the user
 // did not decide it already:
-//   --in-memory            several nlbd processes may run at once (tests)
+//   --file-prefix=P        hugepages: a shared configuration under
+//                          /var/run/dpdk/P, so that secondary processes
+//                          (dpdk-dumpcap, dpdk-proc-info) attach with the same
+//                          prefix; P = env.file_prefix ("nlbd-<host id>"),
+//                          so several nlbd processes may run at once
+//   --in-memory            hugepages and no env.file_prefix
 //   --no-huge -m N --no-shconf   no usable hugepages (--in-memory is not
 //                          allowed together with --no-huge in DPDK 22.11)
 //   --no-pci               neither port is a PCI address
@@ -30,6 +35,8 @@ struct EalEnvironment {
     // and the profile gave no -l/--lcores/-c; adds --main-lcore when the
     // control lcore is not the lowest.
     std::vector<unsigned> lcores;
+    // EAL file prefix with hugepages (empty: --in-memory, nothing shared).
+    std::string file_prefix;
 };
 
 struct PortDevice {
