@@ -260,6 +260,19 @@ void parse_telemetry(const Section& root, Config& cfg) {
     tc.prometheus_port = static_cast<uint16_t>(p);
 }
 
+// [log] level = "error" | "warning" | "notice" | "info" | "debug".
+void parse_log(const Section& root, Config& cfg) {
+    auto l = root.table("log", {"level"});
+    if (!l) return;
+    using log::Level;
+    if (auto v = l->choice<Level>("level", {{"error", Level::error},
+                                            {"warning", Level::warning},
+                                            {"notice", Level::notice},
+                                            {"info", Level::info},
+                                            {"debug", Level::debug}}))
+        cfg.log_level = *v;
+}
+
 void parse_ports_section(const Section& root, Config& cfg) {
     auto p = root.table("ports", {"wire", "local"});
     if (!p) return;
@@ -543,7 +556,7 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
     Config cfg;
     cfg.file = cluster_file;
     const Section root(cluster_file, cfg.lines, root_table, "", 0,
-                       {"cluster", "host", "dataplane", "port_rule", "ports", "telemetry", "control"});
+                       {"cluster", "host", "dataplane", "port_rule", "ports", "telemetry", "control", "log"});
     parse_cluster(root, cfg);
     parse_host(root, cfg);
     parse_dataplane(root, cfg);
@@ -551,6 +564,7 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
     parse_rules(root, cfg);
     parse_telemetry(root, cfg);
     parse_control(root, cfg);
+    parse_log(root, cfg);
 
     if (nic_file) {
         cfg.nic = load_nic_profile(*nic_file);

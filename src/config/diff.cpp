@@ -126,6 +126,7 @@ ConfigDiff diff(const Config& a, const Config& b) {
     live.str("cluster.vips", vips(a.cluster.vips), vips(b.cluster.vips));
     live.str("cluster.secret_file (path)", a.cluster.secret_file, b.cluster.secret_file);
     live.str("telemetry.prometheus_listen", a.telemetry.prometheus_listen, b.telemetry.prometheus_listen);
+    live.str("log.level", log::name_of(a.log_level), log::name_of(b.log_level));
     live.str("dataplane.idle_policy", a.dataplane.idle_policy == IdlePolicy::poll ? "poll" : "adaptive",
              b.dataplane.idle_policy == IdlePolicy::poll ? "poll" : "adaptive");
     live.str("control.remote_listen", a.control.remote_listen, b.control.remote_listen);

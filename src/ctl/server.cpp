@@ -1,6 +1,7 @@
 // Control socket server (see server.hpp for the protocol and contracts).
 
 #include "nlbd/ctl/server.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -155,7 +156,9 @@ void ControlServer::stop() {
 
 void ControlServer::log(const std::string& line) const {
     if (opt_.log) opt_.log(line);
-    else std::fprintf(stderr, "nlbd: ctl: %s\n", line.c_str());
+    else  // a refusal is a warning; the rest is information
+        log::write(line.find("refus") != std::string::npos ? log::Level::warning : log::Level::info, "ctl: %s",
+                   line.c_str());
 }
 
 std::optional<std::string> parse_request(std::string_view line, size_t max_bytes, Request& out) {

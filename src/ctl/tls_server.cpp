@@ -8,6 +8,7 @@
 // peer reads the alert instead of a connection reset.
 
 #include "nlbd/ctl/tls_server.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -322,7 +323,9 @@ void TlsControlServer::stop() {
 
 void TlsControlServer::log(const std::string& line) const {
     if (opt_.log) opt_.log(line);
-    else std::fprintf(stderr, "nlbd: remote: %s\n", line.c_str());
+    else  // a refusal is a warning; the rest is information
+        log::write(line.rfind("refused", 0) == 0 ? log::Level::warning : log::Level::info, "remote: %s",
+                   line.c_str());
 }
 
 std::string TlsControlServer::handle_line(std::string_view line, const std::string& cn, Role role,

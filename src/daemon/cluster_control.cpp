@@ -1,4 +1,5 @@
 #include "nlbd/daemon/cluster_control.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <net/if.h>
 #include <rte_errno.h>
@@ -111,9 +112,9 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
 
     if (!cfg.cluster.secret_file.empty()) key_ = cluster::load_secret(cfg.cluster.secret_file);
     else
-        std::fprintf(stderr,
-                     "nlbd: warning: no [cluster] secret_file: heartbeats are NOT authenticated; "
-                     "anyone on the segment can forge membership\n");
+        NLBD_LOG(warning,
+                     "no [cluster] secret_file: heartbeats are NOT authenticated; "
+                     "anyone on the segment can forge membership");
 
     // First IPv4 VIP for the MAC formats (SPEC §3).
     IpAddr first_v4;
@@ -235,7 +236,7 @@ void ClusterControl::poll() noexcept {
     } catch (const std::exception& e) {
         // Control work must not take the data plane down; report and go on.
         ++poll_errors_;
-        if (poll_errors_ < 10) std::fprintf(stderr, "nlbd: control: %s\n", e.what());
+        if (poll_errors_ < 10) NLBD_LOG(error, "control: %s", e.what());
     }
 }
 
@@ -276,7 +277,7 @@ void ClusterControl::leave() noexcept {
         }
         publish_if_changed();
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nlbd: control: leave: %s\n", e.what());
+        NLBD_LOG(error, "control: leave: %s", e.what());
     }
 }
 
@@ -304,12 +305,12 @@ void ClusterControl::check_link(uint64_t now_ns) {
     link_up_ = up;
     ++link_changes_;
     if (up)
-        std::fprintf(stderr,
-                     "nlbd: wire link up%s%s: rejoining (owned buckets dirty until reconverged)\n",
+        NLBD_LOG(notice,
+                     "wire link up%s%s: rejoining (owned buckets dirty until reconverged)",
                      wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
     else
-        std::fprintf(stderr,
-                     "nlbd: wire link down%s%s: no peer is declared dead, maps frozen until it is up\n",
+        NLBD_LOG(warning,
+                     "wire link down%s%s: no peer is declared dead, maps frozen until it is up",
                      wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
     membership_->set_link(up, now_ns);
     publish_if_changed();
@@ -353,7 +354,7 @@ void ClusterControl::drain_rx() noexcept {
                 membership_->on_heartbeat(hb, now);
             } catch (const std::exception& ex) {
                 ++poll_errors_;
-                if (poll_errors_ < 10) std::fprintf(stderr, "nlbd: control: heartbeat: %s\n", ex.what());
+                if (poll_errors_ < 10) NLBD_LOG(error, "control: heartbeat: %s", ex.what());
             }
         }
     }
@@ -449,9 +450,9 @@ void ClusterControl::close_commands() {
 void ClusterControl::apply_health(uint64_t now) {
     for (const health::Transition& t : health->take_transitions()) {
         if (!dynamic_) {
-            std::fprintf(stderr,
-                         "nlbd: health: rule %zu is %s (%s); static membership cannot drain a rule, "
-                         "state reported only\n",
+            NLBD_LOG(warning,
+                         "health: rule %zu is %s (%s); static membership cannot drain a rule, "
+                         "state reported only",
                          t.rule, health::name_of(t.state).data(), t.last.c_str());
             continue;
         }
@@ -459,16 +460,16 @@ void ClusterControl::apply_health(uint64_t now) {
         if (t.state == health::State::down) {
             if (health->gate().on_down(t.rule, rs == cluster::RuleState::enabled)) {
                 membership_->set_rule_state(t.rule, cluster::RuleState::draining, now);
-                std::fprintf(stderr, "nlbd: health: rule %zu drained on this host: %s\n", t.rule,
+                NLBD_LOG(warning, "health: rule %zu drained on this host: %s", t.rule,
                              t.last.c_str());
             } else {
-                std::fprintf(stderr, "nlbd: health: rule %zu is down (%s); left %s as the operator set it\n",
+                NLBD_LOG(warning, "health: rule %zu is down (%s); left %s as the operator set it",
                              t.rule, t.last.c_str(), cluster::name_of(rs).data());
             }
         } else if (t.state == health::State::up) {
             if (health->gate().on_up(t.rule, rs == cluster::RuleState::draining)) {
                 membership_->set_rule_state(t.rule, cluster::RuleState::enabled, now);
-                std::fprintf(stderr, "nlbd: health: rule %zu enabled again on this host: %s\n", t.rule,
+                NLBD_LOG(notice, "health: rule %zu enabled again on this host: %s", t.rule,
                              t.last.c_str());
             }
         }
@@ -861,19 +862,19 @@ ctl::Json ClusterControl::reload() {
         }
     }
     save_state();
-    std::fprintf(stderr, "nlbd: reload: %s\n", d.empty() ? "no change" : "applied");
-    for (const std::string& l : d.lines()) std::fprintf(stderr, "nlbd: reload:   %s\n", l.c_str());
+    NLBD_LOG(notice, "reload: %s", d.empty() ? "no change" : "applied");
+    for (const std::string& l : d.lines()) NLBD_LOG(notice, "reload:   %s", l.c_str());
     return j;
 }
 
 void ClusterControl::restore_state(bool ignore) {
     const std::string& path = cfg_.host.state_file;
     if (path.empty() || ignore) {
-        if (!path.empty()) std::fprintf(stderr, "nlbd: state file %s ignored (--ignore-state)\n", path.c_str());
+        if (!path.empty()) NLBD_LOG(notice, "state file %s ignored (--ignore-state)", path.c_str());
         return;
     }
     const cluster::LoadedState ls = cluster::load_state(path, cfg_.cluster.name, cfg_.host.id);
-    if (!ls.warning.empty()) std::fprintf(stderr, "nlbd: warning: %s; starting %s as configured\n",
+    if (!ls.warning.empty()) NLBD_LOG(warning, "%s; starting %s as configured",
                                           ls.warning.c_str(), config::initial_state_name(cfg_.host.initial_state));
     if (!ls.state) return;
     const cluster::PersistedState& st = *ls.state;
@@ -892,12 +893,12 @@ void ClusterControl::restore_state(bool ignore) {
                     found = true;
                 }
             if (!found)
-                std::fprintf(stderr, "nlbd: state file %s: rule %s is no longer configured; its state is dropped\n",
+                NLBD_LOG(warning, "state file %s: rule %s is no longer configured; its state is dropped",
                              path.c_str(), name.c_str());
         }
         saved_host_state_ = membership_->state();
     }
-    std::fprintf(stderr, "nlbd: state file %s: restored host %s, %zu rule(s) not enabled\n", path.c_str(),
+    NLBD_LOG(notice, "state file %s: restored host %s, %zu rule(s) not enabled", path.c_str(),
                  cluster::name_of(st.host).data(), st.rules.size());
 }
 
@@ -926,7 +927,7 @@ void ClusterControl::save_state() noexcept {
         }
         cluster::save_state(cfg_.host.state_file, st);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nlbd: warning: cannot save the host state: %s\n", e.what());
+        NLBD_LOG(warning, "cannot save the host state: %s", e.what());
     }
 }
 

@@ -2,6 +2,7 @@
 // stopped in reverse.
 
 #include "nlbd/daemon/daemon.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -176,7 +177,7 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
     env.no_huge_memory_mb = no_huge_memory_mb(cfg.nic);
     env.file_prefix = "nlbd-" + std::to_string(cfg.host.id);
     if (!env.hugepages_available && has_option(opt.eal, {"--in-memory"}) && !has_option(opt.eal, {"--no-huge"}))
-        std::fprintf(stderr, "nlbd: warning: no free hugepages; --in-memory needs them\n");
+        NLBD_LOG(warning, "no free hugepages; --in-memory needs them");
     // Placement (docs/placement.md): unless the user or the NIC profile
     // pinned the lcores, hwloc picks them (workers on the wire NIC's NUMA
     // node, one per physical core; control on another core).
@@ -191,9 +192,9 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
             const Placement pl = plan_placement(topo, data_lcores_wanted(cfg.nic, wire_dev));
             env.lcores.push_back(pl.control);
             env.lcores.insert(env.lcores.end(), pl.workers.begin(), pl.workers.end());
-            std::fprintf(stderr, "nlbd: %s\n", pl.description.c_str());
+            NLBD_LOG(info, "%s", pl.description.c_str());
         } else {
-            std::fprintf(stderr, "nlbd: placement: hwloc failed (%s); lcores from the affinity mask\n",
+            NLBD_LOG(warning, "placement: hwloc failed (%s); lcores from the affinity mask",
                          err.c_str());
         }
     }
@@ -207,7 +208,7 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
     } else if (!has_option(args_, {"--file-prefix", "--no-telemetry"})) {
         args_.push_back("--file-prefix=nlbd-" + std::to_string(cfg.host.id));
     }
-    std::fprintf(stderr, "nlbd: EAL args: %s%s\n", join(args_).c_str(),
+    NLBD_LOG(info, "EAL args: %s%s", join(args_).c_str(),
                  env.hugepages_available ? "" : "  (no hugepages: --no-huge fallback)");
     std::vector<std::string> scratch = args_;  // rte_eal_init may permute argv
     std::vector<char*> argv;
@@ -225,10 +226,10 @@ Eal::Eal(const Options& opt, const config::Config& cfg, const char* program) {
         std::string prefix = "rte";
         for (const auto& a : args_)
             if (a.rfind("--file-prefix=", 0) == 0) prefix = a.substr(14);
-        std::fprintf(stderr, "nlbd: packet capture: dpdk-dumpcap --file-prefix=%s -i <port id> -w FILE.pcapng\n",
+        NLBD_LOG(info, "packet capture: dpdk-dumpcap --file-prefix=%s -i <port id> -w FILE.pcapng",
                      prefix.c_str());
     } else {
-        std::fprintf(stderr, "nlbd: packet capture (dpdk-dumpcap): %s\n",
+        NLBD_LOG(info, "packet capture (dpdk-dumpcap): %s",
                      shared ? rte_strerror(rte_errno)
                             : "unavailable without a shared EAL configuration (no hugepages, or --in-memory)");
     }
@@ -260,9 +261,9 @@ Ports::Ports(const config::Config& cfg) {
         char rss[40] = "";
         if (p->rss_hf != 0)
             std::snprintf(rss, sizeof rss, ", RSS types 0x%llx", static_cast<unsigned long long>(p->rss_hf));
-        std::fprintf(stderr,
-                     "nlbd: port %-5s id %u driver %s MAC %s socket %d, %u rxq x %u rxd / %u txq x "
-                     "%u txd, offloads rx 0x%llx tx 0x%llx%s%s\n",
+        NLBD_LOG(info,
+                     "port %-5s id %u driver %s MAC %s socket %d, %u rxq x %u rxd / %u txq x "
+                     "%u txd, offloads rx 0x%llx tx 0x%llx%s%s",
                      p->role.c_str(), p->port_id, p->driver.c_str(), p->mac.to_string().c_str(),
                      p->socket, p->rx_queues, p->rx_descriptors, p->tx_queues, p->tx_descriptors,
                      static_cast<unsigned long long>(p->rx_offloads),
@@ -442,7 +443,7 @@ bool DataPlane::run(std::atomic<bool>& stop, const dp::ControlTick& tick) {
     for (unsigned i = 0; i < workers_.size() && ok; ++i) {
         launches[i] = {workers_[i].get(), &workers_stop};
         if (rte_eal_remote_launch(&dp::Worker::lcore_main, &launches[i], plan_.worker_lcores[i]) != 0) {
-            std::fprintf(stderr, "nlbd: cannot launch worker %u on lcore %u\n", i, plan_.worker_lcores[i]);
+            NLBD_LOG(error, "cannot launch worker %u on lcore %u", i, plan_.worker_lcores[i]);
             ok = false;
         } else {
             launched.push_back(plan_.worker_lcores[i]);
@@ -452,7 +453,7 @@ bool DataPlane::run(std::atomic<bool>& stop, const dp::ControlTick& tick) {
     if (ok && distributor_) {
         if (rte_eal_remote_launch(&dp::Distributor::lcore_main, &dlaunch,
                                   static_cast<unsigned>(plan_.distributor_lcore)) != 0) {
-            std::fprintf(stderr, "nlbd: cannot launch the distributor on lcore %d\n", plan_.distributor_lcore);
+            NLBD_LOG(error, "cannot launch the distributor on lcore %d", plan_.distributor_lcore);
             ok = false;
         } else {
             dist_launched = true;
@@ -617,7 +618,7 @@ std::unique_ptr<ctl::ControlServer> start_socket(const Options& opt, const confi
             path, [c = &cluster](const std::string& cmd, const std::vector<std::string>& args) {
                 return c->post(cmd, args);
             });
-        std::fprintf(stderr, "nlbd: control socket %s\n", path.c_str());
+        NLBD_LOG(info, "control socket %s", path.c_str());
         // nlbctl's default is ctl::kDefaultSocketPath: point it at the first
         // daemon on this machine (never replaces a live file).
         if (!opt.control_socket) {
@@ -629,7 +630,7 @@ std::unique_ptr<ctl::ControlServer> start_socket(const Options& opt, const confi
         }
         return s;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nlbd: warning: no control socket: %s\n", e.what());
+        NLBD_LOG(warning, "no control socket: %s", e.what());
         return nullptr;
     }
 }
@@ -650,18 +651,21 @@ Daemon::Daemon(const Options& opt, const config::Config& cfg, const char* progra
       telemetry_due_(kTelemetryRefresh) {
     start_health(cfg);
     const core::Snapshot& snap = *publisher_.current();
-    std::fprintf(stderr,
-                 "nlbd: membership (%s): self %u (%s), members [",
-                 cluster_->dynamic() ? "dynamic, heartbeats; initial view" : "static", unsigned(snap.self),
-                 snap.started ? "started" : "not started");
-    for (size_t i = 0; i < snap.members.size(); ++i)
-        std::fprintf(stderr, "%s%u", i ? "," : "", unsigned(snap.members[i]));
-    std::fprintf(stderr, "], default host %u, epoch %llu, %u buckets, mode %s, cluster MAC %s, source MAC %s\n",
-                 unsigned(snap.default_host), static_cast<unsigned long long>(snap.epoch), snap.buckets,
-                 name_of(snap.mode), snap.cluster_mac.to_string().c_str(), snap.source_mac.to_string().c_str());
+    std::string members;
+    for (HostId h : snap.members) {
+        if (!members.empty()) members += ',';
+        members += std::to_string(unsigned(h));
+    }
+    NLBD_LOG(info,
+             "membership (%s): self %u (%s), members [%s], default host %u, epoch %llu, %u buckets, mode %s, "
+             "cluster MAC %s, source MAC %s",
+             cluster_->dynamic() ? "dynamic, heartbeats; initial view" : "static", unsigned(snap.self),
+             snap.started ? "started" : "not started", members.c_str(), unsigned(snap.default_host),
+             static_cast<unsigned long long>(snap.epoch), snap.buckets, name_of(snap.mode),
+             snap.cluster_mac.to_string().c_str(), snap.source_mac.to_string().c_str());
     print_rules(stderr, cfg, &snap);
-    std::fprintf(stderr, "nlbd: %s\n", dataplane_.describe().c_str());
-    for (const auto& n : ports_.plan.notes) std::fprintf(stderr, "nlbd: dispatch: note: %s\n", n.c_str());
+    NLBD_LOG(info, "%s", dataplane_.describe().c_str());
+    for (const auto& n : ports_.plan.notes) NLBD_LOG(info, "dispatch: note: %s", n.c_str());
 
     // What the cluster control asks of the daemon (control thread only).
     if (dataplane_.multi_lcore())
@@ -687,18 +691,18 @@ Daemon::Daemon(const Options& opt, const config::Config& cfg, const char* progra
         try {
             telemetry_->update(cluster_->run_command("stats", {}));
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "nlbd: warning: telemetry: %s\n", e.what());
+            NLBD_LOG(warning, "telemetry: %s", e.what());
         }
     }
     if (dpdk_telemetry_) {
         if (register_dpdk_telemetry(telemetry_))
-            std::fprintf(stderr, "nlbd: DPDK telemetry: /nlbd/stats /nlbd/rules /nlbd/cluster on %s/dpdk_telemetry.v2\n",
+            NLBD_LOG(info, "DPDK telemetry: /nlbd/stats /nlbd/rules /nlbd/cluster on %s/dpdk_telemetry.v2",
                          rte_eal_get_runtime_dir());
         else
-            std::fprintf(stderr, "nlbd: warning: cannot register the DPDK telemetry commands\n");
+            NLBD_LOG(warning, "cannot register the DPDK telemetry commands");
     }
-    if (std::string e = start_prometheus(cfg); !e.empty()) std::fprintf(stderr, "nlbd: warning: %s\n", e.c_str());
-    if (std::string e = start_remote(cfg); !e.empty()) std::fprintf(stderr, "nlbd: warning: %s\n", e.c_str());
+    if (std::string e = start_prometheus(cfg); !e.empty()) NLBD_LOG(warning, "%s", e.c_str());
+    if (std::string e = start_remote(cfg); !e.empty()) NLBD_LOG(warning, "%s", e.c_str());
 
     if (opt_.run_for_s > 0)
         deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -724,8 +728,8 @@ void Daemon::start_health(const config::Config& cfg) {
     auto checks = health::Checker::checks_from_config(cfg);
     if (checks.empty()) return;
     for (const auto& c : checks)
-        std::fprintf(stderr,
-                     "nlbd: health: rule %zu: %s check of %s:%u every %u ms (timeout %u ms, rise %u, fall %u)\n",
+        NLBD_LOG(info,
+                     "health: rule %zu: %s check of %s:%u every %u ms (timeout %u ms, rise %u, fall %u)",
                      c.rule, health::name_of(c.probe.kind).data(), c.probe.address.to_string().c_str(),
                      unsigned(c.probe.port), c.interval_ms, c.probe.timeout_ms, c.rise, c.fall);
     health_ = std::make_unique<health::Checker>(std::move(checks), cfg.rules.size());
@@ -746,7 +750,7 @@ std::string Daemon::start_prometheus(const config::Config& cfg) {
         h.healthz = [c = telemetry_]() { return health_of(c->get()); };
         prometheus_ = std::make_unique<PrometheusServer>(cfg.telemetry.prometheus_address,
                                                          cfg.telemetry.prometheus_port, std::move(h));
-        std::fprintf(stderr, "nlbd: prometheus: http://%s/metrics\n", cfg.telemetry.prometheus_listen.c_str());
+        NLBD_LOG(info, "prometheus: http://%s/metrics", cfg.telemetry.prometheus_listen.c_str());
         return {};
     } catch (const std::exception& e) {
         return std::string("prometheus: ") + e.what();
@@ -770,7 +774,7 @@ std::string Daemon::start_remote(const config::Config& cfg) {
             std::move(ro), [c = cluster_.get()](const std::string& cmd, const std::vector<std::string>& args) {
                 return c->post(cmd, args);
             });
-        std::fprintf(stderr, "nlbd: remote control (mutual TLS) on %s, port %u, %zu client CNs allowed\n",
+        NLBD_LOG(info, "remote control (mutual TLS) on %s, port %u, %zu client CNs allowed",
                      cfg.control.remote_listen.c_str(), unsigned(remote_->port()), cfg.control.remote_allow.size());
         return {};
     } catch (const std::exception& e) {
@@ -814,9 +818,13 @@ std::string Daemon::reloaded(const config::Config& before, const config::Config&
         }
         restart_remote_ = true;
     }
+    if (before.log_level != after.log_level) {
+        log::set_level(after.log_level);
+        NLBD_LOG(notice, "log level %s", log::name_of(after.log_level));
+    }
     if (before.dataplane.idle_policy != after.dataplane.idle_policy) {
         idle_.store(after.dataplane.idle_policy, std::memory_order_relaxed);
-        std::fprintf(stderr, "nlbd: idle policy %s\n", idle_name(after.dataplane.idle_policy));
+        NLBD_LOG(notice, "idle policy %s", idle_name(after.dataplane.idle_policy));
     }
     return note;
 }
@@ -845,7 +853,7 @@ void Daemon::tick() noexcept {
         try {
             (void)cluster_->run_command("reload", {});
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "nlbd: reload (SIGHUP): %s\n", e.what());
+            NLBD_LOG(warning, "reload (SIGHUP): %s", e.what());
         }
     }
     cluster_->poll();
@@ -853,9 +861,9 @@ void Daemon::tick() noexcept {
         restart_remote_ = false;
         try {
             if (std::string e = start_remote(cluster_->config()); !e.empty())
-                std::fprintf(stderr, "nlbd: warning: %s\n", e.c_str());
+                NLBD_LOG(warning, "%s", e.c_str());
         } catch (...) {
-            std::fprintf(stderr, "nlbd: warning: remote control: restart failed\n");
+            NLBD_LOG(warning, "remote control: restart failed");
         }
     }
     notify_tick(now);
@@ -908,7 +916,7 @@ void Daemon::notify_tick(Clock::time_point now) noexcept {
 }
 
 int Daemon::run() {
-    std::fprintf(stderr, "nlbd: lcores: control on %u, %u worker(s)%s; idle policy %s\n", rte_get_main_lcore(),
+    NLBD_LOG(info, "lcores: control on %u, %u worker(s)%s; idle policy %s", rte_get_main_lcore(),
                  ports_.plan.workers, ports_.plan.distributor_lcore >= 0 ? " + RX distributor" : "",
                  idle_name(idle_.load(std::memory_order_relaxed)));
     int rc = dataplane_.run(stop_, dp::ControlTick{&Daemon::tick_fn, this, 1024}) ? 0 : 1;
@@ -929,7 +937,7 @@ int Daemon::run() {
         f << stats_json(report);
         f.close();
         if (!f) {
-            std::fprintf(stderr, "nlbd: cannot write %s: %s\n", opt_.stats_json->c_str(), std::strerror(errno));
+            NLBD_LOG(error, "cannot write %s: %s", opt_.stats_json->c_str(), std::strerror(errno));
             rc = 1;
         }
     }

@@ -24,6 +24,7 @@
 #include "nlbd/daemon/control.hpp"
 #include "nlbd/daemon/daemon.hpp"
 #include "nlbd/daemon/stats.hpp"
+#include "nlbd/log/log.hpp"
 
 namespace {
 
@@ -140,10 +141,10 @@ int main(int argc, char** argv) {
     try {
         cfg = config::load_config(opt.config, opt.nic);
     } catch (const config::ConfigError& e) {
-        std::fprintf(stderr, "%s\n", e.what());
+        NLBD_LOG(error, "%s", e.what());
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nlbd: %s: %s\n", opt.config.c_str(), e.what());
+        NLBD_LOG(error, "%s: %s", opt.config.c_str(), e.what());
         return 1;
     }
 
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
             try {
                 (void)cluster::load_secret(cfg.cluster.secret_file);
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "nlbd: %s: cluster.secret_file: %s\n", cfg.file.c_str(), e.what());
+                NLBD_LOG(error, "%s: cluster.secret_file: %s", cfg.file.c_str(), e.what());
                 return 1;
             }
         }
@@ -166,15 +167,14 @@ int main(int argc, char** argv) {
                 ro.ca_file = cfg.control.remote_ca;
                 ctl::check_server_files(ro);
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "nlbd: %s: [control]: %s\n", cfg.file.c_str(), e.what());
+                NLBD_LOG(error, "%s: [control]: %s", cfg.file.c_str(), e.what());
                 return 1;
             }
         }
         try {
             snap = core::compile_snapshot(daemon::static_snapshot_input(cfg, &warning));
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "nlbd: %s: cannot compile a snapshot: %s\n", cfg.file.c_str(),
-                         e.what());
+            NLBD_LOG(error, "%s: cannot compile a snapshot: %s", cfg.file.c_str(), e.what());
             return 1;
         }
         daemon::print_config_summary(stdout, cfg, snap.get());
@@ -185,14 +185,15 @@ int main(int argc, char** argv) {
     }
 
     daemon::install_signal_handlers();  // SIGHUP must never end nlbd, even while it starts
+    log::set_level(cfg.log_level);
     try {
         daemon::Daemon d(opt, cfg, argv[0]);
         return d.run();
     } catch (const daemon::StartError& e) {
-        std::fprintf(stderr, "nlbd: %s\n", e.what());
+        NLBD_LOG(error, "%s", e.what());
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "nlbd: fatal: %s\n", e.what());
+        NLBD_LOG(error, "fatal: %s", e.what());
         return 1;
     }
 }

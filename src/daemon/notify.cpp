@@ -1,4 +1,5 @@
 #include "nlbd/daemon/notify.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -18,16 +19,16 @@ SystemdNotifier::SystemdNotifier() {
     std::string a = sock;
     if (a[0] == '@') a[0] = '\0';  // abstract namespace
     else if (a[0] != '/') {
-        std::fprintf(stderr, "nlbd: warning: NOTIFY_SOCKET=%s is neither a path nor an abstract name; not notifying\n", sock);
+        NLBD_LOG(warning, "NOTIFY_SOCKET=%s is neither a path nor an abstract name; not notifying", sock);
         return;
     }
     if (a.size() >= sizeof(sockaddr_un::sun_path)) {
-        std::fprintf(stderr, "nlbd: warning: NOTIFY_SOCKET is too long; not notifying\n");
+        NLBD_LOG(warning, "NOTIFY_SOCKET is too long; not notifying");
         return;
     }
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
-        std::fprintf(stderr, "nlbd: warning: NOTIFY_SOCKET: socket: %s\n", std::strerror(errno));
+        NLBD_LOG(warning, "NOTIFY_SOCKET: socket: %s", std::strerror(errno));
         return;
     }
     address_ = a;

@@ -1,6 +1,7 @@
 // The health checker thread (see checker.hpp for the threading contract).
 
 #include "nlbd/health/checker.hpp"
+#include "nlbd/log/log.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -118,7 +119,8 @@ uint64_t Checker::run_due(uint64_t now) {
                 h.since_ns = done;
                 ++h.transitions;
                 transitions_.push_back(Transition{e.check.rule, *changed, r.text});
-                std::fprintf(stderr, "nlbd: health: rule %zu (%.*s %s) is %s: %s\n", e.check.rule,
+                log::write(*changed == State::down ? log::Level::warning : log::Level::notice,
+                           "health: rule %zu (%.*s %s) is %s: %s", e.check.rule,
                              static_cast<int>(name_of(h.kind).size()), name_of(h.kind).data(),
                              h.target.c_str(), name_of(*changed).data(), r.text.c_str());
             }

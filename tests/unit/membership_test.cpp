@@ -479,7 +479,8 @@ TEST(Membership, SameRulesInAnotherOrderConvergeWithOneMap) {
     Net net;
     const PortRule web = multiple_rule(80, 80), tls = multiple_rule(443, 443, 30), smtp = single_rule(25, 1);
     net.add(1, {web, tls, smtp});
-    net.add(2, {smtp, tls, web});
+    // Handling priorities are per host (and must differ: duplicate_priority).
+    net.add(2, {single_rule(25, 3), tls, web});
     PortRule smtp3 = single_rule(25, 2);
     net.add(3, {tls, smtp3, web});
     ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "nlbd/core/rules.hpp"
+#include "nlbd/log/log.hpp"
 #include "nlbd/core/types.hpp"
 
 namespace nlbd::config {
@@ -185,6 +186,8 @@ struct Config {
     PortConfig local;
     DataplaneConfig dataplane;
     TelemetryConfig telemetry;
+    // [log] level (docs/logging.md): messages below it are not written; live.
+    log::Level log_level = log::Level::info;
     ControlConfig control;
     NicProfile nic;
 
