@@ -441,11 +441,34 @@ void print_stats(std::FILE* out, const Json& r) {
     }
 }
 
+// display: the query, parameters and counters as a tree, then the event log
+// (the most recent events, oldest first) as one line each, NLB-style.
+void print_display(std::FILE* out, const Json& r) {
+    if (!r.is_object()) {
+        print_generic(out, r);
+        return;
+    }
+    Json rest = Json::object();
+    for (const auto& [k, v] : r.as_object())
+        if (k != "events") rest[k] = v;
+    print_generic(out, rest);
+    const Json* ev = r.find("events");
+    if (ev == nullptr || !ev->is_array()) return;
+    std::fprintf(out, "\nevents (latest %zu, oldest first):\n", ev->size());
+    for (size_t i = 0; i < ev->size(); ++i) {
+        const Json& e = ev->at(i);
+        const std::string who = e.get_string("who");
+        std::fprintf(out, "  %s %-8s %-12s %s%s%s\n", e.get_string("time").c_str(), e.get_string("severity").c_str(),
+                     e.get_string("kind").c_str(), e.get_string("text").c_str(), who.empty() ? "" : "  [by ",
+                     who.empty() ? "" : (who + "]").c_str());
+    }
+}
+
 // ---- printers per command ----------------------------------------------------
 
 // One row per registry command (commands.hpp), any order.
 constexpr CommandPrinter kPrinters[] = {
-    {"query", print_query},       {"display", print_generic}, {"params", print_generic},
+    {"query", print_query},       {"display", print_display}, {"params", print_generic},
     {"stats", print_stats},       {"start", print_action},    {"stop", print_action},
     {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},

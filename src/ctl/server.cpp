@@ -185,10 +185,11 @@ std::optional<std::string> parse_request(std::string_view line, size_t max_bytes
     return std::nullopt;
 }
 
-std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes) {
+std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes,
+                        const std::string& caller) {
     std::string resp;
     try {
-        resp = make_ok_response(handler(req.command, req.args));
+        resp = make_ok_response(handler(req.command, req.args, caller));
     } catch (const std::exception& e) {
         return make_error_response(e.what());
     } catch (...) {
@@ -199,11 +200,11 @@ std::string run_handler(const Handler& handler, const Request& req, size_t max_r
     return resp;
 }
 
-std::string ControlServer::handle_line(std::string_view line) {
+std::string ControlServer::handle_line(std::string_view line, const std::string& caller) {
     served_.fetch_add(1, std::memory_order_relaxed);
     Request req;
     if (auto err = parse_request(line, opt_.max_request_bytes, req)) return *err;
-    return run_handler(handler_, req, opt_.max_response_bytes);
+    return run_handler(handler_, req, opt_.max_response_bytes, caller);
 }
 
 void ControlServer::run() {
@@ -289,7 +290,7 @@ void ControlServer::run() {
                 }
                 bool blank = line.find_first_not_of(" \t") == std::string_view::npos;
                 if (!blank) {
-                    c.out += handle_line(line);
+                    c.out += handle_line(line, "uid " + std::to_string(c.uid) + " pid " + std::to_string(c.pid));
                     c.out += '\n';
                 }
                 c.in.erase(0, nl + 1);

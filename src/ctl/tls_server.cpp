@@ -344,7 +344,7 @@ std::string TlsControlServer::handle_line(std::string_view line, const std::stri
                                    "; '" + printable + "' needs " + role_name(c ? c->role : Role::admin));
     }
     served_.fetch_add(1, std::memory_order_relaxed);
-    return run_handler(handler_, req, opt_.max_response_bytes);
+    return run_handler(handler_, req, opt_.max_response_bytes, "CN=" + cn + " " + peer);
 }
 
 void TlsControlServer::run() {

@@ -30,6 +30,9 @@
 #include "nlbd/health/checker.hpp"
 
 namespace nlbd::daemon {
+
+// Events `display` returns (the log keeps EventLog::kCapacity).
+constexpr size_t kDisplayEvents = 30;
 namespace {
 
 constexpr unsigned kRingSize = 1024;  // heartbeat frames in flight each way
@@ -231,6 +234,7 @@ void ClusterControl::poll() noexcept {
             }
         }
         publish_if_changed();
+        if (now >= next_watch_ns_) watch_membership(now);
         if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
         if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
     } catch (const std::exception& e) {
@@ -304,14 +308,13 @@ void ClusterControl::check_link(uint64_t now_ns) {
     if (up == link_up_) return;
     link_up_ = up;
     ++link_changes_;
+    const std::string where = wire_iface_.empty() ? "" : " on " + wire_iface_;
     if (up)
-        NLBD_LOG(notice,
-                     "wire link up%s%s: rejoining (owned buckets dirty until reconverged)",
-                     wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
+        events_.add(EventKind::link, log::Level::notice,
+                    "wire link up" + where + ": rejoining (owned buckets dirty until reconverged)");
     else
-        NLBD_LOG(warning,
-                     "wire link down%s%s: no peer is declared dead, maps frozen until it is up",
-                     wire_iface_.empty() ? "" : " on ", wire_iface_.c_str());
+        events_.add(EventKind::link, log::Level::warning,
+                    "wire link down" + where + ": no peer is declared dead, maps frozen until it is up");
     membership_->set_link(up, now_ns);
     publish_if_changed();
 }
@@ -405,7 +408,7 @@ void ClusterControl::run_queued_commands() noexcept {
         ctl::Json result;
         std::string error;
         try {
-            result = run_command(p->command, p->args);
+            result = run_command(p->command, p->args, p->caller);
         } catch (const std::exception& e) {
             error = e.what();
             if (error.empty()) error = "command failed";
@@ -420,10 +423,12 @@ void ClusterControl::run_queued_commands() noexcept {
     }
 }
 
-ctl::Json ClusterControl::post(const std::string& command, const std::vector<std::string>& args) {
+ctl::Json ClusterControl::post(const std::string& command, const std::vector<std::string>& args,
+                               const std::string& caller) {
     auto p = std::make_shared<Pending>();
     p->command = command;
     p->args = args;
+    p->caller = caller;
     std::unique_lock<std::mutex> lk(mu_);
     if (closed_) throw std::runtime_error("nlbd is shutting down");
     queue_.push_back(p);
@@ -449,28 +454,31 @@ void ClusterControl::close_commands() {
 // rule it drained itself.
 void ClusterControl::apply_health(uint64_t now) {
     for (const health::Transition& t : health->take_transitions()) {
+        const std::string rule = "rule " + std::to_string(t.rule) +
+                                 (t.rule < cfg_.rules.size() ? " (" + rule_name(cfg_.rules[t.rule]) + ")" : "");
+        const bool down = t.state == health::State::down;
         if (!dynamic_) {
-            NLBD_LOG(warning,
-                         "health: rule %zu is %s (%s); static membership cannot drain a rule, "
-                         "state reported only",
-                         t.rule, health::name_of(t.state).data(), t.last.c_str());
+            events_.add(EventKind::health, down ? log::Level::warning : log::Level::notice,
+                        rule + " is " + std::string(health::name_of(t.state)) + " (" + t.last +
+                            "); static membership cannot drain a rule, state reported only");
             continue;
         }
         const cluster::RuleState rs = membership_->rule_state(t.rule);
-        if (t.state == health::State::down) {
+        if (down) {
             if (health->gate().on_down(t.rule, rs == cluster::RuleState::enabled)) {
                 membership_->set_rule_state(t.rule, cluster::RuleState::draining, now);
-                NLBD_LOG(warning, "health: rule %zu drained on this host: %s", t.rule,
-                             t.last.c_str());
+                events_.add(EventKind::health, log::Level::warning, rule + " down, drained on this host: " + t.last);
             } else {
-                NLBD_LOG(warning, "health: rule %zu is down (%s); left %s as the operator set it",
-                             t.rule, t.last.c_str(), cluster::name_of(rs).data());
+                events_.add(EventKind::health, log::Level::warning,
+                            rule + " down (" + t.last + "); left " + std::string(cluster::name_of(rs)) +
+                                " as the operator set it");
             }
         } else if (t.state == health::State::up) {
             if (health->gate().on_up(t.rule, rs == cluster::RuleState::draining)) {
                 membership_->set_rule_state(t.rule, cluster::RuleState::enabled, now);
-                NLBD_LOG(notice, "health: rule %zu enabled again on this host: %s", t.rule,
-                             t.last.c_str());
+                events_.add(EventKind::health, log::Level::notice, rule + " up, enabled again on this host: " + t.last);
+            } else {
+                events_.add(EventKind::health, log::Level::notice, rule + " up: " + t.last);
             }
         }
     }
@@ -689,6 +697,7 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
              j["query"] = c.query();
              j["params"] = c.params();
              if (c.stats_provider) j["stats"] = ctl::Json::parse(c.stats_provider());
+             j["events"] = c.events().to_json(kDisplayEvents);
              return j;
          }},
         {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
@@ -733,8 +742,8 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
     return kHandlers;
 }
 
-ctl::Json ClusterControl::run_command(const std::string& command,
-                                      const std::vector<std::string>& args) {
+ctl::Json ClusterControl::run_command(const std::string& command, const std::vector<std::string>& args,
+                                      const std::string& caller) {
     const ctl::Command* cmd = ctl::find_command(command);
     if (cmd == nullptr) throw std::runtime_error("unknown command '" + command + "'");
     if (std::string e = ctl::argument_error(*cmd, args); !e.empty()) throw std::runtime_error(e);
@@ -747,8 +756,33 @@ ctl::Json ClusterControl::run_command(const std::string& command,
     // NLB: a suspended host ignores every command but resume and query.
     if (dynamic_ && !cmd->while_suspended && membership_->state() == cluster::HostState::suspended)
         throw std::runtime_error(command + ": host is suspended; only 'resume' and 'query' are accepted");
-    for (const CommandHandler& h : command_handlers())
-        if (h.name == cmd->name) return h.run(*this, args);
+    std::string line = command;
+    for (const std::string& a : args) line += " " + a;
+    for (const CommandHandler& h : command_handlers()) {
+        if (h.name != cmd->name) continue;
+        if (cmd->role != ctl::Role::admin) return h.run(*this, args);
+        // What an operator changes goes to the event log, with who.
+        try {
+            ctl::Json r = h.run(*this, args);
+            if (command == "reload") {
+                events_.add(EventKind::reload, log::Level::notice,
+                            r.get_bool("changed") ? "applied (" + std::to_string(r.find("changes")->size()) + " change(s))"
+                                                  : "no change",
+                            caller);
+            } else {
+                std::string detail = r.get_string("message");
+                if (r.contains("previous") && r.contains("state"))
+                    detail = "host " + r.get_string("previous") + " -> " + r.get_string("state");
+                events_.add(EventKind::command, log::Level::notice, detail.empty() ? line : line + ": " + detail,
+                            caller);
+            }
+            return r;
+        } catch (const std::exception& e) {
+            events_.add(command == "reload" ? EventKind::reload : EventKind::command, log::Level::warning,
+                        line + " refused: " + e.what(), caller);
+            throw;
+        }
+    }
     // Unreachable: command_handlers() has a row per command (static_assert).
     throw std::logic_error("no handler for command '" + command + "'");
 }
@@ -756,6 +790,72 @@ ctl::Json ClusterControl::run_command(const std::string& command,
 // Reload (SPEC §7, docs/reload.md): read and validate the whole new
 // configuration, refuse it whole if it needs a restart, else apply what
 // changed. Throws (nothing applied) on any error.
+// The differences between two looks at the membership become events.
+// Sampled every 100 ms (status() is too heavy for every poll).
+void ClusterControl::watch_membership(uint64_t now_ns) {
+    next_watch_ns_ = now_ns + 100'000'000;
+    const cluster::MembershipStatus st = membership_->status(now_ns);
+    Watched w;
+    w.valid = true;
+    w.state = st.state;
+    w.host_state = st.host_state;
+    w.epoch = st.epoch;
+    w.members = st.members;
+    for (const auto& m : st.mismatches) w.mismatches.emplace_back(m.kind, m.host);
+    for (const auto& r : st.rules) w.rules.emplace_back(r.name, r.state);
+    const Watched& o = watched_;
+    const auto has = [](const auto& v, const auto& x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+    const auto host = [](HostId h) { return "host " + std::to_string(unsigned(h)); };
+    if (o.valid) {
+        for (HostId h : w.members)
+            if (!has(o.members, h)) events_.add(EventKind::host_joined, log::Level::notice, host(h) + " joined");
+        for (HostId h : o.members) {
+            if (has(w.members, h)) continue;
+            std::string why = "no heartbeat heard";
+            for (const auto& p : st.peers) {
+                if (p.id != h) continue;
+                if (p.excluded) why = "excluded (see the mismatches)";
+                else if (p.alive) why = std::string("announced ") + std::string(cluster::name_of(p.state));
+                else why = "dead: no heartbeat for " + std::to_string(p.last_seen_age_ns / 1'000'000) + " ms";
+            }
+            events_.add(EventKind::host_left, h == cfg_.host.id ? log::Level::notice : log::Level::warning,
+                        host(h) + " left the view: " + why);
+        }
+    }
+    const bool conv = w.state == cluster::ClusterState::converged || w.state == cluster::ClusterState::converged_default;
+    const bool was = o.valid && (o.state == cluster::ClusterState::converged ||
+                                 o.state == cluster::ClusterState::converged_default);
+    std::string members;
+    for (HostId h : w.members) members += (members.empty() ? "" : ",") + std::to_string(unsigned(h));
+    if (conv && (!was || o.state != w.state || o.epoch != w.epoch))
+        events_.add(EventKind::converged, log::Level::notice,
+                    std::string(w.state == cluster::ClusterState::converged_default ? "converged as the default host"
+                                                                                    : "converged") +
+                        " at epoch " + std::to_string(w.epoch) + " with hosts [" + members + "]");
+    else if (!conv && was && w.state == cluster::ClusterState::converging)
+        events_.add(EventKind::converging, log::Level::info,
+                    "converging (was epoch " + std::to_string(o.epoch) + "), members [" + members + "]");
+    for (const auto& m : st.mismatches)
+        if (!has(o.mismatches, std::make_pair(m.kind, m.host)))
+            events_.add(EventKind::mismatch, log::Level::warning,
+                        std::string(cluster::name_of(m.kind)) + ": " + m.text);
+    for (const auto& m : o.mismatches)
+        if (!has(w.mismatches, m))
+            events_.add(EventKind::mismatch, log::Level::notice,
+                        std::string(cluster::name_of(m.first)) + " with " + host(m.second) + " cleared");
+    if (o.valid && o.host_state != w.host_state)
+        events_.add(EventKind::host_state, log::Level::notice,
+                    "this host: " + std::string(cluster::name_of(o.host_state)) + " -> " +
+                        std::string(cluster::name_of(w.host_state)));
+    for (const auto& [name, rs] : w.rules)
+        for (const auto& [oname, ors] : o.rules)
+            if (oname == name && ors != rs)
+                events_.add(EventKind::rule_state, log::Level::notice,
+                            "rule " + name + ": " + std::string(cluster::name_of(ors)) + " -> " +
+                                std::string(cluster::name_of(rs)));
+    watched_ = std::move(w);
+}
+
 std::string ClusterControl::status_line() const {
     if (!dynamic_) {
         const core::Snapshot* cur = publisher_.current().get();
@@ -996,6 +1096,10 @@ std::string ClusterControl::stats_members() const {
          ",\"snapshots_published\":" + std::to_string(hb_.snapshots_published) + "}";
     o += ",\n\"cluster_state\":" + query().dump();
     if (health != nullptr) o += ",\n\"health\":" + health->stats_json();
+    ctl::Json ev = ctl::Json::object();
+    ev["total"] = events_.total();
+    ev["by_kind"] = events_.counts_json();
+    o += ",\n\"events\":" + ev.dump();
     return o;
 }
 

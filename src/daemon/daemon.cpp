@@ -543,8 +543,10 @@ std::string DataPlane::workers_json() const {
              ",\"dispatch_full\":" + count(c.verdicts[static_cast<unsigned>(Verdict::dispatch_full)]) +
              ",\"heartbeats\":" + count(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]) +
              ",\"loops\":" + count(c.loops) + ",\"idle_sleeps\":" + count(c.idle_sleeps) + ",\"dispatched\":[";
-        for (unsigned i = 0; i < workers_.size(); ++i)
-            j += (i ? "," : "") + std::to_string(distributor_->dispatched(i));
+        for (unsigned i = 0; i < workers_.size(); ++i) {
+            if (i != 0) j += ',';
+            j += std::to_string(distributor_->dispatched(i));
+        }
         j += "]}";
     }
     return j + "}";
@@ -615,8 +617,8 @@ std::unique_ptr<ctl::ControlServer> start_socket(const Options& opt, const confi
         opt.control_socket ? *opt.control_socket : "/run/nlbd/nlbd-" + std::to_string(cfg.host.id) + ".sock";
     try {
         auto s = std::make_unique<ctl::ControlServer>(
-            path, [c = &cluster](const std::string& cmd, const std::vector<std::string>& args) {
-                return c->post(cmd, args);
+            path, [c = &cluster](const std::string& cmd, const std::vector<std::string>& args, const std::string& who) {
+                return c->post(cmd, args, who);
             });
         NLBD_LOG(info, "control socket %s", path.c_str());
         // nlbctl's default is ctl::kDefaultSocketPath: point it at the first
@@ -771,9 +773,8 @@ std::string Daemon::start_remote(const config::Config& cfg) {
         ro.ca_file = cfg.control.remote_ca;
         for (const auto& [cn, role] : cfg.control.remote_allow) ro.allow[cn] = ctl::parse_role(role);
         remote_ = std::make_unique<ctl::TlsControlServer>(
-            std::move(ro), [c = cluster_.get()](const std::string& cmd, const std::vector<std::string>& args) {
-                return c->post(cmd, args);
-            });
+            std::move(ro), [c = cluster_.get()](const std::string& cmd, const std::vector<std::string>& args,
+                                                const std::string& who) { return c->post(cmd, args, who); });
         NLBD_LOG(info, "remote control (mutual TLS) on %s, port %u, %zu client CNs allowed",
                      cfg.control.remote_listen.c_str(), unsigned(remote_->port()), cfg.control.remote_allow.size());
         return {};
@@ -851,7 +852,7 @@ void Daemon::tick() noexcept {
     }
     if (g_reload.exchange(false, std::memory_order_relaxed)) {
         try {
-            (void)cluster_->run_command("reload", {});
+            (void)cluster_->run_command("reload", {}, "SIGHUP");
         } catch (const std::exception& e) {
             NLBD_LOG(warning, "reload (SIGHUP): %s", e.what());
         }

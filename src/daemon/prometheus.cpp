@@ -199,6 +199,9 @@ std::string format_metrics(const ctl::Json& doc) {
                       "Wire frames by final verdict (every frame lands in exactly one)");
     labelled_counters(w, doc.find("parse_errors"), "nlbd_parse_errors_total", "reason",
                       "Malformed frames by parse error");
+    if (const Json* ev = doc.find("events"))
+        labelled_counters(w, ev->find("by_kind"), "nlbd_events_total", "kind",
+                          "Events of the event log by kind (nlbctl display lists the latest)");
 
     // Per-rule counters.
     const Json* rules = doc.find("rules");

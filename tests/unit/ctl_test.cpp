@@ -232,7 +232,7 @@ private:
     std::string path_;
 };
 
-Json echo_handler(const std::string& command, const std::vector<std::string>& args) {
+Json echo_handler(const std::string& command, const std::vector<std::string>& args, const std::string&) {
     if (command == "fail") throw std::runtime_error("it failed: " + (args.empty() ? std::string() : args[0]));
     if (command == "nothing") return Json();
     Json r = Json::object();
@@ -339,7 +339,7 @@ TEST(ControlServer, MalformedRequestsGetErrorResponses) {
     TempDir dir;
     std::atomic<int> calls{0};
     ctl::ControlServer server(dir / "s.sock",
-                              [&](const std::string&, const std::vector<std::string>&) {
+                              [&](const std::string&, const std::vector<std::string>&, const std::string&) {
                                   ++calls;
                                   return Json(1);
                               },
@@ -370,7 +370,7 @@ TEST(ControlServer, OversizedRequestIsRefusedAndConnectionClosed) {
     o.max_request_bytes = 1024;
     std::atomic<int> calls{0};
     ctl::ControlServer server(dir / "s.sock",
-                              [&](const std::string&, const std::vector<std::string>&) {
+                              [&](const std::string&, const std::vector<std::string>&, const std::string&) {
                                   ++calls;
                                   return Json(1);
                               },
@@ -541,7 +541,7 @@ TEST(ControlServer, OtherUidsAreRefused) {
     ::chmod(dir.path().c_str(), 0755);
     std::atomic<int> calls{0};
     ctl::ControlServer server(path,
-                              [&](const std::string&, const std::vector<std::string>&) {
+                              [&](const std::string&, const std::vector<std::string>&, const std::string&) {
                                   ++calls;
                                   return Json(1);
                               },
@@ -719,7 +719,7 @@ TEST(Nlbctl, MainReturnsUsageConnectFailedAndOkCodes) {
         EXPECT_NE(err.text().find(path), std::string::npos) << err.text();
     }
     ctl::ControlServer server(path,
-                              [](const std::string& cmd, const std::vector<std::string>& args) -> Json {
+                              [](const std::string& cmd, const std::vector<std::string>& args, const std::string&) -> Json {
                                   if (cmd == "query") return sample_query();
                                   if (cmd == "drain") return Json::parse(R"({"message":"rules drained","rules":[0]})");
                                   throw std::runtime_error("host is suspended; only resume and query are allowed" +

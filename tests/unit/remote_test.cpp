@@ -163,9 +163,11 @@ public:
             log_.push_back(line);
         };
         server_ = std::make_unique<TlsControlServer>(std::move(o), [this](const std::string& cmd,
-                                                                         const std::vector<std::string>& args) {
+                                                                         const std::vector<std::string>& args,
+                                                                         const std::string& caller) {
             std::lock_guard<std::mutex> lk(mu_);
             calls_.push_back(cmd);
+            callers_.push_back(caller);
             Json r = Json::object();
             r["command"] = cmd;
             r["args"] = static_cast<int64_t>(args.size());
@@ -176,6 +178,10 @@ public:
     std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
     RemoteTarget target(const char* who, const char* ca = "ca") const {
         return {address(), pki().pem(who), pki().key(who), pki().pem(ca), ""};
+    }
+    std::vector<std::string> callers() {
+        std::lock_guard<std::mutex> lk(mu_);
+        return callers_;
     }
     std::vector<std::string> calls() {
         std::lock_guard<std::mutex> lk(mu_);
@@ -209,6 +215,7 @@ private:
     std::mutex mu_;
     std::vector<std::string> log_;
     std::vector<std::string> calls_;
+    std::vector<std::string> callers_;
     std::unique_ptr<TlsControlServer> server_;
 };
 
@@ -306,6 +313,9 @@ TEST(RemoteControl, AdminCertificateRunsEveryCommandOverTls13) {
     Json s = call_remote(f.target("admin"), "drain", {"443"});
     EXPECT_TRUE(s.find("ok")->as_bool()) << s.dump();
     EXPECT_EQ(f.calls(), (std::vector<std::string>{"query", "drain"}));
+    // The handler learns who sent each command (the event log names it).
+    ASSERT_EQ(f.callers().size(), 2u);
+    for (const std::string& c : f.callers()) EXPECT_EQ(c.rfind("CN=ops1 127.0.0.1:", 0), 0u) << c;
     EXPECT_NE(f.wait_log({"accepted 127.0.0.1:", "CN=ops1 (admin)", "TLSv1.3"}), "") << f.all_log();
     EXPECT_EQ(f.server().clients_refused(), 0u);
 }
@@ -450,7 +460,7 @@ TEST(RemoteControl, ServerRefusesToStartWithAKeyThatDoesNotMatch) {
     o.key_file = pki().key("admin");
     o.ca_file = pki().pem("ca");
     try {
-        TlsControlServer s(o, [](const std::string&, const std::vector<std::string>&) { return Json(); });
+        TlsControlServer s(o, [](const std::string&, const std::vector<std::string>&, const std::string&) { return Json(); });
         ADD_FAILURE() << "started with a mismatched key";
     } catch (const std::runtime_error& e) {
         EXPECT_NE(std::string(e.what()).find("does not match"), std::string::npos) << e.what();

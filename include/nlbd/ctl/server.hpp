@@ -50,7 +50,10 @@ namespace nlbd::ctl {
 // nlbctl uses --socket, else $NLBCTL_SOCKET, else this.
 inline constexpr const char* kDefaultSocketPath = "/run/nlbd/nlbd.sock";
 
-using Handler = std::function<Json(const std::string& command, const std::vector<std::string>& args)>;
+// caller: who sent the command, for the event log: "uid 0 pid 1234" on the
+// UNIX socket, "CN=ops1 127.0.0.1:41234" over mutual TLS.
+using Handler = std::function<Json(const std::string& command, const std::vector<std::string>& args,
+                                   const std::string& caller)>;
 using LogFn = std::function<void(const std::string& line)>;
 
 struct ServerOptions {
@@ -82,7 +85,7 @@ public:
 private:
     void run();
     void log(const std::string& line) const;
-    std::string handle_line(std::string_view line);   // one response, no newline
+    std::string handle_line(std::string_view line, const std::string& caller);   // one response, no newline
 
     std::string path_;
     Handler handler_;
@@ -110,6 +113,7 @@ struct Request {
 std::optional<std::string> parse_request(std::string_view line, size_t max_bytes, Request& out);
 // Runs the handler and builds the response line; handler exceptions and
 // oversized results become error responses.
-std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes);
+std::string run_handler(const Handler& handler, const Request& req, size_t max_response_bytes,
+                        const std::string& caller);
 
 }  // namespace nlbd::ctl

@@ -35,9 +35,11 @@
 #include <vector>
 
 #include "nlbd/cluster/heartbeat.hpp"
+#include "nlbd/cluster/membership.hpp"
 #include "nlbd/config/config.hpp"
 #include "nlbd/ctl/json.hpp"
 #include "nlbd/daemon/control.hpp"
+#include "nlbd/daemon/events.hpp"
 
 struct rte_mempool;
 
@@ -109,13 +111,15 @@ public:
     // Runs a command on the control thread (nlbctl). Throws on a bad command:
     // not in the registry (ctl/commands.hpp), wrong arguments, or refused in
     // this host's state (the registry row's while_suspended / with_static).
-    ctl::Json run_command(const std::string& command, const std::vector<std::string>& args);
+    // caller: who sent it (the event log names it; empty: nlbd itself).
+    ctl::Json run_command(const std::string& command, const std::vector<std::string>& args,
+                          const std::string& caller = {});
     // nlbctl reload: re-reads and validates the configuration files, then
     // applies what changed live (docs/reload.md). Throws, changing nothing,
     // on a bad file or a key that needs a restart.
     ctl::Json reload();
     // From another thread: queues the command and waits for poll() to run it.
-    ctl::Json post(const std::string& command, const std::vector<std::string>& args);
+    ctl::Json post(const std::string& command, const std::vector<std::string>& args, const std::string& caller);
     // Fails every queued and future post() (shutdown).
     void close_commands();
 
@@ -125,6 +129,10 @@ public:
     std::string stats_members() const;
 
     const HeartbeatCounters& counters() const noexcept { return hb_; }
+    // The event log (docs/logging.md); health transitions, membership
+    // changes, commands and reloads land here.
+    EventLog& events() noexcept { return events_; }
+    const EventLog& events() const noexcept { return events_; }
     bool wire_link_up() const noexcept { return link_up_; }
     // Connections the workers hold in buckets this host does not own,
     // counted against the snapshot of `generation` (set by main; polled).
@@ -198,6 +206,21 @@ private:
     rte_ring* rx_ring_ = nullptr;
     rte_ring* tx_ring_ = nullptr;
     HeartbeatCounters hb_;
+    EventLog events_;
+    // Membership as watch_membership() last saw it: its differences become
+    // events (joined, left or dead, converged, mismatches, state changes).
+    struct Watched {
+        bool valid = false;
+        cluster::ClusterState state = cluster::ClusterState::stopped;
+        cluster::HostState host_state = cluster::HostState::stopped;
+        uint64_t epoch = 0;
+        std::vector<HostId> members;
+        std::vector<std::pair<cluster::MismatchKind, HostId>> mismatches;
+        std::vector<std::pair<std::string, cluster::RuleState>> rules;  // name, state
+    };
+    Watched watched_;
+    uint64_t next_watch_ns_ = 0;
+    void watch_membership(uint64_t now_ns);
     // rx_loops() sampling: last counters, when each last moved (see poll()).
     std::vector<uint64_t> rx_loops_last_;
     std::vector<uint64_t> rx_loops_now_;
@@ -220,6 +243,7 @@ private:
     struct Pending {
         std::string command;
         std::vector<std::string> args;
+        std::string caller;
         bool done = false;
         ctl::Json result;
         std::string error;
