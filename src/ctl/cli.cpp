@@ -464,6 +464,21 @@ void print_display(std::FILE* out, const Json& r) {
     }
 }
 
+// filter: "host 2 accepts 10.0.0.5:40000 -> 10.0.0.10:80/tcp: rule ..., bucket ... is owned by host 2".
+void print_filter(std::FILE* out, const Json& r) {
+    if (!r.is_object()) {
+        print_generic(out, r);
+        return;
+    }
+    const Json* by = r.find("accepted_by");
+    const std::string who = by != nullptr && by->is_int() ? "host " + std::to_string(by->as_int()) : "no host";
+    std::fprintf(out, "%s accepts %s\n  %s\n", who.c_str(), r.get_string("flow").c_str(),
+                 r.get_string("reason").c_str());
+    if (const std::string n = r.get_string("note"); !n.empty()) std::fprintf(out, "  note: %s\n", n.c_str());
+    std::fprintf(out, "  (asked host %lld, epoch %lld, verdict here: %s)\n", static_cast<long long>(r.get_int("host")),
+                 static_cast<long long>(r.get_int("epoch")), r.get_string("verdict").c_str());
+}
+
 // ---- printers per command ----------------------------------------------------
 
 // One row per registry command (commands.hpp), any order.
@@ -472,7 +487,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"stats", print_stats},       {"start", print_action},    {"stop", print_action},
     {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
-    {"reload", print_action},
+    {"reload", print_action},     {"filter", print_filter},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
 

@@ -26,6 +26,17 @@ std::string check_rule_target(const std::vector<std::string>& args) {
     return "";
 }
 
+std::string check_filter_args(const std::vector<std::string>& args) {
+    if (!parse_endpoint(args.at(0)))
+        return "bad client '" + args[0] + "': expected an address, address:port or [ipv6]:port";
+    const auto vip = parse_endpoint(args.at(1));
+    if (!vip || !vip->port)
+        return "bad destination '" + args[1] + "': expected vip:port or [ipv6]:port";
+    if (args.size() > 2 && args[2] != "tcp" && args[2] != "udp")
+        return "bad protocol '" + args[2] + "': expected tcp or udp";
+    return "";
+}
+
 const Command* find_command(std::string_view name) {
     for (const Command& c : kCommands)
         if (name == c.name) return &c;

@@ -53,4 +53,33 @@ std::optional<RuleTarget> parse_rule_target(std::string_view text) {
     return port_part(text.substr(colon + 1), std::string(vip));
 }
 
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+    Endpoint e;
+    std::string_view addr = text, port;
+    if (!text.empty() && text.front() == '[') {
+        const size_t close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        addr = text.substr(1, close - 1);
+        if (close + 1 < text.size()) {
+            if (text[close + 1] != ':') return std::nullopt;
+            port = text.substr(close + 2);
+            if (port.empty()) return std::nullopt;
+        }
+        if (addr.find(':') == std::string_view::npos) return std::nullopt;
+    } else if (const size_t colon = text.find(':'); colon != std::string_view::npos &&
+                                                    text.find(':', colon + 1) == std::string_view::npos) {
+        addr = text.substr(0, colon);  // IPv4:port
+        port = text.substr(colon + 1);
+        if (port.empty()) return std::nullopt;
+    }
+    if (!vip_chars_ok(addr)) return std::nullopt;
+    e.address = std::string(addr);
+    if (!port.empty()) {
+        const auto p = port_part(port, {});
+        if (!p || p->all_ports) return std::nullopt;
+        e.port = p->port;
+    }
+    return e;
+}
+
 }  // namespace nlbd::ctl

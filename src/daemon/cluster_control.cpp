@@ -23,6 +23,7 @@
 #include "nlbd/cluster/state_file.hpp"
 #include "nlbd/config/diff.hpp"
 #include "nlbd/ctl/commands.hpp"
+#include "nlbd/core/decide.hpp"
 #include "nlbd/ctl/target.hpp"
 #include "nlbd/daemon/cluster_frames.hpp"
 #include "nlbd/daemon/eal_args.hpp"
@@ -701,6 +702,7 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
              return j;
          }},
         {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
+        {"filter", [](ClusterControl& c, const Args& a) { return c.filter(a); }},
         {"stats",
          [](ClusterControl& c, const Args&) {
              if (!c.stats_provider) throw std::runtime_error("stats: not available");
@@ -854,6 +856,92 @@ void ClusterControl::watch_membership(uint64_t now_ns) {
                             "rule " + name + ": " + std::string(cluster::name_of(ors)) + " -> " +
                                 std::string(cluster::name_of(rs)));
     watched_ = std::move(w);
+}
+
+ctl::Json ClusterControl::filter(const std::vector<std::string>& args) const {
+    const auto client = ctl::parse_endpoint(args.at(0));
+    const auto vip = ctl::parse_endpoint(args.at(1));
+    const auto src = client ? IpAddr::parse(client->address) : std::nullopt;
+    const auto dst = vip ? IpAddr::parse(vip->address) : std::nullopt;
+    if (!src) throw std::runtime_error("filter: '" + args[0] + "' is not an IP address");
+    if (!dst || !vip->port) throw std::runtime_error("filter: '" + args[1] + "' is not vip:port");
+    if (src->family != dst->family) throw std::runtime_error("filter: client and VIP are of different families");
+    const bool udp = args.size() > 2 && args[2] == "udp";
+    const std::shared_ptr<const core::Snapshot> cur = publisher_.current();
+    if (!cur) throw std::runtime_error("filter: no snapshot published yet");
+    // A new connection: a TCP SYN (or a UDP datagram) to the cluster MAC.
+    core::ParsedFrame f;
+    f.kind = src->family == Family::v4 ? core::FrameKind::ipv4 : core::FrameKind::ipv6;
+    f.eth_dst = cur->cluster_mac;
+    f.key.src = *src;
+    f.key.dst = *dst;
+    f.key.sport = client->port.value_or(0);
+    f.key.dport = *vip->port;
+    f.key.proto = udp ? 17 : 6;
+    f.key.flags = core::kHasPorts | (udp ? 0 : core::kTcpSyn);
+    // A stopped host decides nothing; what its map says is still the answer
+    // for the others, so decide as if it were started.
+    core::Snapshot started_copy;
+    const core::Snapshot* s = cur.get();
+    if (!s->started) {
+        started_copy = *s;
+        started_copy.started = true;
+        s = &started_copy;
+    }
+    const core::Decision d = core::decide(f, *s);
+    ctl::Json j = ctl::Json::object();
+    j["flow"] = args[0] + " -> " + args[1] + (udp ? "/udp" : "/tcp");
+    j["client_port"] = unsigned(f.key.sport);
+    j["verdict"] = std::string(name_of(d.verdict));
+    j["host"] = unsigned(cfg_.host.id);
+    j["this_host_started"] = cur->started;
+    j["epoch"] = cur->epoch;
+    std::string rule, why;
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    if (d.rule != core::kNoRule && d.rule < s->rules.rules.size()) {
+        const core::CompiledRule& cr = s->rules.rules[d.rule];
+        rule = cr.config_index < rules.size() ? rule_name(rules[cr.config_index])
+                                              : std::to_string(cr.port_lo) + "-" + std::to_string(cr.port_hi);
+        j["rule"] = rule;
+        j["mode"] = std::string(name_of(cr.mode));
+        j["affinity"] = std::string(name_of(cr.affinity));
+        if (cr.mode == FilterMode::multiple) j["bucket"] = d.bucket;
+        if (cr.affinity == Affinity::none && !client->port)
+            j["note"] = "affinity none hashes the client port too: port 0 assumed";
+    } else {
+        j["rule"] = nullptr;
+    }
+    const std::string owner = d.owner == kNoHost ? std::string("no host") : "host " + std::to_string(d.owner);
+    HostId accepted_by = kNoHost;
+    switch (d.verdict) {
+    case Verdict::accepted:
+    case Verdict::not_owner:
+        accepted_by = d.owner;
+        why = d.owner == kNoHost ? "bucket " + std::to_string(d.bucket) + " of rule " + rule +
+                                       " has no owner now (converging or withheld): nobody accepts it yet"
+              : s->rules.rules[d.rule].mode == FilterMode::single
+                  ? "single-host rule " + rule + ": handled by " + owner + " (best handling priority)"
+                  : "rule " + rule + ", bucket " + std::to_string(d.bucket) + " is owned by " + owner;
+        break;
+    case Verdict::default_host_accepted:
+    case Verdict::default_host_other:
+        accepted_by = d.owner;
+        why = "no port rule covers it: the default host (" + owner + ") takes it";
+        break;
+    case Verdict::disabled_rule:
+        why = "rule " + rule + " is disabled: every host drops it";
+        break;
+    case Verdict::passed_non_vip:
+        why = args[1] + " is not a VIP of this cluster: passed to the local stack, not balanced";
+        break;
+    default:
+        why = std::string(description_of(d.verdict));
+        break;
+    }
+    j["accepted_by"] = accepted_by == kNoHost ? ctl::Json(nullptr) : ctl::Json(unsigned(accepted_by));
+    j["this_host_accepts"] = cur->started && accepted_by == cur->self;
+    j["reason"] = why;
+    return j;
 }
 
 std::string ClusterControl::status_line() const {

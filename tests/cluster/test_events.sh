@@ -11,7 +11,9 @@
 #    the mismatch clears;
 #  - a refused reload (restart-only key) is a `reload` event with the caller;
 #  - the counts by kind are in the stats (what Prometheus exports as
-#    nlbd_events_total{kind}).
+#    nlbd_events_total{kind});
+#  - nlbctl filter, asked on every node for every client address, names the
+#    node that really served that client.
 #   tests/cluster/test_events.sh BUILDDIR
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,6 +51,24 @@ done
 wait_event 1 converged "converged( as the default host)? at epoch [0-9]+ with hosts \\[1,2,3\\]" 5000 \
     && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
     || lab_soft_fail "node 1 has no converged event with hosts [1,2,3]: $(events 1 | tail -5)"
+
+# nlbctl filter agrees with where real connections land: every client
+# address, asked on every node, names the node that served it.
+lab_owners || lab_soft_fail "clients without an answer:$LAB_UNSERVED"
+agree=0
+for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
+    [[ -n ${LAB_OWNER[$a]:-} ]] || continue
+    for i in 1 2 3; do
+        by=$(lab_ctl "$i" --json filter "10.77.0.$a:40000" "$LAB_VIP:8080" tcp | jq -r '.accepted_by')
+        if [[ node$by == "${LAB_OWNER[$a]}" ]]; then agree=$((agree + 1))
+        else lab_soft_fail "filter on node $i says host $by accepts 10.77.0.$a, ${LAB_OWNER[$a]} served it"; fi
+    done
+done
+(( agree >= 3 * (LAB_CLIENTS - 1) )) && echo "nlbctl filter agrees with the serving node: $agree answers" \
+    || lab_soft_fail "filter agreed only $agree times"
+out=$(lab_ctl 2 filter "10.77.0.$LAB_CLIENT_FIRST" "$LAB_VIP:8080")
+echo "filter on node 2: $(head -2 <<< "$out" | tr '\n' ' ')"
+[[ $out == *"is owned by host"* ]] || lab_soft_fail "filter gives no reason: $out"
 
 # An operator command, with who sent it.
 lab_ctl 2 drainstop > /dev/null || lab_soft_fail "drainstop on node 2 failed"

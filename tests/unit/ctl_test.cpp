@@ -182,6 +182,29 @@ TEST(Json, RandomGarbageNeverCrashesAndParsedValuesRoundTrip) {
 
 // ---- rule targets ----------------------------------------------------------
 
+TEST(Target, FilterEndpointsTakeAnOptionalPort) {
+    auto a = ctl::parse_endpoint("10.0.0.5");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->address, "10.0.0.5");
+    EXPECT_FALSE(a->port);
+    auto b = ctl::parse_endpoint("10.0.0.5:40000");
+    ASSERT_TRUE(b && b->port);
+    EXPECT_EQ(*b->port, 40000);
+    auto c = ctl::parse_endpoint("[2001:db8::5]:443");
+    ASSERT_TRUE(c && c->port);
+    EXPECT_EQ(c->address, "2001:db8::5");
+    auto d = ctl::parse_endpoint("2001:db8::5");  // unbracketed IPv6: no port
+    ASSERT_TRUE(d);
+    EXPECT_FALSE(d->port);
+    for (const char* bad : {"", "10.0.0.5:", "10.0.0.5:70000", "[2001:db8::5]:", "[10.0.0.5]:80", "host:80", "[::1]x"})
+        EXPECT_FALSE(ctl::parse_endpoint(bad)) << bad;
+    // The registry's check: a destination needs a port, the protocol is tcp or udp.
+    EXPECT_EQ(ctl::check_filter_args({"10.0.0.5", "10.0.0.10:80"}), "");
+    EXPECT_EQ(ctl::check_filter_args({"10.0.0.5:1", "[2001:db8::10]:80", "udp"}), "");
+    EXPECT_NE(ctl::check_filter_args({"10.0.0.5", "10.0.0.10"}), "");
+    EXPECT_NE(ctl::check_filter_args({"10.0.0.5", "10.0.0.10:80", "sctp"}), "");
+}
+
 TEST(RuleTarget, AcceptsNlbForms) {
     auto all = ctl::parse_rule_target("all");
     ASSERT_TRUE(all);

@@ -36,6 +36,8 @@ using ArgCheck = std::string (*)(const std::vector<std::string>& args);
 
 // enable / disable / drain: args[0] is a rule target (target.hpp).
 std::string check_rule_target(const std::vector<std::string>& args);
+// filter <client[:port]> <vip:port> [tcp|udp].
+std::string check_filter_args(const std::vector<std::string>& args);
 
 // A row of the registry. The defaults fail closed: a row that says nothing
 // takes no arguments, needs admin and is refused by a suspended host and by
@@ -69,6 +71,10 @@ inline constexpr Command kCommands[] = {
     {.name = "params", .help = "effective cluster and host parameters",
      .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "stats", .help = "packet counters (same data as nlbd --stats-json)",
+     .role = Role::read, .while_suspended = true, .with_static = true},
+    {.name = "filter", .usage = "<client-ip[:port]> <vip:port> [tcp|udp]",
+     .help = "which host accepts a new connection of this flow, and why",
+     .min_args = 2, .max_args = 3, .check = check_filter_args,
      .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "start", .help = "start cluster operations on this host", .with_static = true},
     {.name = "stop", .help = "stop cluster operations at once (connections are dropped)",

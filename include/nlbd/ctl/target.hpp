@@ -27,4 +27,13 @@ struct RuleTarget {
 // unbalanced brackets, an unbracketed IPv6 address with a port).
 std::optional<RuleTarget> parse_rule_target(std::string_view text);
 
+// An address with an optional port, for `filter`: "10.0.0.5", "10.0.0.5:40000",
+// "2001:db8::5" (an unbracketed IPv6 address has no port),
+// "[2001:db8::5]:40000". The address text is returned as written.
+struct Endpoint {
+    std::string address;
+    std::optional<uint16_t> port;
+};
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+
 }  // namespace nlbd::ctl

@@ -179,6 +179,10 @@ private:
     ctl::Json set_rule_state(std::string_view command, const std::string& target, cluster::RuleState rs);
     ctl::Json query() const;
     ctl::Json params() const;
+    // filter <client[:port]> <vip:port> [tcp|udp]: the decision for a new
+    // connection of that flow under the snapshot in force (NLB's
+    // Get-NlbClusterDriverInfo -Filter).
+    ctl::Json filter(const std::vector<std::string>& args) const;
 
     config::Config cfg_;  // the running configuration (replaced by reload)
     SnapshotPublisher& publisher_;
