@@ -37,6 +37,18 @@ std::string check_filter_args(const std::vector<std::string>& args) {
     return "";
 }
 
+std::vector<std::string> example_args(const Command& c) {
+    std::vector<std::string> v;
+    std::string_view s = c.example;
+    while (!s.empty()) {
+        const size_t sp = s.find(' ');
+        v.emplace_back(s.substr(0, sp));
+        if (sp == std::string_view::npos) break;
+        s.remove_prefix(sp + 1);
+    }
+    return v;
+}
+
 const Command* find_command(std::string_view name) {
     for (const Command& c : kCommands)
         if (name == c.name) return &c;

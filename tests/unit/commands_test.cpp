@@ -29,7 +29,7 @@ std::set<std::string_view> names_where(bool (*pred)(const ctl::Command&)) {
 
 // The commands that report and change nothing, SPEC §8 (nlb.exe's query,
 // display, params, plus stats).
-const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats"};
+const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats", "filter"};
 
 TEST(CommandRegistry, NamesAreUniqueAndFoundByName) {
     std::set<std::string_view> seen;
@@ -89,12 +89,12 @@ TEST(CommandRegistry, ReadCommandsAreAcceptedInEveryHostState) {
 
 TEST(CommandRegistry, SuspendedHostRefusesEveryStateChangeButResume) {
     // reload re-reads the files: a configuration change is no state change.
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "resume", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "resume", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.while_suspended; }), expected);
 }
 
 TEST(CommandRegistry, StaticMembershipSupportsStartStopReloadAndTheReadCommands) {
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "start", "stop", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "start", "stop", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.with_static; }), expected);
 }
 
@@ -103,14 +103,16 @@ TEST(CommandRegistry, ArityErrorsNameTheUsage) {
         const std::string syn = ctl::synopsis(c);
         EXPECT_EQ(syn.substr(0, c.name.size()), c.name);
         EXPECT_NE(syn.find(c.usage), std::string::npos) << syn;
-        std::vector<std::string> args(static_cast<size_t>(c.min_args), "all");
+        const std::vector<std::string> args = ctl::example_args(c);
+        EXPECT_EQ(args.size(), static_cast<size_t>(c.min_args)) << c.name << ": example '" << c.example << "'";
         EXPECT_EQ(ctl::argument_error(c, args), "") << c.name;
         if (c.min_args > 0) {
-            std::vector<std::string> few(static_cast<size_t>(c.min_args - 1), "all");
+            std::vector<std::string> few(args.begin(), args.end() - 1);
             const std::string e = ctl::argument_error(c, few);
             EXPECT_NE(e.find("needs an argument: " + syn), std::string::npos) << e;
         }
-        std::vector<std::string> many(static_cast<size_t>(c.max_args + 1), "all");
+        std::vector<std::string> many = args;
+        while (many.size() < static_cast<size_t>(c.max_args) + 1) many.push_back("all");
         const std::string e = ctl::argument_error(c, many);
         EXPECT_NE(e.find("too many arguments for '" + std::string(c.name) + "': " + syn), std::string::npos) << e;
         // nlbctl refuses the same, with the same text (exit 2).

@@ -641,7 +641,7 @@ TEST(Nlbctl, OptionsAndArgumentsAreParsed) {
 TEST(Nlbctl, EveryRegistryCommandParsesWithItsMinimumArguments) {
     for (const ctl::Command& c : ctl::kCommands) {
         std::vector<std::string> argv{std::string(c.name)};
-        for (int i = 0; i < c.min_args; ++i) argv.push_back("all");
+        for (const std::string& a : ctl::example_args(c)) argv.push_back(a);
         auto o = parse(argv);
         EXPECT_TRUE(o.ok) << c.name << ": " << o.error;
         EXPECT_EQ(ctl::find_command(c.name), &c);

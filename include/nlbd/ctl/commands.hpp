@@ -48,9 +48,12 @@ struct Command {
     std::string_view help = "";    // one line
     int min_args = 0;
     int max_args = 0;
+    // The fewest arguments that are valid, space-separated (tests, --help
+    // examples); "" when the command takes none.
+    std::string_view example = "";
     ArgCheck check = nullptr;      // nullptr: none
     // Role::read exactly for the commands that change nothing (query,
-    // display, params, stats); every other command needs Role::admin.
+    // display, params, stats, filter); every other command needs Role::admin.
     Role role = Role::admin;
     // Accepted by a suspended host (NLB: a suspended host ignores every
     // command but resume and query; reading the state never hurts).
@@ -74,7 +77,7 @@ inline constexpr Command kCommands[] = {
      .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "filter", .usage = "<client-ip[:port]> <vip:port> [tcp|udp]",
      .help = "which host accepts a new connection of this flow, and why",
-     .min_args = 2, .max_args = 3, .check = check_filter_args,
+     .min_args = 2, .max_args = 3, .example = "10.0.0.5:40000 10.0.0.10:80", .check = check_filter_args,
      .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "start", .help = "start cluster operations on this host", .with_static = true},
     {.name = "stop", .help = "stop cluster operations at once (connections are dropped)",
@@ -84,17 +87,20 @@ inline constexpr Command kCommands[] = {
     {.name = "resume", .help = "leave the suspended state (then use start)", .while_suspended = true},
     {.name = "enable", .usage = "<vip:port|port|all>",
      .help = "enable traffic handling for the matching port rules",
-     .min_args = 1, .max_args = 1, .check = check_rule_target},
+     .min_args = 1, .max_args = 1, .example = "all", .check = check_rule_target},
     {.name = "disable", .usage = "<vip:port|port|all>",
      .help = "drop all traffic (connections too) of the matching port rules",
-     .min_args = 1, .max_args = 1, .check = check_rule_target},
+     .min_args = 1, .max_args = 1, .example = "all", .check = check_rule_target},
     {.name = "drain", .usage = "<vip:port|port|all>",
      .help = "accept no new connections for the matching port rules",
-     .min_args = 1, .max_args = 1, .check = check_rule_target},
+     .min_args = 1, .max_args = 1, .example = "all", .check = check_rule_target},
     // A configuration change is no state change: accepted while suspended.
     {.name = "reload", .help = "re-read the configuration files",
      .while_suspended = true, .with_static = true},
 };
+
+// c.example split at spaces.
+std::vector<std::string> example_args(const Command& c);
 
 // nullptr when `name` is not in the registry.
 const Command* find_command(std::string_view name);
