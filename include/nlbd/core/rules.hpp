@@ -74,7 +74,7 @@ inline std::vector<PortRule> rules_or_default(const std::vector<PortRule>& confi
 // fingerprint, the canonical rule order (heartbeat per-rule arrays, map
 // classes), the rule-list frames and the hash seed (core::rule_identity).
 inline constexpr size_t kRuleRecordLen = 28;
-inline constexpr size_t kRuleKeyLen = 21;
+inline constexpr size_t kRuleKeyLen = 22;  // through the protocol byte [21]
 using RuleRecord = std::array<uint8_t, kRuleRecordLen>;
 RuleRecord rule_record(const PortRule& r);
 // The cluster-wide fields back from a record (weights and priorities left at
