@@ -530,10 +530,14 @@ ctl::Json ClusterControl::params() const {
         for (const RuleField& f : kRuleFields) {
             if (f.access.part == Part::health && (h.kind == HealthKind::none || !applies(f, r, h))) continue;
             const config::Written w = config::written(f, r, h);
-            ctl::Json v;
-            if (const auto* n = std::get_if<int64_t>(&w)) v = *n;
-            else if (const auto* t = std::get_if<std::string>(&w)) v = *t;
-            else v = ctl::Json::Array(std::get<std::vector<int64_t>>(w).begin(), std::get<std::vector<int64_t>>(w).end());
+            ctl::Json v = ctl::Json::array();
+            if (const auto* n = std::get_if<int64_t>(&w)) {
+                v = *n;
+            } else if (const auto* t = std::get_if<std::string>(&w)) {
+                v = *t;
+            } else {
+                for (int64_t x : std::get<std::vector<int64_t>>(w)) v.push_back(x);
+            }
             o[std::string(f.key)] = std::move(v);
         }
         rules.push_back(std::move(o));

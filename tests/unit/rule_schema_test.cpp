@@ -187,7 +187,8 @@ TEST(RuleSchema, ClusterWideFieldsRoundTripThroughTheRecordAndARuleListFrame) {
         hb.boot_id = 7;
         hb.sequence = 1;
         hb.buckets = kDefaultBuckets;
-        hb.rule_list = cluster::RuleList{cluster::rules_fingerprint(std::span<const RuleRecord>(&rec, 1)), 0, 1, {rec}};
+        const uint64_t fingerprint = cluster::rules_fingerprint(std::span<const RuleRecord>(&rec, 1));
+        hb.rule_list = cluster::RuleList{fingerprint, 0, 1, {rec}};
         const auto frame = cluster::encode_heartbeat(hb, MacAddr{}, MacAddr{}, cluster::kDefaultHeartbeatEthertype,
                                                      cluster::HmacKey{});
         cluster::Heartbeat out;
@@ -517,10 +518,12 @@ std::string first_difference(const std::string& a, const std::string& b) {
     std::istringstream x(a), y(b);
     std::string l, m;
     for (unsigned n = 1;; ++n) {
-        const bool more_a = static_cast<bool>(std::getline(x, l)), more_b = static_cast<bool>(std::getline(y, m));
+        const bool more_a = static_cast<bool>(std::getline(x, l));
+        const bool more_b = static_cast<bool>(std::getline(y, m));
         if (!more_a && !more_b) return "";
         if (more_a != more_b || l != m)
-            return "line " + std::to_string(n) + ": '" + (more_a ? l : "<end>") + "', schema: '" + (more_b ? m : "<end>") + "'";
+            return "line " + std::to_string(n) + ": '" + (more_a ? l : "<end>") + "', schema: '" +
+                   (more_b ? m : "<end>") + "'";
     }
 }
 
