@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "nlbd/config/rule_keys.hpp"
 #include "reader.hpp"
 
 namespace nlbd::config {
@@ -51,10 +52,6 @@ using detail::element_string;
 using detail::quote;
 using detail::Section;
 
-constexpr const char* kAddressAllowed = "an IPv4 or IPv6 address such as \"10.0.0.10\" or \"2001:db8::10\"";
-constexpr const char* kPortsAllowed =
-    "a port \"443\", a range \"1024-65535\" (lo <= hi) or an integer, ports 0..65535";
-
 IpAddr parse_address(const Section& s, const std::string& text, unsigned line,
                      const std::string& key_path) {
     auto a = IpAddr::parse(text);
@@ -62,41 +59,14 @@ IpAddr parse_address(const Section& s, const std::string& text, unsigned line,
     return *a;
 }
 
-std::optional<uint32_t> parse_port_number(std::string_view t) {
+std::optional<uint16_t> parse_port_number(std::string_view t) {
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
     if (t.empty() || t.size() > 6) return std::nullopt;
     uint32_t v = 0;
     auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (ec != std::errc() || p != t.data() + t.size() || v > 65535) return std::nullopt;
-    return v;
-}
-
-void parse_ports(const Section& r, PortRule& rule) {
-    const toml::node* n = r.node("ports");
-    if (n == nullptr) return;  // default 0-65535
-    if (const auto* i = n->as_integer()) {
-        const int64_t v = i->get();
-        if (v < 0 || v > 65535) r.fail("ports", std::to_string(v) + " is not a port", kPortsAllowed);
-        rule.port_lo = rule.port_hi = static_cast<uint16_t>(v);
-        return;
-    }
-    const auto* s = n->as_string();
-    if (s == nullptr) r.fail("ports", "expected a string or an integer, got " + detail::type_name(*n), kPortsAllowed);
-    const std::string& text = s->get();
-    const auto dash = text.find('-');
-    if (dash == std::string::npos) {
-        auto v = parse_port_number(text);
-        if (!v) r.fail("ports", quote(text) + " is not a port 0..65535", kPortsAllowed);
-        rule.port_lo = rule.port_hi = static_cast<uint16_t>(*v);
-        return;
-    }
-    auto lo = parse_port_number(std::string_view(text).substr(0, dash));
-    auto hi = parse_port_number(std::string_view(text).substr(dash + 1));
-    if (!lo || !hi || *lo > *hi)
-        r.fail("ports", quote(text) + " is not a range lo-hi with lo <= hi (0..65535)", kPortsAllowed);
-    rule.port_lo = static_cast<uint16_t>(*lo);
-    rule.port_hi = static_cast<uint16_t>(*hi);
+    return static_cast<uint16_t>(v);
 }
 
 void parse_cluster(const Section& root, Config& cfg) {
@@ -288,149 +258,138 @@ void parse_ports_section(const Section& root, Config& cfg) {
     read("local", cfg.local);
 }
 
-void parse_rule(const Section& r, PortRule& rule) {
-    if (auto v = r.string("vip", "\"all\" or one of cluster.vips")) {
-        if (*v != "all") {
-            auto a = IpAddr::parse(*v);
-            if (!a) r.fail("vip", quote(*v) + " is not \"all\" nor an IP address", "\"all\" or one of cluster.vips");
-            rule.vip = *a;  // membership in cluster.vips: validate()
-        }
-    }
-    parse_ports(r, rule);
-    if (auto p = r.choice<Protocol>("protocol", {{"tcp", Protocol::tcp}, {"udp", Protocol::udp}, {"both", Protocol::both}}))
-        rule.protocol = *p;
-    if (auto m = r.choice<FilterMode>("mode", {{"multiple", FilterMode::multiple},
-                                               {"single", FilterMode::single},
-                                               {"disabled", FilterMode::disabled}}))
-        rule.mode = *m;
-    auto only_in = [&](std::string_view key, FilterMode needed, const char* needed_name) {
-        if (r.has(key) && rule.mode != needed)
-            r.fail(key, std::string("is set on a ") + detail::mode_name(rule.mode) + " mode rule",
-                   std::string("only in mode = \"") + needed_name + "\"");
-    };
-    only_in("affinity", FilterMode::multiple, "multiple");
-    only_in("load_weight", FilterMode::multiple, "multiple");
-    only_in("static_weights", FilterMode::multiple, "multiple");
-    only_in("handling_priority", FilterMode::single, "single");
-    only_in("static_priorities", FilterMode::single, "single");
+// ---- [[port_rule]]: the keys of kRuleFields (core/rule_schema.hpp) ---------
 
-    if (auto a = r.choice<Affinity>("affinity", {{"none", Affinity::none}, {"single", Affinity::single}, {"network", Affinity::network}}))
-        rule.affinity = *a;
-    if (const toml::node* n = r.node("load_weight")) {
-        const char* allowed = "\"equal\" or an integer 0..100";
-        if (const auto* s = n->as_string()) {
-            if (s->get() != "equal") r.fail("load_weight", quote(s->get()) + " is not a weight", allowed);
-            rule.equal_weight = true;
-        } else if (const auto* i = n->as_integer()) {
-            if (i->get() < 0 || i->get() > 100) r.fail("load_weight", std::to_string(i->get()) + " is out of range", allowed);
-            rule.equal_weight = false;
-            rule.load_weight = static_cast<uint8_t>(i->get());
-        } else {
-            r.fail("load_weight", "expected a string or an integer, got " + detail::type_name(*n), allowed);
-        }
+// ports: "443", "1024-65535" or an integer.
+PortRange read_ports(const Section& r, const RuleField& f, const std::string& allowed) {
+    const toml::node* n = r.node(f.key);
+    const std::string range = std::to_string(f.lo) + ".." + std::to_string(f.hi);
+    if (const auto* i = n->as_integer()) {
+        const int64_t v = i->get();
+        if (v < f.lo || v > f.hi) r.fail(f.key, std::to_string(v) + " is not a port", allowed);
+        return {static_cast<uint16_t>(v), static_cast<uint16_t>(v)};
     }
-    if (auto v = r.integer("handling_priority", 1, kMaxHosts)) rule.handling_priority = static_cast<uint8_t>(*v);
-    if (auto v = r.integer("affinity_timeout_s", 0, 86400)) rule.affinity_timeout_s = static_cast<uint32_t>(*v);
-    if (const toml::array* a = r.array("static_weights", "an array of weights 0..100 aligned with cluster.static_members"))
-        for (size_t i = 0; i < a->size(); ++i) {
-            rule.static_weights.push_back(static_cast<uint8_t>(element_integer(r, "static_weights", *a, i, 0, 100)));
-            r.lines().emplace(element_path(r, "static_weights", i), element_line(r, "static_weights", (*a)[i]));
-        }
-    if (const toml::array* a = r.array("static_priorities", "an array of priorities 1..64 aligned with cluster.static_members"))
-        for (size_t i = 0; i < a->size(); ++i) {
-            rule.static_priorities.push_back(
-                static_cast<uint8_t>(element_integer(r, "static_priorities", *a, i, 1, kMaxHosts)));
-            r.lines().emplace(element_path(r, "static_priorities", i), element_line(r, "static_priorities", (*a)[i]));
-        }
+    const auto* s = n->as_string();
+    if (s == nullptr) r.fail(f.key, "expected a string or an integer, got " + detail::type_name(*n), allowed);
+    const std::string& text = s->get();
+    const auto dash = text.find('-');
+    if (dash == std::string::npos) {
+        auto v = parse_port_number(text);
+        if (!v || *v < f.lo || *v > f.hi) r.fail(f.key, quote(text) + " is not a port " + range, allowed);
+        return {*v, *v};
+    }
+    auto lo = parse_port_number(std::string_view(text).substr(0, dash));
+    auto hi = parse_port_number(std::string_view(text).substr(dash + 1));
+    if (!lo || !hi || *lo > *hi || *lo < f.lo || *hi > f.hi)
+        r.fail(f.key, quote(text) + " is not a range lo-hi with lo <= hi (" + range + ")", allowed);
+    return {*lo, *hi};
 }
 
-// health_* keys of one [[port_rule]] (SPEC §9). Keys that do not apply to
-// the chosen check are rejected rather than ignored.
-HealthCheck parse_health(const Section& r, const PortRule& rule, const Config& cfg) {
-    HealthCheck h;
-    if (auto k = r.choice<HealthKind>("health_check", {{"tcp", HealthKind::tcp},
-                                                       {"tls", HealthKind::tls},
-                                                       {"http", HealthKind::http},
-                                                       {"https", HealthKind::https}}))
-        h.kind = *k;
-    static constexpr std::string_view kKeys[] = {
-        "health_port", "health_address", "health_path", "health_expect_status", "health_sni",
-        "health_name", "health_ca", "health_interval_ms", "health_timeout_ms", "health_rise",
-        "health_fall"};
-    if (h.kind == HealthKind::none) {
-        for (std::string_view k : kKeys)
-            if (r.has(k))
-                r.fail(k, "is set without health_check",
-                       "health_check = \"tcp\", \"tls\", \"http\" or \"https\" in the same rule");
-        return h;
+// The value of key f.key, which r holds, checked against f's type and range.
+FieldValue read_value(const Section& r, const RuleField& f, const Config& cfg) {
+    const std::string allowed = allowed_text(f);
+    const std::string_view k = f.key;
+    switch (f.type) {
+    case FieldType::vip: {
+        const std::string v = *r.string(k, allowed);
+        if (v == "all") return std::optional<IpAddr>();
+        const std::optional<IpAddr> a = IpAddr::parse(v);
+        if (!a) r.fail(k, quote(v) + " is not \"all\" nor an IP address", allowed);
+        return a;  // membership in cluster.vips: validate()
     }
-    const bool http = h.kind == HealthKind::http || h.kind == HealthKind::https;
-    const bool tls = h.kind == HealthKind::tls || h.kind == HealthKind::https;
-    const char* kind_name = h.kind == HealthKind::tcp ? "tcp" : h.kind == HealthKind::tls ? "tls"
-                            : h.kind == HealthKind::http ? "http" : "https";
-    auto only = [&](std::string_view key, bool ok, const char* where) {
-        if (r.has(key) && !ok)
-            r.fail(key, std::string("is set on a health_check = \"") + kind_name + "\" rule", where);
-    };
-    only("health_path", http, "only with health_check = \"http\" or \"https\"");
-    only("health_expect_status", http, "only with health_check = \"http\" or \"https\"");
-    only("health_sni", tls, "only with health_check = \"tls\" or \"https\"");
-    only("health_ca", tls, "only with health_check = \"tls\" or \"https\"");
-    only("health_name", tls || http, "only with health_check = \"tls\", \"http\" or \"https\"");
-
-    if (auto v = r.integer("health_port", 1, 65535)) h.port = static_cast<uint16_t>(*v);
-    else if (rule.port_lo != 0) h.port = rule.port_lo;
-    else r.fail("health_check", "the rule's first port is 0 and health_port is not set",
-                "health_port = 1..65535 when the rule's ports start at 0");
-    if (auto s = r.string("health_address", kAddressAllowed))
-        h.address = parse_address(r, *s, r.line("health_address"), r.key_path("health_address"));
-    else
-        h.address = rule.vip;  // nullopt for "all": the checker picks dedicated_ip or 127.0.0.1
-    const char* path_allowed = "an absolute request path such as \"/owa/healthcheck.htm\" (no spaces)";
-    if (auto s = r.string("health_path", path_allowed)) {
-        if (s->empty() || s->front() != '/' || s->find_first_of(" \t\r\n") != std::string::npos)
-            r.fail("health_path", quote(*s) + " is not an absolute path", path_allowed);
-        h.path = *s;
+    case FieldType::address:
+        return std::optional<IpAddr>(parse_address(r, *r.string(k, allowed), r.line(k), r.key_path(k)));
+    case FieldType::ports: return read_ports(r, f, allowed);
+    case FieldType::choice: {
+        const std::string v = *r.string(k, allowed);
+        for (int64_t x = f.lo; x <= f.hi; ++x)
+            if (f.names[static_cast<size_t>(x)] == v) return x;
+        r.fail(k, quote(v) + " is not a valid value", allowed);
     }
-    const char* status_allowed = "a non-empty array of HTTP status codes 100..599 such as [200, 204]";
-    if (const toml::array* a = r.array("health_expect_status", status_allowed)) {
-        if (a->empty()) r.fail("health_expect_status", "is empty", status_allowed);
-        h.expect_status.clear();
-        for (size_t i = 0; i < a->size(); ++i)
-            h.expect_status.push_back(
-                static_cast<uint16_t>(element_integer(r, "health_expect_status", *a, i, 100, 599)));
+    case FieldType::integer: return *r.integer(k, f.lo, f.hi);
+    case FieldType::weight: {
+        const toml::node* n = r.node(k);
+        if (const auto* s = n->as_string()) {
+            if (s->get() != "equal") r.fail(k, quote(s->get()) + " is not a weight", allowed);
+            return kEqualWeightValue;
+        }
+        const auto* i = n->as_integer();
+        if (i == nullptr) r.fail(k, "expected a string or an integer, got " + detail::type_name(*n), allowed);
+        if (i->get() < f.lo || i->get() > f.hi) r.fail(k, std::to_string(i->get()) + " is out of range", allowed);
+        return i->get();
     }
-    const char* name_allowed = "a DNS name such as \"mail.ehlo.dk\" (default: cluster.name)";
-    h.name = cfg.cluster.name;
-    if (auto s = r.string("health_name", name_allowed)) {
-        if (s->empty() || s->find_first_of(" \t\r\n/") != std::string::npos)
-            r.fail("health_name", quote(*s) + " is not a DNS name", name_allowed);
-        h.name = *s;
+    case FieldType::integers: {
+        const toml::array* a = r.array(k, allowed);
+        if (a->size() < f.min_items)
+            r.fail(k, a->empty() ? std::string("is empty") : std::to_string(a->size()) + " entries", allowed);
+        std::vector<int64_t> v;
+        for (size_t i = 0; i < a->size(); ++i) {
+            v.push_back(element_integer(r, k, *a, i, f.lo, f.hi));
+            r.lines().emplace(element_path(r, k, i), element_line(r, k, (*a)[i]));
+        }
+        return v;
     }
-    h.sni = h.name;
-    if (auto s = r.string("health_sni", name_allowed)) {
-        if (s->empty() || s->find_first_of(" \t\r\n/") != std::string::npos)
-            r.fail("health_sni", quote(*s) + " is not a DNS name", name_allowed);
-        h.sni = *s;
+    case FieldType::dns_name: {
+        const std::string v = *r.string(k, allowed);
+        if (v.empty() || v.find_first_of(" \t\r\n/") != std::string::npos)
+            r.fail(k, quote(v) + " is not a DNS name", allowed);
+        return v;
     }
-    const char* ca_allowed = "a PEM file of CA certificates, path relative to this file";
-    if (auto s = r.string("health_ca", ca_allowed)) {
-        if (s->empty()) r.fail("health_ca", "is empty", ca_allowed);
-        h.ca_file = detail::resolve_relative(cfg.file, *s);
+    case FieldType::url_path: {
+        const std::string v = *r.string(k, allowed);
+        if (v.empty() || v.front() != '/' || v.find_first_of(" \t\r\n") != std::string::npos)
+            r.fail(k, quote(v) + " is not an absolute path", allowed);
+        return v;
+    }
+    case FieldType::file: {
+        const std::string v = *r.string(k, allowed);
+        if (v.empty()) r.fail(k, "is empty", allowed);
+        const std::string path = detail::resolve_relative(cfg.file, v);
         std::error_code ec;
-        if (!std::filesystem::is_regular_file(h.ca_file, ec))
-            r.fail("health_ca", quote(h.ca_file) + " does not exist or is not a file", ca_allowed);
+        if (!std::filesystem::is_regular_file(path, ec))
+            r.fail(k, quote(path) + " does not exist or is not a file", allowed);
+        return path;
     }
-    if (auto v = r.integer("health_interval_ms", 100, 3600000)) h.interval_ms = static_cast<uint32_t>(*v);
-    if (auto v = r.integer("health_timeout_ms", 10, 60000)) h.timeout_ms = static_cast<uint32_t>(*v);
-    if (auto v = r.integer("health_rise", 1, 100)) h.rise = static_cast<uint32_t>(*v);
-    if (auto v = r.integer("health_fall", 1, 100)) h.fall = static_cast<uint32_t>(*v);
+    }
+    r.fail(k, "has a type the schema does not know", allowed);
+}
+
+// A health check's defaults that depend on its rule and the cluster
+// (kRuleFields names them in words), and timeout < interval.
+void resolve_health(const Section& r, const PortRule& rule, HealthCheck& h, const Config& cfg) {
+    if (!r.has("health_port")) {
+        if (rule.port_lo == 0)
+            r.fail("health_check", "the rule's first port is 0 and health_port is not set",
+                   "health_port = 1..65535 when the rule's ports start at 0");
+        h.port = rule.port_lo;
+    }
+    if (!r.has("health_address")) h.address = rule.vip;  // nullopt for "all": the checker picks
+    if (!r.has("health_name")) h.name = cfg.cluster.name;
+    if (!r.has("health_sni")) h.sni = h.name;
     if (h.timeout_ms >= h.interval_ms)
         r.fail(r.has("health_timeout_ms") ? "health_timeout_ms" : "health_interval_ms",
                "timeout " + std::to_string(h.timeout_ms) + " ms is not below the interval " +
                    std::to_string(h.interval_ms) + " ms",
                "health_timeout_ms < health_interval_ms");
-    return h;
+}
+
+// One [[port_rule]] table, key by key in kRuleFields order: mode and
+// health_check are read before the keys that apply only to some of their
+// values, and a key set where it does not apply is rejected, not ignored.
+void parse_rule(const Section& r, PortRule& rule, HealthCheck& h, const Config& cfg) {
+    for (const RuleField& f : kRuleFields) {
+        if (!r.has(f.key)) continue;
+        if ((f.modes & mode_bit(rule.mode)) == 0)
+            r.fail(f.key, std::string("is set on a ") + name_of(rule.mode) + " mode rule",
+                   "only in " + modes_text(f.modes));
+        if (f.checks != 0 && h.kind == HealthKind::none)
+            r.fail(f.key, "is set without health_check", checks_text(kAnyCheck) + " in the same rule");
+        if (f.checks != 0 && (f.checks & check_bit(h.kind)) == 0)
+            r.fail(f.key, "is set on a health_check = \"" + std::string(name_of(h.kind)) + "\" rule",
+                   "only with " + checks_text(f.checks));
+        f.access.set(rule, h, read_value(r, f, cfg));
+    }
+    if (h.kind != HealthKind::none) resolve_health(r, rule, h, cfg);
 }
 
 void parse_rules(const Section& root, Config& cfg) {
@@ -446,22 +405,20 @@ void parse_rules(const Section& root, Config& cfg) {
     if (a->size() > kMaxRules)
         detail::fail(root.file(), element_line(root, "port_rule", (*a)[kMaxRules]), "port_rule",
                      std::to_string(a->size()) + " rules", allowed);
+    std::vector<std::string_view> keys;
+    for (const RuleField& f : kRuleFields) keys.push_back(f.key);
     std::vector<HealthCheck> health;
     bool any_health = false;
     for (size_t i = 0; i < a->size(); ++i) {
         const auto& t = *(*a)[i].as_table();
         const std::string path = element_path(root, "port_rule", i);
-        Section r(root.file(), cfg.lines, t, path, element_line(root, "port_rule", t),
-                  {"vip", "ports", "protocol", "mode", "affinity", "load_weight", "handling_priority",
-                   "affinity_timeout_s", "static_weights", "static_priorities",
-                   "health_check", "health_port", "health_address", "health_path",
-                   "health_expect_status", "health_sni", "health_name", "health_ca",
-                   "health_interval_ms", "health_timeout_ms", "health_rise", "health_fall"});
+        Section r(root.file(), cfg.lines, t, path, element_line(root, "port_rule", t), keys);
         PortRule rule;
         rule.line = r.line();
-        parse_rule(r, rule);
-        health.push_back(parse_health(r, rule, cfg));
-        any_health = any_health || health.back().kind != HealthKind::none;
+        HealthCheck h;
+        parse_rule(r, rule, h, cfg);
+        any_health = any_health || h.kind != HealthKind::none;
+        health.push_back(std::move(h));
         cfg.rules.push_back(std::move(rule));
     }
     if (any_health) cfg.health = std::move(health);  // else empty: no rule has a check

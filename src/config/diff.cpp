@@ -4,6 +4,8 @@
 #include <map>
 #include <sstream>
 
+#include "nlbd/config/rule_keys.hpp"
+
 namespace nlbd::config {
 namespace {
 
@@ -28,12 +30,6 @@ std::string hosts(const std::vector<HostId>& v) {
 }
 
 std::string str(const std::optional<IpAddr>& a) { return a ? a->to_string() : std::string("none"); }
-
-std::string weight(const PortRule& r) { return r.equal_weight ? "equal" : std::to_string(r.load_weight); }
-
-std::string statuses(const std::vector<uint16_t>& v) {
-    return join(v, ",", [](uint16_t x) { return std::to_string(x); });
-}
 
 // Collects changes of one scalar.
 struct Collector {
@@ -163,33 +159,12 @@ ConfigDiff diff(const Config& a, const Config& b) {
         const HealthCheck &h = *r.second, &k = *it->second.second;
         RuleChange c{key, {}};
         Collector f{c.fields};
-        f.str("mode", name_of(p.mode), name_of(q.mode));
-        f.str("affinity", name_of(p.affinity), name_of(q.affinity));
-        f.str("load_weight", weight(p), weight(q));
-        f("handling_priority", unsigned(p.handling_priority), unsigned(q.handling_priority));
-        f("affinity_timeout_s", p.affinity_timeout_s, q.affinity_timeout_s);
-        f.str("health_check", std::string(name_of(h.kind)), std::string(name_of(k.kind)));
-        if (h.kind != HealthKind::none && k.kind != HealthKind::none) {
-            f("health_port", h.port, k.port);
-            f.str("health_address", str(h.address), str(k.address));
-            f.str("health_path", h.path, k.path);
-            f.str("health_expect_status", statuses(h.expect_status), statuses(k.expect_status));
-            f.str("health_sni", h.sni, k.sni);
-            f.str("health_name", h.name, k.name);
-            f.str("health_ca_file", h.ca_file, k.ca_file);
-            f("health_interval_ms", h.interval_ms, k.interval_ms);
-            f("health_timeout_ms", h.timeout_ms, k.timeout_ms);
-            f("health_rise", h.rise, k.rise);
-            f("health_fall", h.fall, k.fall);
-        }
-        {
-            std::string sw, tw, sp, tp;
-            for (uint8_t w : p.static_weights) sw += std::to_string(w) + ",";
-            for (uint8_t w : q.static_weights) tw += std::to_string(w) + ",";
-            for (uint8_t w : p.static_priorities) sp += std::to_string(w) + ",";
-            for (uint8_t w : q.static_priorities) tp += std::to_string(w) + ",";
-            f.str("static_weights", sw, tw);
-            f.str("static_priorities", sp, tp);
+        // Every field of kRuleFields but the key (the rule's name); a health
+        // check's keys only between two rules that both have a check.
+        for (const RuleField& field : kRuleFields) {
+            if (field.scope == Scope::key) continue;
+            if (field.checks != 0 && (h.kind == HealthKind::none || k.kind == HealthKind::none)) continue;
+            f.str(std::string(field.key), text(written(field, p, h)), text(written(field, q, k)));
         }
         if (!c.fields.empty()) d.rules_changed.push_back(std::move(c));
     }

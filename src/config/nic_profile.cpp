@@ -5,6 +5,7 @@
 #include <string>
 
 #include "nlbd/config/config.hpp"
+#include "nlbd/core/rule_schema.hpp"
 #include "reader.hpp"
 
 namespace nlbd::config {
@@ -156,16 +157,7 @@ private:
 
 void validate(const NicProfile& nic) { NicChecker(nic).check(); }
 
-std::string_view name_of(HealthKind k) noexcept {
-    switch (k) {
-    case HealthKind::none: return "none";
-    case HealthKind::tcp: return "tcp";
-    case HealthKind::tls: return "tls";
-    case HealthKind::http: return "http";
-    case HealthKind::https: return "https";
-    }
-    return "?";
-}
+std::string_view name_of(HealthKind k) noexcept { return kHealthKindNames[size_t(k)]; }
 
 const char* initial_state_name(InitialState s) {
     switch (s) {

@@ -28,8 +28,6 @@ using Lines = std::map<std::string, unsigned>;
 // Parses a TOML file; a missing file or a syntax error becomes a ConfigError.
 toml::table parse_toml_file(const std::string& file);
 
-// "multiple", "single", "disabled"
-const char* mode_name(FilterMode mode);
 // Resolves path against the directory of from_file (unless absolute).
 std::string resolve_relative(const std::string& from_file, const std::string& path);
 

@@ -7,22 +7,10 @@
 #include <string_view>
 
 #include "nlbd/config/config.hpp"
+#include "nlbd/config/rule_keys.hpp"
 #include "reader.hpp"
 
 namespace nlbd::config {
-
-namespace detail {
-
-const char* mode_name(FilterMode mode) {
-    switch (mode) {
-        case FilterMode::multiple: return "multiple";
-        case FilterMode::single: return "single";
-        case FilterMode::disabled: return "disabled";
-    }
-    return "?";
-}
-
-}  // namespace detail
 
 namespace {
 
@@ -154,15 +142,68 @@ public:
         return -1;
     }
 
+    // One field of kRuleFields, as the parser would have read it: set only
+    // where it applies, present where it is required, in its range.
+    void field(const std::string& rule_key, const RuleField& f, const PortRule& r, const HealthCheck& h,
+               unsigned rl) const {
+        static const PortRule kDefaultRule = default_port_rule();
+        static const HealthCheck kDefaultCheck;
+        const std::string key = rule_key + "." + std::string(f.key);
+        const FieldValue v = f.access.get(r, h);
+        const bool is_default = v == f.access.get(kDefaultRule, kDefaultCheck);
+        if ((f.modes & mode_bit(r.mode)) == 0) {
+            if (!is_default)
+                fail(key, rl, std::string("is set on a ") + name_of(r.mode) + " mode rule",
+                     "only in " + modes_text(f.modes));
+            return;
+        }
+        if ((f.required_in & mode_bit(r.mode)) != 0 && is_default)
+            fail(key, rl, std::string("is required in ") + name_of(r.mode) + " mode", allowed_text(f));
+        switch (f.type) {
+        case FieldType::ports: {
+            const PortRange& p = std::get<PortRange>(v);
+            if (p.lo > p.hi)
+                fail(key, rl,
+                     "'" + std::to_string(p.lo) + "-" + std::to_string(p.hi) +
+                         "' is not a range lo-hi with lo <= hi (" + std::to_string(f.lo) + ".." +
+                         std::to_string(f.hi) + ")",
+                     allowed_text(f));
+            break;
+        }
+        case FieldType::choice:
+            if (!is_default && (std::get<int64_t>(v) < f.lo || std::get<int64_t>(v) > f.hi))
+                fail(key, rl, std::to_string(std::get<int64_t>(v)) + " is not a valid value", allowed_text(f));
+            break;
+        case FieldType::weight:
+            if (std::get<int64_t>(v) == kEqualWeightValue) break;
+            [[fallthrough]];
+        case FieldType::integer:
+            if (std::get<int64_t>(v) < f.lo || std::get<int64_t>(v) > f.hi)
+                fail(key, rl, std::to_string(std::get<int64_t>(v)) + " is out of range", allowed_text(f));
+            break;
+        case FieldType::integers: {
+            const auto& items = std::get<std::vector<int64_t>>(v);
+            if (items.size() < f.min_items)
+                fail(key, rl, "has " + std::to_string(items.size()) + " entries", allowed_text(f));
+            for (size_t k = 0; k < items.size(); ++k)
+                if (items[k] < f.lo || items[k] > f.hi)
+                    fail(key + "[" + std::to_string(k + 1) + "]", line(key, rl),
+                         std::to_string(items[k]) + " is out of range",
+                         "integers " + std::to_string(f.lo) + ".." + std::to_string(f.hi));
+            break;
+        }
+        default:  // addresses (vip: below), names, paths, files: checked where read
+            break;
+        }
+    }
+
     void rule(size_t i) const {
+        static const HealthCheck kNoCheck;
         const PortRule& r = cfg_.rules[i];
         const std::string p = "port_rule[" + std::to_string(i + 1) + "]";
         const unsigned rl = r.line;
-        if (r.port_lo > r.port_hi)
-            fail(p + ".ports", rl,
-                 "'" + std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi) +
-                     "' is not a range lo-hi with lo <= hi (0..65535)",
-                 "a port \"443\", a range \"1024-65535\" (lo <= hi) or an integer, ports 0..65535");
+        for (const RuleField& f : kRuleFields)
+            if (f.access.part == Part::rule) field(p, f, r, kNoCheck, rl);
         if (r.vip) {
             bool found = false;
             for (const auto& v : cfg_.cluster.vips) found = found || v == *r.vip;
@@ -173,26 +214,12 @@ public:
                      "\"all\" or one of cluster.vips: " + vips);
             }
         }
-        const std::string mode = detail::mode_name(r.mode);
-        if (r.mode == FilterMode::single) {
-            if (r.handling_priority == 0)
-                fail(p + ".handling_priority", rl, "is required in single mode",
-                     "an integer 1..64, unique for this rule across the hosts");
-            range(p + ".handling_priority", r.handling_priority, 1, kMaxHosts, rl);
-        } else if (r.handling_priority != 0) {
-            fail(p + ".handling_priority", rl, "is set on a " + mode + " mode rule",
-                 "only in mode = \"single\"");
-        }
-        if (!r.equal_weight) range(p + ".load_weight", r.load_weight, 0, 100, rl);
-        range(p + ".affinity_timeout_s", r.affinity_timeout_s, 0, 86400, rl);
 
         const auto& members = cfg_.cluster.static_members;
         const std::string aligned = "an array with one entry per cluster.static_members (" +
                                     std::to_string(members.size()) + ")";
         if (!r.static_weights.empty()) {
             const std::string key = p + ".static_weights";
-            if (r.mode != FilterMode::multiple)
-                fail(key, rl, "is set on a " + mode + " mode rule", "only in mode = \"multiple\"");
             if (members.empty())
                 fail(key, rl, "is set but cluster.static_members is not",
                      "static_weights only with cluster.static_members");
@@ -202,8 +229,6 @@ public:
                          std::to_string(members.size()) + " (line " +
                          std::to_string(line("cluster.static_members")) + ")",
                      aligned + " of weights 0..100");
-            for (size_t k = 0; k < r.static_weights.size(); ++k)
-                range(key + "[" + std::to_string(k + 1) + "]", r.static_weights[k], 0, 100, line(key, rl));
             if (r.equal_weight)
                 fail(key, rl, "is set but load_weight is \"equal\"",
                      "a numeric load_weight 0..100 equal to this host's static_weights entry");
@@ -216,8 +241,6 @@ public:
         }
         if (!r.static_priorities.empty()) {
             const std::string key = p + ".static_priorities";
-            if (r.mode != FilterMode::single)
-                fail(key, rl, "is set on a " + mode + " mode rule", "only in mode = \"single\"");
             if (members.empty())
                 fail(key, rl, "is set but cluster.static_members is not",
                      "static_priorities only with cluster.static_members");
@@ -229,7 +252,6 @@ public:
                      aligned + " of distinct priorities 1..64");
             for (size_t k = 0; k < r.static_priorities.size(); ++k) {
                 const std::string ek = key + "[" + std::to_string(k + 1) + "]";
-                range(ek, r.static_priorities[k], 1, kMaxHosts, line(key, rl));
                 for (size_t j = 0; j < k; ++j)
                     if (r.static_priorities[j] == r.static_priorities[k])
                         fail(ek, line(ek, line(key, rl)),
@@ -296,15 +318,14 @@ public:
         for (size_t i = 0; i < cfg_.health.size(); ++i) {
             const HealthCheck& h = cfg_.health[i];
             if (h.kind == HealthKind::none) continue;
-            const std::string p = "port_rule[" + std::to_string(i + 1) + "].";
-            const unsigned rl = cfg_.rules[i].line;
-            range(p + "health_port", h.port, 1, 65535, rl);
-            range(p + "health_interval_ms", h.interval_ms, 100, 3600000, rl);
-            range(p + "health_timeout_ms", h.timeout_ms, 10, 60000, rl);
-            range(p + "health_rise", h.rise, 1, 100, rl);
-            range(p + "health_fall", h.fall, 1, 100, rl);
+            const std::string p = "port_rule[" + std::to_string(i + 1) + "]";
+            const PortRule& r = cfg_.rules[i];
+            // Keys of other checks keep their defaults or the rule's (health_name
+            // is the cluster name for any check): not checked.
+            for (const RuleField& f : kRuleFields)
+                if (f.access.part == Part::health && applies(f, r, h)) field(p, f, r, h, r.line);
             if (h.timeout_ms >= h.interval_ms)
-                fail(p + "health_timeout_ms", rl, std::to_string(h.timeout_ms) + " ms is not below the interval",
+                fail(p + ".health_timeout_ms", r.line, std::to_string(h.timeout_ms) + " ms is not below the interval",
                      "health_timeout_ms < health_interval_ms");
         }
     }

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "nlbd/core/bucket_map.hpp"
+#include "nlbd/core/rule_schema.hpp"
 
 namespace nlbd::core {
 namespace {
@@ -29,12 +30,14 @@ inline uint64_t mix64(uint64_t h) noexcept {
 // handling priority) and the source line are left out on purpose: every host
 // must derive the same seed for the same rule.
 uint64_t rule_identity(const PortRule& r) {
-    // The canonical record (rules.hpp) less the affinity timeout: a rule keeps
-    // its hash seed, so its flows keep their buckets, when only that changes.
+    // The seeded prefix of the canonical record (the fields marked `seeded` in
+    // rule_schema.hpp). A rule keeps its hash seed, so its flows keep their
+    // buckets, when only an unseeded field (the affinity timeout) changes.
+    static_assert(kRuleSeedLen % 8 == 0, "the seed is absorbed in 8-byte words");
     const RuleRecord rec = rule_record(r);
     uint64_t h = 0x6e6c62642d72756cull;  // "nlbd-rul"
     auto absorb = [&h](uint64_t w) { h = mix64(h ^ w) + 0x9e3779b97f4a7c15ull; };
-    for (size_t o = 0; o < 24; o += 8) {
+    for (size_t o = 0; o < kRuleSeedLen; o += 8) {
         uint64_t w = 0;
         for (size_t i = 0; i < 8; ++i) w = (w << 8) | rec[o + i];
         absorb(w);

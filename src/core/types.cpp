@@ -1,5 +1,5 @@
 #include "nlbd/core/types.hpp"
-#include "nlbd/core/rules.hpp"
+#include "nlbd/core/rule_schema.hpp"
 
 #include <arpa/inet.h>
 
@@ -37,30 +37,9 @@ std::string IpAddr::to_string() const {
     return buf;
 }
 
-const char* name_of(Protocol p) noexcept {
-    switch (p) {
-    case Protocol::tcp: return "tcp";
-    case Protocol::udp: return "udp";
-    case Protocol::both: return "both";
-    }
-    return "?";
-}
-const char* name_of(FilterMode m) noexcept {
-    switch (m) {
-    case FilterMode::multiple: return "multiple";
-    case FilterMode::single: return "single";
-    case FilterMode::disabled: return "disabled";
-    }
-    return "?";
-}
-const char* name_of(Affinity a) noexcept {
-    switch (a) {
-    case Affinity::none: return "none";
-    case Affinity::single: return "single";
-    case Affinity::network: return "network";
-    }
-    return "?";
-}
+const char* name_of(Protocol p) noexcept { return kProtocolNames[size_t(p)].data(); }
+const char* name_of(FilterMode m) noexcept { return kFilterModeNames[size_t(m)].data(); }
+const char* name_of(Affinity a) noexcept { return kAffinityNames[size_t(a)].data(); }
 const char* name_of(ClusterMode m) noexcept {
     switch (m) {
     case ClusterMode::unicast: return "unicast";
@@ -82,40 +61,96 @@ std::string rule_name(const PortRule& r) {
     return s;
 }
 
-RuleRecord rule_record(const PortRule& r) {
-    RuleRecord v{};
-    if (r.vip) {
-        v[0] = static_cast<uint8_t>(r.vip->family);
-        std::copy(r.vip->b.begin(), r.vip->b.end(), v.begin() + 1);
+namespace {
+
+// The record bytes of each record field, in table order.
+template <class Fn>
+void for_each_record_field(Fn fn) {
+    size_t offset = 0;
+    for (const RuleField& f : kRuleFields) {
+        if (f.record == 0) continue;
+        fn(f, offset);
+        offset += f.record;
     }
-    v[17] = static_cast<uint8_t>(r.port_lo >> 8);
-    v[18] = static_cast<uint8_t>(r.port_lo);
-    v[19] = static_cast<uint8_t>(r.port_hi >> 8);
-    v[20] = static_cast<uint8_t>(r.port_hi);
-    v[21] = static_cast<uint8_t>(r.protocol);
-    v[22] = static_cast<uint8_t>(r.mode);
-    v[23] = static_cast<uint8_t>(r.affinity);
-    for (int i = 0; i < 4; ++i) v[static_cast<size_t>(24 + i)] = static_cast<uint8_t>(r.affinity_timeout_s >> (24 - 8 * i));
+}
+
+// n <= 8 (rule_schema.hpp checks the integer widths).
+void put_be(uint8_t* p, size_t n, uint64_t v) {
+    for (size_t i = 0; i < n && i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * (n - 1 - i)));
+}
+
+uint64_t get_be(const uint8_t* p, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && i < 8; ++i) v = v << 8 | p[i];
     return v;
 }
 
-std::optional<PortRule> rule_from_record(const RuleRecord& v) {
+}  // namespace
+
+RuleRecord rule_record(const PortRule& r) {
+    static const HealthCheck kNoCheck;  // record fields are all in PortRule
+    RuleRecord rec{};
+    for_each_record_field([&](const RuleField& f, size_t offset) {
+        uint8_t* p = rec.data() + offset;
+        const FieldValue v = f.access.get(r, kNoCheck);
+        switch (f.type) {
+        case FieldType::vip:
+            if (const auto& a = std::get<std::optional<IpAddr>>(v)) {
+                p[0] = static_cast<uint8_t>(a->family);
+                std::copy(a->b.begin(), a->b.end(), p + 1);
+            }
+            break;
+        case FieldType::ports:
+            put_be(p, 2, std::get<PortRange>(v).lo);
+            put_be(p + 2, 2, std::get<PortRange>(v).hi);
+            break;
+        default:  // choice, integer
+            put_be(p, f.record, static_cast<uint64_t>(std::get<int64_t>(v)));
+            break;
+        }
+    });
+    return rec;
+}
+
+std::optional<PortRule> rule_from_record(const RuleRecord& rec) {
     PortRule r;
-    if (v[0] != 0) {
-        if (v[0] != static_cast<uint8_t>(Family::v4) && v[0] != static_cast<uint8_t>(Family::v6))
-            return std::nullopt;
-        IpAddr a;
-        a.family = static_cast<Family>(v[0]);
-        std::copy(v.begin() + 1, v.begin() + 17, a.b.begin());
-        r.vip = a;
-    }
-    r.port_lo = static_cast<uint16_t>(v[17] << 8 | v[18]);
-    r.port_hi = static_cast<uint16_t>(v[19] << 8 | v[20]);
-    if (r.port_lo > r.port_hi || v[21] > 2 || v[22] > 2 || v[23] > 2) return std::nullopt;
-    r.protocol = static_cast<Protocol>(v[21]);
-    r.mode = static_cast<FilterMode>(v[22]);
-    r.affinity = static_cast<Affinity>(v[23]);
-    r.affinity_timeout_s = uint32_t{v[24]} << 24 | uint32_t{v[25]} << 16 | uint32_t{v[26]} << 8 | v[27];
+    HealthCheck unused;
+    bool valid = true;
+    for_each_record_field([&](const RuleField& f, size_t offset) {
+        const uint8_t* p = rec.data() + offset;
+        FieldValue v;
+        switch (f.type) {
+        case FieldType::vip: {
+            std::optional<IpAddr> a;
+            if (p[0] == static_cast<uint8_t>(Family::v4) || p[0] == static_cast<uint8_t>(Family::v6)) {
+                a.emplace();
+                a->family = static_cast<Family>(p[0]);
+                std::copy(p + 1, p + 17, a->b.begin());
+            } else if (p[0] != 0) {
+                valid = false;
+            }
+            v = a;
+            break;
+        }
+        case FieldType::ports: {
+            const PortRange range{static_cast<uint16_t>(get_be(p, 2)), static_cast<uint16_t>(get_be(p + 2, 2))};
+            valid = valid && range.lo <= range.hi;
+            v = range;
+            break;
+        }
+        case FieldType::choice: {
+            const auto x = static_cast<int64_t>(get_be(p, f.record));
+            valid = valid && x >= f.lo && x <= f.hi;
+            v = x;
+            break;
+        }
+        default:  // integer: as sent
+            v = static_cast<int64_t>(get_be(p, f.record));
+            break;
+        }
+        if (valid) f.access.set(r, unused, v);
+    });
+    if (!valid) return std::nullopt;
     return r;
 }
 

@@ -22,6 +22,7 @@
 #include "nlbd/cluster/membership.hpp"
 #include "nlbd/cluster/state_file.hpp"
 #include "nlbd/config/diff.hpp"
+#include "nlbd/config/rule_keys.hpp"
 #include "nlbd/ctl/commands.hpp"
 #include "nlbd/core/decide.hpp"
 #include "nlbd/ctl/target.hpp"
@@ -529,27 +530,25 @@ ctl::Json ClusterControl::params() const {
     j["conn_table_size"] = cfg_.dataplane.conn_table_size;
     j["idle_policy"] = cfg_.dataplane.idle_policy == config::IdlePolicy::poll ? "poll" : "adaptive";
     ctl::Json rules = ctl::Json::array();
+    static const config::HealthCheck kNoCheck;
     for (size_t i = 0; i < cfg_.rules.size(); ++i) {
         const PortRule& r = cfg_.rules[i];
+        const config::HealthCheck& h = i < cfg_.health.size() ? cfg_.health[i] : kNoCheck;
         ctl::Json o = ctl::Json::object();
         o["index"] = static_cast<unsigned>(i);
-        o["vip"] = r.vip ? r.vip->to_string() : std::string("all");
-        o["ports"] = std::to_string(r.port_lo) + "-" + std::to_string(r.port_hi);
-        o["protocol"] = name_of(r.protocol);
-        o["mode"] = name_of(r.mode);
-        o["affinity"] = name_of(r.affinity);
-        if (r.equal_weight) o["load_weight"] = "equal";
-        else o["load_weight"] = unsigned(r.load_weight);
-        o["handling_priority"] = unsigned(r.handling_priority);
-        o["affinity_timeout_s"] = r.affinity_timeout_s;
-        if (i < cfg_.health.size() && cfg_.health[i].kind != config::HealthKind::none) {
-            const config::HealthCheck& h = cfg_.health[i];
-            o["health_check"] = health::name_of(h.kind);
-            o["health_port"] = unsigned(h.port);
-            o["health_interval_ms"] = h.interval_ms;
-            o["health_timeout_ms"] = h.timeout_ms;
-            o["health_rise"] = h.rise;
-            o["health_fall"] = h.fall;
+        // Every field of the rule; its health check's, when it has one.
+        for (const RuleField& f : kRuleFields) {
+            if (f.access.part == Part::health && (h.kind == HealthKind::none || !applies(f, r, h))) continue;
+            const config::Written w = config::written(f, r, h);
+            ctl::Json v = ctl::Json::array();
+            if (const auto* n = std::get_if<int64_t>(&w)) {
+                v = *n;
+            } else if (const auto* t = std::get_if<std::string>(&w)) {
+                v = *t;
+            } else {
+                for (int64_t x : std::get<std::vector<int64_t>>(w)) v.push_back(x);
+            }
+            o[std::string(f.key)] = std::move(v);
         }
         rules.push_back(std::move(o));
     }

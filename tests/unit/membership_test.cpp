@@ -475,6 +475,32 @@ TEST(Membership, DifferingRuleIsReportedOnBothSidesAndTheMajorityVersionIsInForc
     EXPECT_EQ(net.node(1).m->map_digest(), net.node(3).m->map_digest());
 }
 
+// The protocol is part of a rule's key: two rules on one VIP and port range,
+// one for TCP and one for UDP, are two rules, not two versions of one. A
+// host listing both stays a member while the hosts' rule sets differ, and
+// both rules stay in force.
+TEST(Membership, SamePortsOtherProtocolAreTwoRulesWhileRuleSetsDiffer) {
+    Net net;
+    PortRule dns_tcp = multiple_rule(53, 53), dns_udp = multiple_rule(53, 53);
+    dns_tcp.protocol = Protocol::tcp;
+    dns_udp.protocol = Protocol::udp;
+    const PortRule web = multiple_rule(80, 80), extra = multiple_rule(8080, 8080);
+    net.add(1, {dns_tcp, dns_udp, web});
+    net.add(2, {dns_tcp, dns_udp, web});
+    net.add(3, {dns_tcp, dns_udp, web, extra});
+    net.run_for(30 * kInterval);
+    for (HostId h : {1, 2, 3}) {
+        const auto st = net.node(h).m->status(net.now);
+        EXPECT_EQ(st.members, (std::vector<HostId>{1, 2, 3})) << unsigned(h);
+        ASSERT_EQ(st.rule_differences.size(), 1u) << unsigned(h);
+        EXPECT_EQ(st.rule_differences[0].rule, "all:8080/both") << unsigned(h);
+        for (size_t k : {0u, 1u}) {
+            EXPECT_TRUE(st.rules[k].active) << unsigned(h) << " " << st.rules[k].name;
+            EXPECT_GT(st.rules[k].owned, 0u) << unsigned(h) << " " << st.rules[k].name;
+        }
+    }
+}
+
 TEST(Membership, SameRulesInAnotherOrderConvergeWithOneMap) {
     Net net;
     const PortRule web = multiple_rule(80, 80), tls = multiple_rule(443, 443, 30), smtp = single_rule(25, 1);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "nlbd/core/rule_schema.hpp"
 #include "nlbd/core/rules.hpp"
 #include "nlbd/core/types.hpp"
 

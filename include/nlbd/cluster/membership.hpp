@@ -81,6 +81,7 @@
 #include <vector>
 
 #include "nlbd/cluster/heartbeat.hpp"
+#include "nlbd/core/rule_schema.hpp"
 #include "nlbd/core/rules.hpp"
 #include "nlbd/core/snapshot.hpp"
 #include "nlbd/core/types.hpp"

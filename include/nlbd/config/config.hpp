@@ -129,27 +129,10 @@ struct NicProfile {
     std::map<std::string, unsigned> lines;  // key path -> line, as in Config::lines
 };
 
-// Health check of one [[port_rule]] (SPEC §9; health_* keys). A failing
-// check drains the rule on this host (see docs/health.md). Defaults are
-// resolved by load_config: port = the rule's first port, address = the
-// rule's VIP (nullopt for a vip = "all" rule: the host's dedicated_ip, else
-// 127.0.0.1, chosen by the checker), name = cluster.name, sni = name.
-enum class HealthKind : uint8_t { none, tcp, tls, http, https };
-
-struct HealthCheck {
-    HealthKind kind = HealthKind::none;
-    uint16_t port = 0;
-    std::optional<IpAddr> address;
-    std::string path = "/";                      // http/https
-    std::vector<uint16_t> expect_status{200};    // http/https, each 100..599
-    std::string sni;                             // tls/https
-    std::string name;                            // tls/https: the certificate must cover it; http Host
-    std::string ca_file;                         // tls/https, optional: chain verification
-    uint32_t interval_ms = 1000;                 // 100..3600000
-    uint32_t timeout_ms = 500;                   // 10..60000, < interval_ms
-    uint32_t rise = 2;                           // 1..100
-    uint32_t fall = 3;                           // 1..100
-};
+// Health check of one [[port_rule]]: declared with the port rule
+// (core/rules.hpp), its keys in kRuleFields (core/rule_schema.hpp).
+using nlbd::HealthCheck;
+using nlbd::HealthKind;
 
 // [telemetry] (SPEC §9, docs/telemetry.md). prometheus_listen absent = no
 // /metrics endpoint; dpdk_telemetry = false adds --no-telemetry to the EAL.

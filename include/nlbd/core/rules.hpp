@@ -18,6 +18,9 @@ enum class FilterMode : uint8_t { multiple, single, disabled };
 enum class Affinity : uint8_t { none, single, network };
 enum class ClusterMode : uint8_t { unicast, multicast, igmp };
 
+// Keys, ranges, modes and defaults of every field: kRuleFields
+// (core/rule_schema.hpp), the one declaration parsing, validation, the
+// canonical record, reload diffs, params and the docs follow.
 struct PortRule {
     std::optional<IpAddr> vip;       // nullopt = "all"
     uint16_t port_lo = 0;
@@ -26,8 +29,8 @@ struct PortRule {
     FilterMode mode = FilterMode::multiple;
     Affinity affinity = Affinity::single;
     bool equal_weight = true;        // load_weight = "equal"
-    uint8_t load_weight = 50;        // 0..100, this host's weight when !equal_weight
-    uint8_t handling_priority = 0;   // 1..64, single mode only (0 = unset)
+    uint8_t load_weight = 50;        // this host's weight when !equal_weight
+    uint8_t handling_priority = 0;   // 0 = unset
     uint32_t affinity_timeout_s = 0; // extended affinity, 0 = off
 
     // Static membership only: the other members' weights / priorities, in the
@@ -37,6 +40,29 @@ struct PortRule {
     std::vector<uint8_t> static_priorities;
 
     unsigned line = 0;               // where the rule starts in its file
+};
+
+// Health check of one [[port_rule]] (SPEC §9; the health_* keys of
+// kRuleFields). A failing check drains the rule on this host (see
+// docs/health.md). Defaults are resolved by load_config: port = the rule's
+// first port, address = the rule's VIP (nullopt for a vip = "all" rule: the
+// host's dedicated_ip, else 127.0.0.1, chosen by the checker), name =
+// cluster.name, sni = name. Per host: never part of the rule's content.
+enum class HealthKind : uint8_t { none, tcp, tls, http, https };
+
+struct HealthCheck {
+    HealthKind kind = HealthKind::none;
+    uint16_t port = 0;
+    std::optional<IpAddr> address;
+    std::string path = "/";                      // http/https
+    std::vector<uint16_t> expect_status{200};    // http/https
+    std::string sni;                             // tls/https
+    std::string name;                            // tls/https: the certificate must cover it; http Host
+    std::string ca_file;                         // tls/https, optional: chain verification
+    uint32_t interval_ms = 1000;
+    uint32_t timeout_ms = 500;                   // < interval_ms
+    uint32_t rise = 2;
+    uint32_t fall = 3;
 };
 
 // NLB's default when a cluster file has no [[port_rule]]: all VIPs, all ports,
@@ -50,7 +76,8 @@ inline PortRule default_port_rule() { return PortRule{}; }
 std::string rule_name(const PortRule& r);
 
 // Short names, as the configuration spells them ("tcp", "multiple", "single",
-// "unicast", ...): reports, --check-config, reload diffs, query.
+// "unicast", ...): reports, --check-config, reload diffs, query. The rule
+// enums' names are the choices of kRuleFields (core/rule_schema.hpp).
 const char* name_of(Protocol p) noexcept;
 const char* name_of(FilterMode m) noexcept;
 const char* name_of(Affinity a) noexcept;
@@ -61,29 +88,8 @@ inline std::vector<PortRule> rules_or_default(const std::vector<PortRule>& confi
     return configured.empty() ? std::vector<PortRule>{default_port_rule()} : configured;
 }
 
-// The one canonical encoding of a rule's cluster-wide content: what must be
-// equal on every host for them to apply "the same rule". Big-endian, fixed
-// size, compared bytewise:
-//   [0]      VIP family (0 = "all")      [1..16]  VIP address (zero for "all")
-//   [17..18] port_lo                     [19..20] port_hi
-//   [21]     protocol                    [22]     filtering mode
-//   [23]     affinity                    [24..27] affinity_timeout_s
-// Bytes [0, kRuleKeyLen) are the rule's key (VIP, ports, protocol): the rule's
-// name. Per-host fields (load_weight, equal_weight, handling_priority,
-// static_*) and health checks are not part of it. It feeds the rules
-// fingerprint, the canonical rule order (heartbeat per-rule arrays, map
-// classes), the rule-list frames and the hash seed (core::rule_identity).
-inline constexpr size_t kRuleRecordLen = 28;
-inline constexpr size_t kRuleKeyLen = 21;
-using RuleRecord = std::array<uint8_t, kRuleRecordLen>;
-RuleRecord rule_record(const PortRule& r);
-// The cluster-wide fields back from a record (weights and priorities left at
-// their defaults); nullopt when a field is out of range (hostile input).
-std::optional<PortRule> rule_from_record(const RuleRecord& rec);
-inline bool same_rule_key(const RuleRecord& a, const RuleRecord& b) noexcept {
-    for (size_t i = 0; i < kRuleKeyLen; ++i)
-        if (a[i] != b[i]) return false;
-    return true;
-}
+// The canonical record of a rule's cluster-wide content (RuleRecord,
+// rule_record) is declared with the schema, which gives its layout:
+// core/rule_schema.hpp.
 
 }  // namespace nlbd

@@ -154,8 +154,8 @@ struct SnapshotInput {
 
 inline constexpr uint16_t kNoClass = 0xffff;
 
-// 64-bit identity of a rule's cluster-wide content, from its canonical record
-// (rule_record: VIP, ports, protocol, mode, affinity; not the affinity
+// 64-bit identity of a rule's cluster-wide content, from the seeded fields of
+// its canonical record (rule_record, core/rule_schema.hpp: not the affinity
 // timeout nor the per-host weight/priority), and the hash seed derived from
 // it. Equal on every host.
 uint64_t rule_identity(const PortRule& r);
