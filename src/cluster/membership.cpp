@@ -1404,6 +1404,41 @@ HostId Membership::single_owner(size_t rule) const {
     return u == SIZE_MAX ? kNoHost : cur_.single[u];
 }
 
+std::vector<Membership::HostRule> Membership::host_rules(HostId h) const {
+    std::vector<HostRule> out;
+    if (h == kNoHost || h > kMaxHosts) return out;
+    const RuleView v = rule_view(h);
+    if (v.records == nullptr) return out;
+    const Records& recs = *v.records;
+    for (size_t k = 0; k < recs.size(); ++k) {
+        HostRule r;
+        const PortRule pr = rule_from_record(recs[k]).value_or(PortRule{});
+        r.name = rule_name(pr);
+        r.mode = pr.mode;
+        if (h == cfg_.self) {
+            r.state = k < rule_states_.size() ? rule_states_[k] : RuleState::enabled;
+            r.weight = own_weight(k);
+            r.priority = own_priority(k);
+        } else {
+            r.state = k < v.states->size() ? (*v.states)[k] : RuleState::enabled;
+            r.weight = k < v.weights->size() ? (*v.weights)[k] : 0;
+            r.priority = k < v.prios->size() ? (*v.prios)[k] : 0;
+        }
+        if (has_current_) {
+            const size_t u = find_record(cur_.inputs.universe, recs[k]);
+            r.in_force = u != SIZE_MAX;
+            if (u != SIZE_MAX && pr.mode == FilterMode::single) {
+                r.owned = cur_.single[u] == h ? 1 : 0;
+            } else if (u != SIZE_MAX && pr.mode == FilterMode::multiple && cur_.rule_class[u] != core::kNoClass) {
+                const auto& map = cur_.maps[cur_.rule_class[u]];
+                for (uint32_t b = 0; b < map.size(); ++b) r.owned += map[b] == h;
+            }
+        }
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 MembershipStatus Membership::status(uint64_t now_ns) const {
     MembershipStatus st;
     st.host_state = state_;

@@ -274,6 +274,21 @@ public:
     core::SnapshotInput snapshot_input();
     MembershipStatus status(uint64_t now_ns) const;
 
+    // Another host's rules as this host knows them (its rule list and last
+    // heartbeat), with the buckets it owns in this host's current maps: the
+    // cluster-wide view (`nlbctl query --cluster`). Empty when its rule list
+    // is not known. For self, the same from this host's own state.
+    struct HostRule {
+        std::string name;          // rule_name()
+        FilterMode mode = FilterMode::multiple;
+        RuleState state = RuleState::enabled;
+        uint8_t weight = 0;        // multiple mode (as announced)
+        uint8_t priority = 0;      // single mode (as announced)
+        bool in_force = false;     // this version is the universe's
+        uint32_t owned = 0;        // buckets (multiple) or 1 (single owner)
+    };
+    std::vector<HostRule> host_rules(HostId h) const;
+
     // Small accessors (tests, integration).
     bool converged() const noexcept { return converged_; }
     bool has_maps() const noexcept { return has_current_; }
