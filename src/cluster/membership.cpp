@@ -621,7 +621,11 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
         const HostId o = cur_.single[cu];
         if (n == cfg_.self && any_other_holder && find_record(fresh_records_, U[i]) != SIZE_MAX) {
             single_dirty[i] = kAnyHost;
-            single_withhold[i] = cu < single_withhold_.size() && single_withhold_[cu];
+            // Gained after our own reload (settling_) is withheld here too,
+            // as below and as multiple-mode buckets are: the previous owner
+            // answers SYNs until it hears of our change (a rule turned single
+            // host by host whose best priority reloads last).
+            single_withhold[i] = (settling_ && o != n) || (cu < single_withhold_.size() && single_withhold_[cu]);
             continue;
         }
         single_withhold[i] = n == cfg_.self && ((settling_ && o != n) ||

@@ -1304,4 +1304,36 @@ TEST(Membership, HostWithoutARuleStillInForceTakesNoneOfItsTraffic) {
     }
 }
 
+// A rule changed from multiple to single host by host while a host holds a
+// connection of the old version (so the single version stays "fresh"): the
+// last host to reload has the best priority and takes the rule over from the
+// current owner. It must withhold it until the cluster has converged, as for
+// any ownership gained by a reload: before the fix the fresh-version branch
+// skipped that, and both the old and the new owner answered SYNs until the
+// old one heard of the change (found by tests/cluster/test_reload_live.sh).
+TEST(Membership, RuleTurnedSingleHostByHostIsNeverOwnedByTwoHosts) {
+    Net net(13);
+    const PortRule web = multiple_rule(80, 80);
+    PortRule mail = multiple_rule(25, 25);
+    for (HostId h : {1, 2, 3}) net.add(h, {web, mail});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.node(2).held = 1;  // a connection under the multiple version
+    for (HostId h : {1, 2, 3}) {
+        net.reload(h, {web, single_rule(25, static_cast<uint8_t>(4 - h))});  // 3 best, then 2, then 1
+        for (int i = 0; i < 150; ++i) {
+            net.step(kInterval / 10);
+            unsigned owners = 0;
+            for (HostId o : {1, 2, 3}) {
+                const auto& snap = net.node(o).snap;
+                owners += snap && snap->rules.rules[1].mode == FilterMode::single &&
+                          snap->rules.rules[1].single_owner == o;
+            }
+            ASSERT_LE(owners, 1u) << "after host " << unsigned(h) << " reloaded, step " << i;
+        }
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.run_for(kInterval);
+    for (HostId o : {1, 2, 3}) EXPECT_EQ(net.node(o).snap->rules.rules[1].single_owner, 3);
+}
+
 }  // namespace nlbd::cluster
