@@ -622,7 +622,11 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
         const HostId o = cur_.single[cu];
         if (n == cfg_.self && any_other_holder && find_record(fresh_records_, U[i]) != SIZE_MAX) {
             single_dirty[i] = kAnyHost;
-            single_withhold[i] = cu < single_withhold_.size() && single_withhold_[cu];
+            // Gained after our own reload (settling_) is withheld here too,
+            // as below and as multiple-mode buckets are: the previous owner
+            // answers SYNs until it hears of our change (a rule turned single
+            // host by host whose best priority reloads last).
+            single_withhold[i] = (settling_ && o != n) || (cu < single_withhold_.size() && single_withhold_[cu]);
             continue;
         }
         single_withhold[i] = n == cfg_.self && ((settling_ && o != n) ||
@@ -1318,6 +1322,7 @@ core::SnapshotInput Membership::snapshot_input() {
         else if (in.rules[i].mode == FilterMode::single && at[i] != SIZE_MAX && has_current_)
             in.single_owners[i] = m->single[at[i]];
     }
+    if (has_current_) append_universe_only_rules(in, *m);
     // Withheld buckets (see withhold_): a rule with some gets its own copy of
     // its class's map without them.
     const size_t shared_classes = in.class_maps.size();
@@ -1360,6 +1365,55 @@ core::SnapshotInput Membership::snapshot_input() {
     for (size_t i = 0; i < n; ++i) in.local_disabled[i] = rule_states_[canon_of_[i]] == RuleState::disabled;
     if (rejoining_ && has_current_) withhold_new_traffic(in);
     return in;
+}
+
+// Rules in force that this host does not hold under their key at all (it
+// removed the rule before its peers did, or they added it first). Without a
+// rule of its own there, this host would take their traffic as VIP traffic
+// matching no rule and, as the default host, accept every new connection to
+// them beside the rule's bucket owner: two SYN-ACKs for one SYN, and the
+// client's connection reset by the host whose answer lost (found by
+// tests/cluster/test_reload_live.sh, a rule removed host by host from host 1
+// on). They are compiled in the universe's version, where this host owns
+// nothing (it is not among the rule's holders: weight 0, no priority), after
+// the configured rules (config_index >= rules.size(): no counters, names or
+// states of their own). So the rule's owners alone take new connections, and
+// connections this host made there before its reload stay with it (they are
+// in its table: persistence, as for a version not in force). A rule that
+// overlaps a configured one of this host (same VIP, a common protocol, ports
+// in common) is left out: the rule table needs disjoint intervals.
+void Membership::append_universe_only_rules(core::SnapshotInput& in, const MapSet& m) const {
+    const size_t n = in.rules.size();
+    const Records& own = *records_;
+    const auto key_less = [](const RuleRecord& a, const RuleRecord& b) {
+        return std::lexicographical_compare(a.begin(), a.begin() + kRuleKeyLen, b.begin(),
+                                            b.begin() + kRuleKeyLen);
+    };
+    const auto overlaps = [&](const PortRule& a) {
+        for (size_t i = 0; i < n; ++i) {
+            const PortRule& b = in.rules[i];
+            const bool proto = a.protocol == Protocol::both || b.protocol == Protocol::both ||
+                               a.protocol == b.protocol;
+            if (a.vip == b.vip && proto && a.port_lo <= b.port_hi && b.port_lo <= a.port_hi) return true;
+        }
+        return false;
+    };
+    for (size_t u = 0; u < m.inputs.universe.size(); ++u) {
+        const RuleRecord& rec = m.inputs.universe[u];
+        // `own` is sorted bytewise, so by key (a prefix) too.
+        const auto it = std::lower_bound(own.begin(), own.end(), rec, key_less);
+        if (it != own.end() && same_rule_key(*it, rec)) continue;  // held here (in force or not)
+        const std::optional<PortRule> r = rule_from_record(rec);
+        if (!r || overlaps(*r)) continue;
+        in.rules.push_back(*r);
+        in.rule_class.push_back(r->mode == FilterMode::multiple && u < m.rule_class.size() ? m.rule_class[u]
+                                                                                           : core::kNoClass);
+        in.single_owners.push_back(r->mode == FilterMode::single && u < m.single.size() ? m.single[u] : kNoHost);
+        for (core::Member& cm : in.members) {
+            cm.weights.push_back(0);
+            cm.priorities.push_back(0);
+        }
+    }
 }
 
 // Rejoining after our own link came back: the survivors took our buckets

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "nlbd/core/bucket_map.hpp"
+#include "nlbd/core/decide.hpp"
 #include "nlbd/core/snapshot.hpp"
 
 namespace nlbd::cluster {
@@ -72,6 +73,7 @@ public:
         c.interval_ns = kInterval;
         c.tolerance = kTolerance;
         c.rules = std::move(rules);
+        c.vips = vips;
         c.chunk_buckets = 100;
         return c;
     }
@@ -207,6 +209,7 @@ public:
     }
 
     uint32_t buckets = 240;
+    std::vector<IpAddr> vips;  // MembershipConfig::vips of every node (for decide())
     std::vector<Node> nodes;
 
 private:
@@ -1286,6 +1289,106 @@ TEST(Membership, ConnectionsUnderAnOldRuleVersionKeepNewOwnersDirtyUntilReleased
         const auto& snap = *net.node(h).snap;
         for (uint32_t b = 0; b < net.buckets; ++b) ASSERT_FALSE(snap.is_dirty(1, b)) << unsigned(h) << " " << b;
     }
+}
+
+// A rule removed host by host from the default host on (docs/reload.md): the
+// default host, without the rule but while the rule is still in force on the
+// others, must not take its traffic as traffic matching no rule (it would
+// answer every SYN beside the rule's owner). Each SYN is accepted by exactly
+// one host at every step: the rule's owners while it is in force, then the
+// default host once absence has the majority.
+TEST(Membership, HostWithoutARuleStillInForceTakesNoneOfItsTraffic) {
+    Net net(5);
+    net.vips = {*IpAddr::parse("192.0.2.100")};
+    PortRule web = multiple_rule(80, 80), extra = multiple_rule(8083, 8083);
+    web.vip = extra.vip = net.vips[0];
+    web.protocol = extra.protocol = Protocol::tcp;
+    extra.affinity = Affinity::none;
+    for (HostId h : {1, 2, 3}) net.add(h, {web, extra});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    // Accepting hosts of SYNs to 8083 from many source ports; `max` of them.
+    auto acceptors = [&](unsigned& min, unsigned& max, std::map<HostId, unsigned>& by) {
+        min = 99;
+        max = 0;
+        for (uint16_t sport = 1000; sport < 1400; ++sport) {
+            core::ParsedFrame f;
+            f.kind = core::FrameKind::ipv4;
+            f.key.src = *IpAddr::parse("10.0.0.7");
+            f.key.dst = net.vips[0];
+            f.key.sport = sport;
+            f.key.dport = 8083;
+            f.key.proto = 6;
+            f.key.flags = core::kHasPorts | core::kTcpSyn;
+            unsigned n = 0;
+            for (HostId h : {1, 2, 3}) {
+                const Verdict v = core::decide(f, *net.node(h).snap).verdict;
+                if (v == Verdict::accepted || v == Verdict::default_host_accepted) {
+                    ++n;
+                    ++by[h];
+                }
+            }
+            min = std::min(min, n);
+            max = std::max(max, n);
+        }
+    };
+    for (HostId h : {1, 2, 3}) {
+        net.reload(h, {web});
+        for (int i = 0; i < 30; ++i) {
+            net.step(kInterval / 10);
+            unsigned lo, hi;
+            std::map<HostId, unsigned> by;
+            acceptors(lo, hi, by);
+            ASSERT_LE(hi, 1u) << "a SYN to 8083 accepted by two hosts after host " << unsigned(h)
+                              << " removed the rule, step " << i;
+        }
+        ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+        unsigned lo, hi;
+        std::map<HostId, unsigned> by;
+        acceptors(lo, hi, by);
+        EXPECT_EQ(lo, 1u) << "after host " << unsigned(h) << " removed the rule, settled";
+        EXPECT_EQ(hi, 1u);
+        if (h == 1) {
+            // Still in force (hosts 2 and 3): they share it, host 1 takes none.
+            EXPECT_EQ(by[1], 0u);
+            EXPECT_GT(by[2], 0u);
+            EXPECT_GT(by[3], 0u);
+        } else {
+            // Absence has the majority: the default host (1) takes it all.
+            EXPECT_EQ(by[1], 400u);
+        }
+    }
+}
+
+// A rule changed from multiple to single host by host while a host holds a
+// connection of the old version (so the single version stays "fresh"): the
+// last host to reload has the best priority and takes the rule over from the
+// current owner. It must withhold it until the cluster has converged, as for
+// any ownership gained by a reload: before the fix the fresh-version branch
+// skipped that, and both the old and the new owner answered SYNs until the
+// old one heard of the change (found by tests/cluster/test_reload_live.sh).
+TEST(Membership, RuleTurnedSingleHostByHostIsNeverOwnedByTwoHosts) {
+    Net net(13);
+    const PortRule web = multiple_rule(80, 80);
+    PortRule mail = multiple_rule(25, 25);
+    for (HostId h : {1, 2, 3}) net.add(h, {web, mail});
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.node(2).held = 1;  // a connection under the multiple version
+    for (HostId h : {1, 2, 3}) {
+        net.reload(h, {web, single_rule(25, static_cast<uint8_t>(4 - h))});  // 3 best, then 2, then 1
+        for (int i = 0; i < 150; ++i) {
+            net.step(kInterval / 10);
+            unsigned owners = 0;
+            for (HostId o : {1, 2, 3}) {
+                const auto& snap = net.node(o).snap;
+                owners += snap && snap->rules.rules[1].mode == FilterMode::single &&
+                          snap->rules.rules[1].single_owner == o;
+            }
+            ASSERT_LE(owners, 1u) << "after host " << unsigned(h) << " reloaded, step " << i;
+        }
+    }
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3}); }, 30 * kInterval));
+    net.run_for(kInterval);
+    for (HostId o : {1, 2, 3}) EXPECT_EQ(net.node(o).snap->rules.rules[1].single_owner, 3);
 }
 
 }  // namespace nlbd::cluster

@@ -306,6 +306,8 @@ public:
 private:
     void withhold_new_traffic(core::SnapshotInput& in) const;
     using Records = std::vector<RuleRecord>;
+    struct MapSet;
+    void append_universe_only_rules(core::SnapshotInput& in, const MapSet& m) const;
     struct Peer {
         bool heard = false;
         Heartbeat hb;             // last accepted (chunk stripped)
