@@ -39,8 +39,8 @@ constexpr size_t kOffMapDigest = 60;   // u64
 constexpr size_t kOffBuckets = 68;     // u32
 constexpr size_t kOffHeldForeign = 72; // u32
 constexpr size_t kOffRuleCount = 76;   // u16
-constexpr size_t kOffReserved = 78;    // u16, sent 0, ignored
-static_assert(kOffReserved + 2 == kHeartbeatHeaderLen);
+constexpr size_t kOffHealthDown = 78;  // u16 (reserved before: senders wrote 0)
+static_assert(kOffHealthDown + 2 == kHeartbeatHeaderLen);
 // Map chunk, relative to its start.
 constexpr size_t kChunkOffEpoch = 0;    // u64
 constexpr size_t kChunkOffClass = 8;    // u16
@@ -55,6 +55,29 @@ constexpr size_t kRulesOffOffset = 8;      // u16
 constexpr size_t kRulesOffTotal = 10;      // u16
 constexpr size_t kRulesOffCount = 12;      // u16
 constexpr size_t kRulesOffReserved = 14;   // u16, sent 0, ignored
+// Command section (kFlagCommand), then verb, args (u8 length + bytes each), text.
+constexpr size_t kCmdOffRequest = 0;   // u32
+constexpr size_t kCmdOffTarget = 4;    // u8
+constexpr size_t kCmdOffKind = 5;      // u8: 0 request, 1 result
+constexpr size_t kCmdOffOk = 6;        // u8: result applied
+constexpr size_t kCmdOffArgs = 7;      // u8: argument count
+constexpr size_t kCmdOffVerbLen = 8;   // u8
+constexpr size_t kCmdOffReserved = 9;  // u8, sent 0
+constexpr size_t kCmdOffTextLen = 10;  // u16
+static_assert(kCmdOffTextLen + 2 == kCommandHeaderLen);
+static_assert(kCmdOffReserved == 9);
+
+// Printable ASCII (commands, arguments and their texts are operator text).
+bool printable(std::string_view s) noexcept {
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f) return false;
+    return true;
+}
+size_t command_bytes(const OperatorCommand& c) noexcept {
+    size_t n = kCommandHeaderLen + c.verb.size() + c.text.size();
+    for (const std::string& a : c.args) n += 1 + a.size();
+    return n;
+}
 static_assert(kRulesOffReserved + 2 == kRulesHeaderLen);
 
 constexpr std::array<uint8_t, 4> kMagic = {'N', 'L', 'B', 'h'};
@@ -309,9 +332,21 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
         if (l.total > kMaxRules || uint64_t{l.offset} + records > l.total)
             fail("rule list extends past its total");
     }
+    const bool command = hb.command.has_value();
+    if (command) {
+        const OperatorCommand& c = *hb.command;
+        if (n != 0 || chunk || rules) fail("a command frame carries no per-rule arrays, chunk or rule list");
+        if (c.verb.size() > kMaxCommandVerb || c.args.size() > kMaxCommandArgs || c.text.size() > kMaxCommandText)
+            fail("command verb, arguments or text too long");
+        if (!printable(c.verb) || !printable(c.text)) fail("command text is not printable");
+        for (const std::string& a : c.args)
+            if (a.size() > kMaxCommandArg || !printable(a)) fail("command argument too long or not printable");
+        if (c.target == kNoHost || (c.target > kMaxHosts && c.target != kAllHosts)) fail("command target");
+    }
     const bool mac = !key.empty();
     const size_t frame_len = heartbeat_frame_size(n, chunk, owners, mac) +
-                             (rules ? kRulesHeaderLen + records * kRuleRecordLen : 0);
+                             (rules ? kRulesHeaderLen + records * kRuleRecordLen : 0) +
+                             (command ? command_bytes(*hb.command) : 0);
     const size_t total = frame_len - kEthHeaderLen;
 
     std::vector<uint8_t> f(frame_len, 0);
@@ -322,7 +357,7 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
     std::copy(kMagic.begin(), kMagic.end(), p + kOffMagic);
     p[kOffVersion] = kHeartbeatVersion;
     p[kOffFlags] = static_cast<uint8_t>((mac ? kFlagMac : 0) | (chunk ? kFlagChunk : 0) |
-                                        (rules ? kFlagRules : 0));
+                                        (rules ? kFlagRules : 0) | (command ? kFlagCommand : 0));
     put16(p + kOffHeaderLen, static_cast<uint16_t>(kHeartbeatHeaderLen));
     put16(p + kOffTotalLen, static_cast<uint16_t>(total));
     put64(p + kOffClusterId, hb.cluster_id);
@@ -336,6 +371,7 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
     put64(p + kOffMapDigest, hb.map_digest);
     put32(p + kOffBuckets, hb.buckets);
     put32(p + kOffHeldForeign, hb.held_foreign);
+    put16(p + kOffHealthDown, hb.health_down);
     put16(p + kOffRuleCount, static_cast<uint16_t>(n));
     uint8_t* q = p + kHeartbeatHeaderLen;
     for (size_t i = 0; i < n; ++i)
@@ -364,6 +400,23 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
         put16(q + kRulesOffCount, static_cast<uint16_t>(records));
         q += kRulesHeaderLen;
         for (const RuleRecord& r : l.records) q = std::copy(r.begin(), r.end(), q);
+    }
+    if (command) {
+        const OperatorCommand& c = *hb.command;
+        put32(q + kCmdOffRequest, c.request);
+        q[kCmdOffTarget] = c.target;
+        q[kCmdOffKind] = c.result ? 1 : 0;
+        q[kCmdOffOk] = c.ok ? 1 : 0;
+        q[kCmdOffArgs] = static_cast<uint8_t>(c.args.size());
+        q[kCmdOffVerbLen] = static_cast<uint8_t>(c.verb.size());
+        put16(q + kCmdOffTextLen, static_cast<uint16_t>(c.text.size()));
+        q += kCommandHeaderLen;
+        q = std::copy(c.verb.begin(), c.verb.end(), q);
+        for (const std::string& a : c.args) {
+            *q++ = static_cast<uint8_t>(a.size());
+            q = std::copy(a.begin(), a.end(), q);
+        }
+        q = std::copy(c.text.begin(), c.text.end(), q);
     }
     if (mac) {
         uint8_t tag[kHeartbeatMacLen];
@@ -413,7 +466,7 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
     if (header_len < kHeartbeatHeaderLen || total < header_len || total > kMaxHeartbeatPayload)
         return E::bad_length;
     if (total > pl.size()) return E::truncated;  // bytes after `total` are padding
-    if ((flags & ~(kFlagMac | kFlagChunk | kFlagRules)) != 0) return E::bad_field;
+    if ((flags & ~(kFlagMac | kFlagChunk | kFlagRules | kFlagCommand)) != 0) return E::bad_field;
     if (get64(&pl[kOffClusterId]) != cluster_id) return E::foreign_cluster;
 
     // Authentication: the MAC is the last 32 bytes of the payload; it covers
@@ -454,6 +507,24 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
         if (records > kMaxRuleRecordsPerFrame) return E::bad_length;
         need += kRulesHeaderLen + records * kRuleRecordLen;
     }
+    const bool has_command = (flags & kFlagCommand) != 0;
+    const size_t command_at = need;
+    if (has_command) {
+        if (n != 0 || has_chunk || has_rules) return E::bad_field;
+        if (need + kCommandHeaderLen > body_end) return E::bad_length;
+        const uint8_t* c = &pl[need];
+        const size_t nargs = c[kCmdOffArgs], verb_len = c[kCmdOffVerbLen], text_len = get16(c + kCmdOffTextLen);
+        if (nargs > kMaxCommandArgs || verb_len > kMaxCommandVerb || text_len > kMaxCommandText) return E::bad_length;
+        need += kCommandHeaderLen + verb_len;
+        for (size_t a = 0; a < nargs; ++a) {
+            if (need + 1 > body_end) return E::bad_length;
+            const size_t len = pl[need];
+            if (len > kMaxCommandArg) return E::bad_length;
+            need += 1 + len;
+        }
+        need += text_len;
+        if (need > body_end) return E::bad_length;
+    }
     if (need != body_end) return E::bad_length;
 
     const HostId host = pl[kOffHost];
@@ -473,6 +544,7 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
     out.map_digest = get64(&pl[kOffMapDigest]);
     out.buckets = buckets;
     out.held_foreign = get32(&pl[kOffHeldForeign]);
+    out.health_down = get16(&pl[kOffHealthDown]);
 
     const uint8_t* q = &pl[header_len];
     out.weights.assign(n, 0);
@@ -530,6 +602,31 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
         out.rule_list = std::move(l);
     } else {
         out.rule_list.reset();
+    }
+    if (has_command) {
+        const uint8_t* c = &pl[command_at];
+        OperatorCommand oc;
+        oc.request = get32(c + kCmdOffRequest);
+        oc.target = c[kCmdOffTarget];
+        if (c[kCmdOffKind] > 1 || c[kCmdOffOk] > 1) return E::bad_field;
+        oc.result = c[kCmdOffKind] == 1;
+        oc.ok = c[kCmdOffOk] == 1;
+        if (oc.target == kNoHost || (oc.target > kMaxHosts && oc.target != kAllHosts)) return E::bad_field;
+        const uint8_t* s = c + kCommandHeaderLen;
+        oc.verb.assign(reinterpret_cast<const char*>(s), c[kCmdOffVerbLen]);
+        s += c[kCmdOffVerbLen];
+        for (size_t a = 0; a < c[kCmdOffArgs]; ++a) {
+            const size_t len = *s++;
+            oc.args.emplace_back(reinterpret_cast<const char*>(s), len);
+            s += len;
+        }
+        oc.text.assign(reinterpret_cast<const char*>(s), get16(c + kCmdOffTextLen));
+        if (!printable(oc.verb) || !printable(oc.text)) return E::bad_field;
+        for (const std::string& a : oc.args)
+            if (!printable(a)) return E::bad_field;
+        out.command = std::move(oc);
+    } else {
+        out.command.reset();
     }
     return E::none;
 }

@@ -1190,6 +1190,7 @@ Heartbeat Membership::base_heartbeat(uint64_t wall_ns) {
     hb.rules_fingerprint = fingerprint_;
     hb.map_digest = has_current_ ? cur_.digest : 0;
     hb.buckets = cfg_.buckets;
+    hb.health_down = health_down_;
     hb.held_foreign = state_ == HostState::stopped || state_ == HostState::suspended ? 0
                                                                                       : held_foreign_;
     hb.weights.resize(rules_.size());
@@ -1536,6 +1537,7 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
         ps.same_map = has_current_ && p.hb.view == cur_.view && p.hb.epoch == cur_.epoch &&
                       p.hb.map_digest == cur_.digest;
         ps.held_foreign = p.hb.held_foreign;
+        ps.health_down = p.hb.health_down;
         st.peers.push_back(ps);
         if (!ps.alive) continue;
         if (p.hb.rules_fingerprint != fingerprint_) {

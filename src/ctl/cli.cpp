@@ -479,6 +479,42 @@ void print_filter(std::FILE* out, const Json& r) {
                  static_cast<long long>(r.get_int("epoch")), r.get_string("verdict").c_str());
 }
 
+// cluster: one block per host, NLB Manager style.
+void print_cluster(std::FILE* out, const Json& r) {
+    if (!r.is_object() || r.find("hosts") == nullptr || !r.find("hosts")->is_array()) {
+        print_generic(out, r);
+        return;
+    }
+    std::fprintf(out, "Cluster %s as host %lld sees it: %s, epoch %lld\n", r.get_string("cluster").c_str(),
+                 static_cast<long long>(r.get_int("asked")), r.get_string("state").c_str(),
+                 static_cast<long long>(r.get_int("epoch")));
+    const Json& hosts = *r.find("hosts");
+    for (size_t i = 0; i < hosts.size(); ++i) {
+        const Json& h = hosts.at(i);
+        std::string flags = h.get_bool("alive") ? (h.get_bool("member") ? "member" : "alive, not a member") : "dead";
+        if (h.get_bool("excluded")) flags += ", excluded (mismatch)";
+        if (!h.get_bool("same_map")) flags += ", other map";
+        std::fprintf(out, "\nhost %lld%s: %s (%s), epoch %lld, health checks down: %lld\n",
+                     static_cast<long long>(h.get_int("host")), h.get_bool("self") ? " (this host)" : "",
+                     h.get_string("state").c_str(), flags.c_str(), static_cast<long long>(h.get_int("epoch")),
+                     static_cast<long long>(h.get_int("health_down")));
+        const Json* rules = h.find("rules");
+        if (rules == nullptr || !rules->is_array() || rules->size() == 0) {
+            std::fprintf(out, "  (its rules are not known yet)\n");
+            continue;
+        }
+        std::fprintf(out, "  %-34s %-9s %-9s %-12s %s\n", "rule", "mode", "state", "weight/prio", "owned");
+        for (size_t k = 0; k < rules->size(); ++k) {
+            const Json& ru = rules->at(k);
+            const std::string wp = ru.contains("priority") ? "prio " + std::to_string(ru.get_int("priority"))
+                                                           : std::to_string(ru.get_int("weight"));
+            std::fprintf(out, "  %-34s %-9s %-9s %-12s %lld%s\n", ru.get_string("rule").c_str(),
+                         ru.get_string("mode").c_str(), ru.get_string("state").c_str(), wp.c_str(),
+                         static_cast<long long>(ru.get_int("owned")), ru.get_bool("in_force") ? "" : " (not in force)");
+        }
+    }
+}
+
 // ---- printers per command ----------------------------------------------------
 
 // One row per registry command (commands.hpp), any order.
@@ -487,7 +523,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"stats", print_stats},       {"start", print_action},    {"stop", print_action},
     {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
-    {"reload", print_action},     {"filter", print_filter},
+    {"reload", print_action},     {"filter", print_filter},   {"cluster", print_cluster},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
 

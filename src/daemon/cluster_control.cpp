@@ -484,7 +484,12 @@ void ClusterControl::apply_health(uint64_t now) {
             }
         }
     }
-    if (dynamic_) publish_if_changed();  // static: no membership
+    if (dynamic_) {
+        uint16_t down = 0;
+        for (const health::RuleHealth& h : health->statuses()) down += h.state == health::State::down;
+        membership_->set_health_down(down);
+        publish_if_changed();  // static: no membership
+    }
 }
 
 namespace {
@@ -702,6 +707,7 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
          }},
         {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
         {"filter", [](ClusterControl& c, const Args& a) { return c.filter(a); }},
+        {"cluster", [](ClusterControl& c, const Args&) { return c.cluster_view(); }},
         {"stats",
          [](ClusterControl& c, const Args&) {
              if (!c.stats_provider) throw std::runtime_error("stats: not available");
@@ -855,6 +861,65 @@ void ClusterControl::watch_membership(uint64_t now_ns) {
                             "rule " + name + ": " + std::string(cluster::name_of(ors)) + " -> " +
                                 std::string(cluster::name_of(rs)));
     watched_ = std::move(w);
+}
+
+ctl::Json ClusterControl::cluster_view() const {
+    const uint64_t now = steady_ns();
+    const cluster::MembershipStatus st = membership_->status(now);
+    ctl::Json j = ctl::Json::object();
+    j["cluster"] = cfg_.cluster.name;
+    j["asked"] = unsigned(cfg_.host.id);
+    j["state"] = cluster::name_of(st.state);
+    j["epoch"] = st.epoch;
+    ctl::Json hosts = ctl::Json::array();
+    auto rules_json = [&](HostId h) {
+        ctl::Json a = ctl::Json::array();
+        for (const cluster::Membership::HostRule& r : membership_->host_rules(h)) {
+            ctl::Json o = ctl::Json::object();
+            o["rule"] = r.name;
+            o["mode"] = std::string(name_of(r.mode));
+            o["state"] = cluster::name_of(r.state);
+            if (r.mode == FilterMode::single) o["priority"] = unsigned(r.priority);
+            else o["weight"] = unsigned(r.weight);
+            o["in_force"] = r.in_force;
+            o["owned"] = r.owned;
+            a.push_back(std::move(o));
+        }
+        return a;
+    };
+    {
+        ctl::Json self = ctl::Json::object();
+        self["host"] = unsigned(cfg_.host.id);
+        self["self"] = true;
+        self["state"] = cluster::name_of(st.host_state);
+        self["alive"] = true;
+        self["member"] = std::find(st.members.begin(), st.members.end(), cfg_.host.id) != st.members.end();
+        self["epoch"] = st.epoch;
+        self["same_map"] = true;
+        uint16_t down = 0;
+        if (health != nullptr)
+            for (const health::RuleHealth& h : health->statuses()) down += h.state == health::State::down;
+        self["health_down"] = unsigned(down);
+        self["rules"] = rules_json(cfg_.host.id);
+        hosts.push_back(std::move(self));
+    }
+    for (const cluster::PeerStatus& p : st.peers) {
+        ctl::Json o = ctl::Json::object();
+        o["host"] = unsigned(p.id);
+        o["self"] = false;
+        o["state"] = cluster::name_of(p.state);
+        o["alive"] = p.alive;
+        o["member"] = p.member;
+        o["excluded"] = p.excluded;
+        o["last_seen_ms"] = p.last_seen_age_ns / 1'000'000;
+        o["epoch"] = p.epoch;
+        o["same_map"] = p.same_map;
+        o["health_down"] = unsigned(p.health_down);
+        o["rules"] = rules_json(p.id);
+        hosts.push_back(std::move(o));
+    }
+    j["hosts"] = std::move(hosts);
+    return j;
 }
 
 ctl::Json ClusterControl::filter(const std::vector<std::string>& args) const {

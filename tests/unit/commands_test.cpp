@@ -29,7 +29,7 @@ std::set<std::string_view> names_where(bool (*pred)(const ctl::Command&)) {
 
 // The commands that report and change nothing, SPEC §8 (nlb.exe's query,
 // display, params, plus stats).
-const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats", "filter"};
+const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats", "filter", "cluster"};
 
 TEST(CommandRegistry, NamesAreUniqueAndFoundByName) {
     std::set<std::string_view> seen;
@@ -89,7 +89,7 @@ TEST(CommandRegistry, ReadCommandsAreAcceptedInEveryHostState) {
 
 TEST(CommandRegistry, SuspendedHostRefusesEveryStateChangeButResume) {
     // reload re-reads the files: a configuration change is no state change.
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "resume", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "resume", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.while_suspended; }), expected);
 }
 

@@ -416,6 +416,93 @@ TEST(HeartbeatReject, EveryReasonHasANameAndDescription) {
 
 // ---- Encoder preconditions -------------------------------------------------
 
+Heartbeat command_frame(OperatorCommand c) {
+    Heartbeat hb = sample(0);
+    hb.health_down = 2;
+    hb.command = std::move(c);
+    return hb;
+}
+
+TEST(HeartbeatCommand, RequestAndResultRoundTripExactlyWithTheMac) {
+    OperatorCommand req;
+    req.request = 77;
+    req.target = 3;
+    req.verb = "drain";
+    req.args = {"10.0.0.10:443"};
+    req.text = "uid 0 pid 4242";
+    OperatorCommand res;
+    res.request = 77;
+    res.target = 7;
+    res.result = true;
+    res.ok = true;
+    res.text = "host started -> draining";
+    OperatorCommand all;
+    all.request = 1;
+    all.target = kAllHosts;
+    all.verb = "stop";
+    for (const OperatorCommand& c : {req, res, all}) {
+        const Heartbeat hb = command_frame(c);
+        const auto f = encode(hb, kKey);
+        Heartbeat out;
+        ASSERT_EQ(decode(f, kKey, out), HeartbeatError::none);
+        EXPECT_EQ(out, hb);
+        ASSERT_TRUE(out.command);
+        EXPECT_FALSE(out.rule_list);
+        // Unauthenticated or wrongly keyed: refused like any heartbeat.
+        EXPECT_EQ(decode(f, key_of("another secret of enough length"), out), HeartbeatError::bad_mac);
+        EXPECT_EQ(decode(f, kNoKey, out), HeartbeatError::unexpected_mac);
+    }
+}
+
+TEST(HeartbeatCommand, EveryTruncationOrHostileLengthIsRefused) {
+    OperatorCommand c;
+    c.request = 9;
+    c.target = 2;
+    c.verb = "enable";
+    c.args = {"all"};
+    c.text = "CN=ops1 10.0.0.5:4000";
+    const auto f = encode(command_frame(c), kNoKey);
+    Heartbeat out;
+    for (size_t len = 0; len < f.size(); ++len)
+        EXPECT_NE(decode(std::span<const uint8_t>(f.data(), len), kNoKey, out), HeartbeatError::none) << len;
+    // The section starts right after the 80-byte header (no per-rule bytes).
+    const size_t sec = kP + kHeartbeatHeaderLen;
+    auto g = f;
+    g[sec + 7] = 3;  // three arguments: more than the format carries
+    EXPECT_EQ(decode(g, kNoKey, out), HeartbeatError::bad_length);
+    g = f;
+    g[sec + 8] = 40;  // verb longer than the frame holds
+    EXPECT_EQ(decode(g, kNoKey, out), HeartbeatError::bad_length);
+    g = f;
+    g[sec + 5] = 2;  // neither a request nor a result
+    EXPECT_EQ(decode(g, kNoKey, out), HeartbeatError::bad_field);
+    g = f;
+    g[sec + 4] = 0;  // no target
+    EXPECT_EQ(decode(g, kNoKey, out), HeartbeatError::bad_field);
+    g = f;
+    g[sec + kCommandHeaderLen] = '\n';  // not printable
+    EXPECT_EQ(decode(g, kNoKey, out), HeartbeatError::bad_field);
+}
+
+TEST(HeartbeatCommand, EncodeRefusesWhatTheSectionCannotCarry) {
+    OperatorCommand c;
+    c.target = 2;
+    c.verb = "drain";
+    Heartbeat hb = command_frame(c);
+    hb.command->args = {"a", "b", "c"};
+    EXPECT_THROW(encode(hb, kNoKey), std::invalid_argument);
+    hb.command->args = {std::string(65, 'x')};
+    EXPECT_THROW(encode(hb, kNoKey), std::invalid_argument);
+    hb.command->args = {};
+    hb.command->text = "line\nbreak";
+    EXPECT_THROW(encode(hb, kNoKey), std::invalid_argument);
+    hb.command->text = "";
+    hb.weights = {1};
+    hb.priorities = {0};
+    hb.rule_states = {RuleState::enabled};
+    EXPECT_THROW(encode(hb, kNoKey), std::invalid_argument);  // no per-rule arrays with a command
+}
+
 TEST(HeartbeatEncode, RejectsWhatTheFormatCannotCarry) {
     auto bad = [](auto mutate) {
         Heartbeat hb = sample(3);

@@ -38,6 +38,8 @@ inline constexpr uint8_t kFlagMac = 0x01;             // HMAC trailer present
 inline constexpr uint8_t kFlagChunk = 0x02;           // map chunk present
 inline constexpr uint8_t kFlagRules = 0x04;           // rule-list section present
 inline constexpr size_t kRulesHeaderLen = 16;         // rule-list section before its records
+inline constexpr uint8_t kFlagCommand = 0x08;         // operator-command section present
+inline constexpr size_t kCommandHeaderLen = 12;       // command section before its strings
 inline constexpr uint8_t kPriorityTag = 0x80;         // per-rule byte holds a priority
 
 // Per-rule bytes: one load byte per rule + 2-bit states, 4 per byte.
@@ -94,6 +96,29 @@ struct RuleList {
     friend bool operator==(const RuleList&, const RuleList&) = default;
 };
 
+// An operator command sent to another host, or its answer (docs/cluster.md,
+// "Cluster-wide control"): `nlbctl host 2 drainstop` on host 1 becomes a
+// request frame from host 1, authenticated with the heartbeat secret and
+// under the same replay guard as its heartbeats; host 2 runs the command as
+// if it came from its own control socket and answers with a result frame.
+// Carried by frames with no per-rule arrays, no chunk and no rule list.
+inline constexpr HostId kAllHosts = 0xff;         // target: every host that hears it
+inline constexpr size_t kMaxCommandVerb = 16;
+inline constexpr size_t kMaxCommandArgs = 2;
+inline constexpr size_t kMaxCommandArg = 64;
+inline constexpr size_t kMaxCommandText = 600;
+struct OperatorCommand {
+    uint32_t request = 0;           // the issuer's request number
+    HostId target = kNoHost;        // request: a host id or kAllHosts; result: the issuer
+    bool result = false;            // false: a request; true: the answer to `request`
+    bool ok = false;                // result: the command was applied
+    std::string verb;               // request: registry command name
+    std::vector<std::string> args;  // request: its arguments
+    std::string text;               // request: who asked on the issuer; result: message or error
+
+    friend bool operator==(const OperatorCommand&, const OperatorCommand&) = default;
+};
+
 // Per-rule arrays are indexed in canonical rule order (canonical_rule_order),
 // so that hosts listing the same rules in a different order agree.
 //
@@ -113,11 +138,13 @@ struct Heartbeat {
     uint64_t map_digest = 0;        // of the sender's current bucket maps
     uint32_t buckets = 0;
     uint32_t held_foreign = 0;      // connections held in buckets the sender does not own
+    uint16_t health_down = 0;       // the sender's rules whose health check is down (was reserved: 0)
     std::vector<uint8_t> weights;      // per rule (0..100; multiple mode)
     std::vector<uint8_t> priorities;   // per rule (1..64; single mode; 0 = none)
     std::vector<RuleState> rule_states;
     std::optional<MapChunk> chunk;
     std::optional<RuleList> rule_list;  // a rule-list frame (no per-rule arrays)
+    std::optional<OperatorCommand> command;  // a command frame (no per-rule arrays)
 
     friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };

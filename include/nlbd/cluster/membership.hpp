@@ -155,6 +155,7 @@ struct PeerStatus {
     uint64_t map_digest = 0;
     bool same_map = false;   // same view, epoch and digest as this host
     uint32_t held_foreign = 0;
+    uint16_t health_down = 0;  // its rules whose health check is down
 };
 
 // One rule key (VIP, ports, protocol) that live members hold in different
@@ -237,6 +238,9 @@ public:
     // the snapshot of `generation` (Snapshot::generation). Counts against an
     // older generation are ignored (advertised as kHeldUnknown).
     void set_held_foreign(uint32_t n, uint64_t generation, uint64_t now_ns);
+    // Rules of this host whose health check is down, announced in every
+    // heartbeat (the cluster-wide view shows it per host).
+    void set_health_down(uint16_t n) noexcept { health_down_ = n; }
     // This host's wire link state (polled by the caller). Down: no deaths, no
     // map changes, owned buckets dirty; up: peers get tolerance x interval to
     // be heard again, buckets stay dirty until reconverged (see the model).
@@ -460,6 +464,7 @@ private:
     // kAnyHost until no peer holds foreign connections (update_dirty).
     Records fresh_records_;
     bool converged_ = false;
+    uint16_t health_down_ = 0;
     bool inputs_dirty_ = true;  // some member's weights/state may have changed
     bool has_dirty_ = false;    // some dirty_from_ entry is set
     Reassembly rx_;

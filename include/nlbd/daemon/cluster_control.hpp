@@ -183,6 +183,10 @@ private:
     // connection of that flow under the snapshot in force (NLB's
     // Get-NlbClusterDriverInfo -Filter).
     ctl::Json filter(const std::vector<std::string>& args) const;
+    // cluster: every host this host hears (and itself), from the heartbeats
+    // and this host's maps: state, liveness, epoch, rules with their state,
+    // weight or priority and buckets owned, and health.
+    ctl::Json cluster_view() const;
 
     config::Config cfg_;  // the running configuration (replaced by reload)
     SnapshotPublisher& publisher_;
