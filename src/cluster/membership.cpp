@@ -1203,6 +1203,14 @@ Heartbeat Membership::base_heartbeat(uint64_t wall_ns) {
     return hb;
 }
 
+Heartbeat Membership::command_frame(uint64_t wall_ns) {
+    Heartbeat hb = base_heartbeat(wall_ns);
+    hb.weights.clear();
+    hb.priorities.clear();
+    hb.rule_states.clear();
+    return hb;
+}
+
 std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall_ns) {
     std::vector<Heartbeat> out;
     if (now_ns < next_send_ns_) return out;

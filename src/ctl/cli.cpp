@@ -479,6 +479,23 @@ void print_filter(std::FILE* out, const Json& r) {
                  static_cast<long long>(r.get_int("epoch")), r.get_string("verdict").c_str());
 }
 
+// host: one line per host that answered, then the hosts that did not.
+void print_host(std::FILE* out, const Json& r) {
+    const Json* res = r.is_object() ? r.find("results") : nullptr;
+    if (res == nullptr || !res->is_array()) {
+        print_generic(out, r);
+        return;
+    }
+    for (size_t i = 0; i < res->size(); ++i) {
+        const Json& h = res->at(i);
+        std::fprintf(out, "host %lld: %s%s\n", static_cast<long long>(h.get_int("host")),
+                     h.get_bool("ok") ? "" : "refused: ", h.get_string("message").c_str());
+    }
+    if (const Json* m = r.find("missing"); m != nullptr && m->is_array())
+        for (size_t i = 0; i < m->size(); ++i)
+            std::fprintf(out, "host %lld: no answer\n", static_cast<long long>(m->at(i).as_int()));
+}
+
 // cluster: one block per host, NLB Manager style.
 void print_cluster(std::FILE* out, const Json& r) {
     if (!r.is_object() || r.find("hosts") == nullptr || !r.find("hosts")->is_array()) {
@@ -524,6 +541,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
     {"reload", print_action},     {"filter", print_filter},   {"cluster", print_cluster},
+    {"host", print_host},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
 

@@ -2,6 +2,8 @@
 
 #include "nlbd/ctl/commands.hpp"
 
+#include <charconv>
+
 #include "nlbd/ctl/target.hpp"
 
 namespace nlbd::ctl {
@@ -24,6 +26,25 @@ std::string check_rule_target(const std::vector<std::string>& args) {
     if (!parse_rule_target(args.at(0)))
         return "bad target '" + args[0] + "': expected vip:port, [ipv6]:port, vip:all, port or all";
     return "";
+}
+
+bool remote_command_allowed(std::string_view name) {
+    for (std::string_view n : {"start", "stop", "drainstop", "suspend", "resume", "enable", "disable", "drain"})
+        if (name == n) return true;
+    return false;
+}
+
+std::string check_host_args(const std::vector<std::string>& args) {
+    const std::string& t = args.at(0);
+    unsigned id = 0;
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), id);
+    if (t != "all" && (r.ec != std::errc() || r.ptr != t.data() + t.size() || id < 1 || id > 64))
+        return "bad host '" + t + "': expected a host id 1..64 or all";
+    const Command* c = find_command(args.at(1));
+    if (c == nullptr || !remote_command_allowed(c->name))
+        return "'" + args[1] + "' cannot be sent to another host: start, stop, drainstop, suspend, resume, "
+               "enable, disable or drain";
+    return argument_error(*c, std::vector<std::string>(args.begin() + 2, args.end()));
 }
 
 std::string check_filter_args(const std::vector<std::string>& args) {

@@ -45,6 +45,27 @@ uint64_t steady_ns() {
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count());
 }
+// The flags byte of a heartbeat frame (untagged or with one VLAN tag), for
+// logging what a refused frame was; 0 when too short.
+uint8_t flags_of(const uint8_t* d, uint32_t len) {
+    if (d == nullptr || len < 14) return 0;
+    size_t off = 14;
+    const uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
+    if (et == 0x8100 || et == 0x88a8) off = 18;
+    return len > off + 5 ? d[off + 5] : 0;
+}
+// "host 3 (02:..:..)" from a frame whose header may not be trusted.
+std::string source_of(const uint8_t* d, uint32_t len) {
+    if (d == nullptr || len < 12) return "an unknown sender";
+    char mac[24];
+    std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", d[6], d[7], d[8], d[9], d[10], d[11]);
+    size_t off = 14;
+    const uint16_t et = static_cast<uint16_t>(d[12] << 8 | d[13]);
+    if (et == 0x8100 || et == 0x88a8) off = 18;
+    if (len > off + 18) return "host " + std::to_string(d[off + 18]) + " (source MAC " + mac + ")";
+    return std::string("source MAC ") + mac;
+}
+
 uint64_t wall_ns() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -237,6 +258,7 @@ void ClusterControl::poll() noexcept {
         }
         publish_if_changed();
         if (now >= next_watch_ns_) watch_membership(now);
+        if (!remote_requests_.empty()) expire_remote(now);
         if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
         if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
     } catch (const std::exception& e) {
@@ -352,9 +374,17 @@ void ClusterControl::drain_rx() noexcept {
                 e = cluster::HeartbeatError::replayed;
             if (e != cluster::HeartbeatError::none) {
                 ++hb_.errors[static_cast<unsigned>(e)];
+                if (flags_of(data, len) & cluster::kFlagCommand)
+                    events_.add(EventKind::command, log::Level::warning,
+                                "refused an operator command frame from " + source_of(data, len) + ": " +
+                                    std::string(cluster::description_of(e)));
                 continue;
             }
             ++hb_.accepted;
+            if (hb.command) {
+                on_command_frame(hb, now);
+                continue;
+            }
             try {
                 membership_->on_heartbeat(hb, now);
             } catch (const std::exception& ex) {
@@ -407,6 +437,7 @@ void ClusterControl::run_queued_commands() noexcept {
             p = queue_.front();
             queue_.pop_front();
         }
+        if (p->command == "host" && !start_host_command(p)) continue;  // completes later
         ctl::Json result;
         std::string error;
         try {
@@ -708,6 +739,11 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
         {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
         {"filter", [](ClusterControl& c, const Args& a) { return c.filter(a); }},
         {"cluster", [](ClusterControl& c, const Args&) { return c.cluster_view(); }},
+        {"host",
+         [](ClusterControl&, const Args&) -> ctl::Json {
+             // Queued commands only: it waits for the other hosts' answers.
+             throw std::runtime_error("host: send it through the control socket (nlbctl host ...)");
+         }},
         {"stats",
          [](ClusterControl& c, const Args&) {
              if (!c.stats_provider) throw std::runtime_error("stats: not available");
@@ -863,7 +899,193 @@ void ClusterControl::watch_membership(uint64_t now_ns) {
     watched_ = std::move(w);
 }
 
+// ---- cluster-wide commands (docs/cluster.md, "Cluster-wide control") -----
+
+bool ClusterControl::start_host_command(const std::shared_ptr<Pending>& p) {
+    auto complete = [&](ctl::Json result, std::string error) {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            p->result = std::move(result);
+            p->error = std::move(error);
+            p->done = true;
+        }
+        cv_.notify_all();
+        return false;
+    };
+    const ctl::Command* cmd = ctl::find_command("host");
+    if (std::string e = ctl::argument_error(*cmd, p->args); !e.empty()) return complete({}, e);
+    if (!dynamic_) return complete({}, "host: static membership has no heartbeats to carry commands");
+    if (key_.empty())
+        return complete({}, "host: cluster-wide commands need [cluster] secret_file; they are sent authenticated "
+                            "with the heartbeat secret, never in the clear");
+    if (membership_->state() == cluster::HostState::suspended)
+        return complete({}, "host: host is suspended; only 'resume' and 'query' are accepted");
+    const uint64_t now = steady_ns();
+    const bool all = p->args[0] == "all";
+    const HostId target = all ? cluster::kAllHosts : static_cast<HostId>(std::stoi(p->args[0]));
+    const std::string verb = p->args[1];
+    const std::vector<std::string> rest(p->args.begin() + 2, p->args.end());
+    RemoteRequest r;
+    r.id = ++next_request_;
+    r.pending = p;
+    r.deadline_ns = now + std::max<uint64_t>(2'000'000'000ull, 4ull * cfg_.cluster.heartbeat_interval_ms * 1'000'000);
+    // This host, when it is a target: run here, like any local command.
+    if (all || target == cfg_.host.id) {
+        ctl::Json o = ctl::Json::object();
+        o["host"] = unsigned(cfg_.host.id);
+        try {
+            const ctl::Json res = run_command(verb, rest, p->caller);
+            o["ok"] = true;
+            std::string msg = res.get_string("message");
+            if (res.contains("previous") && res.contains("state"))
+                msg = "host " + res.get_string("previous") + " -> " + res.get_string("state");
+            o["message"] = msg.empty() ? std::string("ok") : msg;
+        } catch (const std::exception& e) {
+            o["ok"] = false;
+            o["message"] = std::string(e.what());
+        }
+        r.results.push_back(std::move(o));
+    }
+    if (all) {
+        for (HostId h : membership_->status(now).members)
+            if (h != cfg_.host.id) r.waiting.push_back(h);
+    } else if (target != cfg_.host.id) {
+        r.waiting.push_back(target);
+    }
+    if (!r.waiting.empty()) {
+        cluster::OperatorCommand c;
+        c.request = r.id;
+        c.target = target;
+        c.verb = verb;
+        c.args = rest;
+        c.text = p->caller.substr(0, cluster::kMaxCommandText);
+        for (char& ch : c.text)
+            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+        try {
+            send_command_frame(c, now);
+        } catch (const std::exception& e) {
+            return complete({}, std::string("host: cannot send the command: ") + e.what());
+        }
+        events_.add(EventKind::command, log::Level::notice,
+                    "sent '" + verb + (rest.empty() ? "" : " " + rest[0]) + "' to " +
+                        (all ? std::string("all hosts") : "host " + p->args[0]) + " (request " +
+                        std::to_string(r.id) + ")",
+                    p->caller);
+        remote_requests_.push_back(std::move(r));
+        return false;
+    }
+    finish_remote(r);
+    return false;
+}
+
+void ClusterControl::send_command_frame(const cluster::OperatorCommand& c, uint64_t now_ns) {
+    cluster::Heartbeat hb = membership_->command_frame(wall_ns());
+    hb.command = c;
+    send_frame(cluster::encode_heartbeat(hb, hb_dst_, hb_src_, cfg_.cluster.heartbeat_ethertype, send_key(now_ns)));
+    ++hb_.sent;
+}
+
+// A command frame that passed the HMAC and the replay guard.
+void ClusterControl::on_command_frame(const cluster::Heartbeat& hb, uint64_t now_ns) {
+    const cluster::OperatorCommand& c = *hb.command;
+    if (c.result) {
+        if (c.target != cfg_.host.id) return;  // an answer to another host
+        for (RemoteRequest& r : remote_requests_) {
+            if (r.id != c.request) continue;
+            const auto it = std::find(r.waiting.begin(), r.waiting.end(), hb.host);
+            if (it == r.waiting.end()) return;  // duplicate or unasked
+            r.waiting.erase(it);
+            ctl::Json o = ctl::Json::object();
+            o["host"] = unsigned(hb.host);
+            o["ok"] = c.ok;
+            o["message"] = c.text;
+            r.results.push_back(std::move(o));
+            if (r.waiting.empty()) finish_remote(r);
+            return;
+        }
+        return;
+    }
+    if (c.target != cfg_.host.id && c.target != cluster::kAllHosts) return;
+    const std::string who = "host " + std::to_string(unsigned(hb.host)) + (c.text.empty() ? "" : ": " + c.text);
+    cluster::OperatorCommand answer;
+    answer.request = c.request;
+    answer.target = hb.host;
+    answer.result = true;
+    if (!ctl::remote_command_allowed(c.verb)) {
+        answer.text = "'" + c.verb + "' is not accepted from another host";
+        events_.add(EventKind::command, log::Level::warning, "refused '" + c.verb + "' from another host", who);
+    } else {
+        try {
+            const ctl::Json res = run_command(c.verb, c.args, who);
+            answer.ok = true;
+            answer.text = res.get_string("message");
+            if (res.contains("previous") && res.contains("state"))
+                answer.text = "host " + res.get_string("previous") + " -> " + res.get_string("state");
+            if (answer.text.empty()) answer.text = "ok";
+        } catch (const std::exception& e) {
+            answer.text = e.what();
+        }
+    }
+    answer.text = answer.text.substr(0, cluster::kMaxCommandText);
+    for (char& ch : answer.text)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    try {
+        send_command_frame(answer, now_ns);
+    } catch (const std::exception& e) {
+        NLBD_LOG(error, "control: cannot answer a command from host %u: %s", unsigned(hb.host), e.what());
+    }
+}
+
+void ClusterControl::finish_remote(RemoteRequest& r) {
+    ctl::Json j = ctl::Json::object();
+    j["command"] = r.pending->args.size() > 1 ? r.pending->args[1] : std::string();
+    j["target"] = r.pending->args.empty() ? std::string() : r.pending->args[0];
+    std::string failures;
+    for (size_t i = 0; i < r.results.size(); ++i) {
+        const ctl::Json& o = r.results.at(i);
+        if (!o.get_bool("ok"))
+            failures += "; host " + std::to_string(o.get_int("host")) + " refused: " + o.get_string("message");
+    }
+    ctl::Json missing = ctl::Json::array();
+    for (HostId h : r.waiting) {
+        missing.push_back(unsigned(h));
+        failures += "; host " + std::to_string(unsigned(h)) + ": no answer";
+    }
+    j["results"] = r.results;
+    j["missing"] = std::move(missing);
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (failures.empty()) {
+            r.pending->result = std::move(j);
+        } else {
+            std::string ok;
+            for (size_t i = 0; i < r.results.size(); ++i)
+                if (r.results.at(i).get_bool("ok"))
+                    ok += "; host " + std::to_string(r.results.at(i).get_int("host")) + ": " +
+                          r.results.at(i).get_string("message");
+            r.pending->error = "host " + j.get_string("target") + " " + j.get_string("command") + ":" +
+                               failures.substr(1) + ok;
+        }
+        r.pending->done = true;
+    }
+    cv_.notify_all();
+    r.waiting.clear();
+    r.pending.reset();
+}
+
+void ClusterControl::expire_remote(uint64_t now_ns) {
+    for (RemoteRequest& r : remote_requests_)
+        if (r.pending && now_ns >= r.deadline_ns) finish_remote(r);
+    std::erase_if(remote_requests_, [](const RemoteRequest& r) { return !r.pending; });
+}
+
 ctl::Json ClusterControl::cluster_view() const {
+    if (!dynamic_) {
+        // Static membership hears nobody: the members are configured.
+        ctl::Json j = query();
+        j["note"] = "static membership: no heartbeats, the other hosts are not heard";
+        return j;
+    }
     const uint64_t now = steady_ns();
     const cluster::MembershipStatus st = membership_->status(now);
     ctl::Json j = ctl::Json::object();

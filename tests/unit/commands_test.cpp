@@ -94,7 +94,7 @@ TEST(CommandRegistry, SuspendedHostRefusesEveryStateChangeButResume) {
 }
 
 TEST(CommandRegistry, StaticMembershipSupportsStartStopReloadAndTheReadCommands) {
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "start", "stop", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "start", "stop", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.with_static; }), expected);
 }
 

@@ -293,6 +293,11 @@ public:
     };
     std::vector<HostRule> host_rules(HostId h) const;
 
+    // A frame for an operator command (Heartbeat::command set by the
+    // caller): this host's header with the next sequence number, no per-rule
+    // arrays. Its sequence orders it with the heartbeats (one replay guard).
+    Heartbeat command_frame(uint64_t wall_ns);
+
     // Small accessors (tests, integration).
     bool converged() const noexcept { return converged_; }
     bool has_maps() const noexcept { return has_current_; }

@@ -36,6 +36,10 @@ using ArgCheck = std::string (*)(const std::vector<std::string>& args);
 
 // enable / disable / drain: args[0] is a rule target (target.hpp).
 std::string check_rule_target(const std::vector<std::string>& args);
+// host <id|all> <state command> [its argument].
+std::string check_host_args(const std::vector<std::string>& args);
+// The commands `host` may send to another host: the state changes.
+bool remote_command_allowed(std::string_view name);
 // filter <client[:port]> <vip:port> [tcp|udp].
 std::string check_filter_args(const std::vector<std::string>& args);
 
@@ -77,7 +81,7 @@ inline constexpr Command kCommands[] = {
      .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "cluster",
      .help = "every host this host hears: state, rules, buckets owned, health (query --cluster)",
-     .role = Role::read, .while_suspended = true},
+     .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "filter", .usage = "<client-ip[:port]> <vip:port> [tcp|udp]",
      .help = "which host accepts a new connection of this flow, and why",
      .min_args = 2, .max_args = 3, .example = "10.0.0.5:40000 10.0.0.10:80", .check = check_filter_args,
@@ -97,6 +101,10 @@ inline constexpr Command kCommands[] = {
     {.name = "drain", .usage = "<vip:port|port|all>",
      .help = "accept no new connections for the matching port rules",
      .min_args = 1, .max_args = 1, .example = "all", .check = check_rule_target},
+    {.name = "host", .usage = "<id|all> <command> [<vip:port|port|all>]",
+     .help = "run start/stop/drainstop/suspend/resume/enable/disable/drain on another host or on all, "
+             "authenticated with the heartbeat secret",
+     .min_args = 2, .max_args = 3, .example = "2 drainstop", .check = check_host_args},
     // A configuration change is no state change: accepted while suspended.
     {.name = "reload", .help = "re-read the configuration files",
      .while_suspended = true, .with_static = true},

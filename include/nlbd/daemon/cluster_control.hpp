@@ -260,6 +260,23 @@ private:
     std::condition_variable cv_;
     std::deque<std::shared_ptr<Pending>> queue_;
     bool closed_ = false;
+    // Cluster-wide commands (`host`, docs/cluster.md): requests this host
+    // sent and waits for, answered by result frames or timed out in poll().
+    struct RemoteRequest {
+        uint32_t id = 0;
+        std::shared_ptr<Pending> pending;
+        std::vector<HostId> waiting;
+        ctl::Json results = ctl::Json::array();
+        uint64_t deadline_ns = 0;
+    };
+    std::vector<RemoteRequest> remote_requests_;
+    uint32_t next_request_ = 0;
+    // Starts `host <id|all> <command> [arg]`; false when it completed p at once.
+    bool start_host_command(const std::shared_ptr<Pending>& p);
+    void on_command_frame(const cluster::Heartbeat& hb, uint64_t now_ns);
+    void send_command_frame(const cluster::OperatorCommand& c, uint64_t now_ns);
+    void finish_remote(RemoteRequest& r);
+    void expire_remote(uint64_t now_ns);
 };
 
 }  // namespace nlbd::daemon
