@@ -24,10 +24,15 @@
 # a tool scripts/setup.sh installs is missing.
 #   tests/package/test_package.sh [SOURCE_ROOT]
 # NLBD_PACKAGE_OUT=DIR keeps the packages, the .changes and the build log
-# there (the temporary directory is always removed).
+# there (the temporary directory is always removed). NLBD_PACKAGE_DEBS=DIR
+# checks the packages of an earlier run kept in DIR instead of building (for
+# work on the checks themselves; CI always builds).
 set -euo pipefail
 
 src=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+# meson test sets MALLOC_PERTURB_ for its tests; the package is built and
+# checked as an operator would, with the tools' normal allocator.
+unset MALLOC_PERTURB_
 here=$(cd "$(dirname "$0")" && pwd)
 start_s=$SECONDS
 
@@ -56,13 +61,22 @@ cleanup() {
 trap cleanup EXIT
 
 failures=0
+mark=0  # failures before the current group of checks
 fail() {
   echo "FAIL: $*" >&2
   failures=$((failures + 1))
 }
-ok() { echo "ok: $*"; }
+# Ends a group of checks: "ok" when none of them failed since the last group.
+ok() {
+  if [ "$failures" -eq "$mark" ]; then echo "ok: $*"; else echo "not ok: $*"; fi
+  mark=$failures
+}
 
 # --- 1. build ----------------------------------------------------------------
+if [ -n "${NLBD_PACKAGE_DEBS:-}" ]; then
+  echo "test_package: NLBD_PACKAGE_DEBS: checking the packages in $NLBD_PACKAGE_DEBS, not building"
+  cp "$NLBD_PACKAGE_DEBS"/*.deb "$NLBD_PACKAGE_DEBS"/*.changes "$NLBD_PACKAGE_DEBS"/*.buildinfo "$tmp"/
+else
 tree=$tmp/nlbd
 mkdir -p "$tree"
 if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
@@ -89,6 +103,7 @@ if ! (cd "$tree" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -b 
 fi
 echo "test_package: built in $((SECONDS - start_s)) s"
 ok "dpkg-buildpackage -b -us -uc"
+fi
 
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head -n1)
 arch=$(dpkg --print-architecture)
@@ -157,11 +172,11 @@ ok "dependencies, conffiles, maintainer scripts"
 echo "== lintian $(basename "$changes")"
 if lintian --fail-on error,warning --display-info "$changes" >"$tmp/lintian.log" 2>&1; then
   sed 's/^/    /' "$tmp/lintian.log"
-  ok "lintian: no error or warning left unexplained"
 else
   sed 's/^/    /' "$tmp/lintian.log" >&2
   fail "lintian found errors or warnings (above); fix them or explain them in debian/*.lintian-overrides"
 fi
+ok "lintian: no error or warning left unexplained"
 
 # --- 4a. systemd units -------------------------------------------------------------
 nlbd_bin=$root/usr/sbin/nlbd
@@ -179,7 +194,7 @@ done
 # exist (MANPATH: the package's).
 if (cd "$units" && MANPATH=$root/usr/share/man systemd-analyze verify ./nlbd.service ./nlbd@test.service) \
   >"$tmp/verify.log" 2>&1 && ! grep -q . "$tmp/verify.log"; then
-  ok "systemd-analyze verify nlbd.service nlbd@test.service"
+  :
 else
   sed 's/^/    /' "$tmp/verify.log" >&2
   fail "systemd-analyze verify (above)"
@@ -189,6 +204,7 @@ grep -q '^ConditionPathExists=/etc/nlbd/cluster.toml$' "$units/nlbd.service" ||
   fail "nlbd.service does not wait for /etc/nlbd/cluster.toml"
 grep -q -- '--config /etc/nlbd/%i.toml' "$units/nlbd@.service" ||
   fail "nlbd@.service does not run /etc/nlbd/%i.toml"
+ok "systemd units: systemd-analyze verify nlbd.service nlbd@test.service"
 
 # --- 4b. man pages -------------------------------------------------------------------
 pages=("$root"/usr/share/man/man*/*.gz)
@@ -296,7 +312,7 @@ ok "man pages describe every option, command and key (${#keys[@]} keys)"
 example=$root/etc/nlbd/cluster.toml.example
 if "$nlbd_bin" --config "$example" --check-config >"$tmp/check.log" 2>&1 &&
   tail -n1 "$tmp/check.log" | grep -qx 'configuration OK'; then
-  ok "nlbd --check-config on /etc/nlbd/cluster.toml.example"
+  :
 else
   sed 's/^/    /' "$tmp/check.log" >&2
   fail "nlbd --check-config rejects the shipped example"
@@ -305,10 +321,10 @@ for nic in "$root"/etc/nlbd/nic/*.toml; do
   "$nlbd_bin" --config "$example" --nic "$nic" --check-config >"$tmp/check.log" 2>&1 ||
     fail "nlbd --check-config rejects the shipped NIC profile $(basename "$nic"): $(tail -n1 "$tmp/check.log")"
 done
-ok "every shipped NIC profile passes --check-config"
 state_file=$(sed -n 's/^state_file *= *"\(.*\)"/\1/p' "$example")
 [[ $state_file == /var/lib/nlbd/* ]] ||
   fail "the example's state_file '$state_file' is not under /var/lib/nlbd (the units' StateDirectory)"
+ok "nlbd --check-config on /etc/nlbd/cluster.toml.example with every shipped NIC profile"
 
 # --- 4d. bash completion -------------------------------------------------------------
 completion=$root/usr/share/bash-completion/completions/nlbctl
@@ -438,10 +454,11 @@ for p in problems:
     print(f"{rules_file}: {p}", file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
-  ok "Prometheus alert rules"
+  :
 else
   fail "Prometheus alert rules (above)"
 fi
+ok "Prometheus alert rules"
 
 echo "test_package: $((SECONDS - start_s)) s, $failures failure(s)"
 [ "$failures" -eq 0 ]
