@@ -947,8 +947,10 @@ bool ClusterControl::start_host_command(const std::shared_ptr<Pending>& p) {
         r.results.push_back(std::move(o));
     }
     if (all) {
-        for (HostId h : membership_->status(now).members)
-            if (h != cfg_.host.id) r.waiting.push_back(h);
+        // Every host alive on the segment, members or not (a stopped host is
+        // no member, and `host all start` is for it too).
+        for (const cluster::PeerStatus& ps : membership_->status(now).peers)
+            if (ps.alive && !ps.excluded) r.waiting.push_back(ps.id);
     } else if (target != cfg_.host.id) {
         r.waiting.push_back(target);
     }
