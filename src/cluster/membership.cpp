@@ -16,7 +16,6 @@
 namespace nlbd::cluster {
 namespace {
 
-constexpr uint8_t kEqualWeight = 50;
 constexpr uint32_t kEchoSeed = 0x6563686f;  // Snapshot::echo_seed
 constexpr HostId kUnfilled = 0xfe;           // reassembly: bucket not received yet
 
@@ -179,7 +178,7 @@ uint8_t Membership::own_weight(size_t k) const {
     if (r.mode != FilterMode::multiple) return 0;
     const size_t i = config_index_[k];
     if (i < cfg_.weights.size()) return std::min<uint8_t>(cfg_.weights[i], 100);
-    return r.equal_weight ? kEqualWeight : std::min<uint8_t>(r.load_weight, 100);
+    return effective_weight(r);
 }
 
 uint8_t Membership::own_priority(size_t k) const {

@@ -12,7 +12,6 @@
 namespace nlbd::core {
 namespace {
 
-constexpr uint8_t kEqualWeight = 50;
 constexpr size_t kIndexedListMin = 8;  // lists longer than this get a block index
 
 inline uint64_t mix64(uint64_t h) noexcept {
@@ -52,7 +51,7 @@ uint32_t rule_seed(uint64_t id) noexcept {
 namespace {
 
 uint8_t weight_of(const Member& m, const PortRule& r, size_t i) {
-    uint8_t w = i < m.weights.size() ? m.weights[i] : (r.equal_weight ? kEqualWeight : r.load_weight);
+    uint8_t w = i < m.weights.size() ? m.weights[i] : effective_weight(r);
     return std::min<uint8_t>(w, 100);
 }
 

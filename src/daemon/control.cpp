@@ -36,7 +36,7 @@ core::SnapshotInput static_snapshot_input(const config::Config& cfg, std::string
             const bool have_p =
                 cfg.cluster.static_members.size() > 0 && i < r.static_priorities.size();
             m.weights.push_back(have_w ? r.static_weights[i]
-                                       : (r.equal_weight ? uint8_t{50} : r.load_weight));
+                                       : effective_weight(r));
             m.priorities.push_back(have_p ? r.static_priorities[i] : uint8_t{0});
         }
         in.members.push_back(std::move(m));

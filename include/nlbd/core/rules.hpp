@@ -75,6 +75,13 @@ inline PortRule default_port_rule() { return PortRule{}; }
 // commands, counters, query, metrics and the state file call a rule.
 std::string rule_name(const PortRule& r);
 
+// The load weight `load_weight = "equal"` stands for (NLB: equal shares).
+inline constexpr uint8_t kEqualWeight = 50;
+// A multiple-mode rule's weight as the maps use it: 0..100.
+inline uint8_t effective_weight(const PortRule& r) noexcept {
+    return r.equal_weight ? kEqualWeight : (r.load_weight > 100 ? uint8_t{100} : r.load_weight);
+}
+
 // Short names, as the configuration spells them ("tcp", "multiple", "single",
 // "unicast", ...): reports, --check-config, reload diffs, query. The rule
 // enums' names are the choices of kRuleFields (core/rule_schema.hpp).
