@@ -592,6 +592,7 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
     };
     bool options_done = false;
     bool have_command = false;
+    bool cluster = false;
     for (size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];
         if (!options_done && a.size() > 1 && a[0] == '-') {
@@ -609,6 +610,8 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
                 options_done = true;
             } else if (a == "--json" || a == "-j") {
                 inv.json = true;
+            } else if (a == "--cluster") {
+                cluster = true;  // query --cluster: NLB's cluster-wide query
             } else if (a == "--help" || a == "-h") {
                 inv.help = true;
             } else if (a == "--socket" || a == "-s" || a.rfind("--socket=", 0) == 0) {
@@ -650,6 +653,10 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
         return o;
     }
     if (!have_command) return err("no command given");
+    if (cluster) {
+        if (inv.command != "query") return err("--cluster goes with query (nlbctl query --cluster)");
+        inv.command = "cluster";
+    }
     if (!inv.remote.empty() && (inv.cert.empty() || inv.key.empty() || inv.ca.empty()))
         return err("--remote needs --cert, --key and --ca");
     if (inv.remote.empty() && (!inv.cert.empty() || !inv.key.empty() || !inv.ca.empty() || !inv.server_name.empty()))

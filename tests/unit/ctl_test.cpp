@@ -638,6 +638,14 @@ TEST(Nlbctl, OptionsAndArgumentsAreParsed) {
     ::unsetenv("NLBCTL_SOCKET");
 }
 
+TEST(Nlbctl, QueryClusterIsTheClusterCommand) {
+    auto o = parse({"query", "--cluster"});
+    ASSERT_TRUE(o.ok) << o.error;
+    EXPECT_EQ(o.inv.command, "cluster");
+    EXPECT_TRUE(o.inv.args.empty());
+    EXPECT_FALSE(parse({"stats", "--cluster"}).ok);
+}
+
 TEST(Nlbctl, EveryRegistryCommandParsesWithItsMinimumArguments) {
     for (const ctl::Command& c : ctl::kCommands) {
         std::vector<std::string> argv{std::string(c.name)};
