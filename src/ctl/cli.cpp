@@ -541,6 +541,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"drainstop", print_action},  {"suspend", print_action},  {"resume", print_action},
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
     {"reload", print_action},     {"filter", print_filter},   {"cluster", print_cluster},
+    {"ip2mac", print_generic},    {"queryport", print_generic},
     {"host", print_host},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
@@ -595,6 +596,16 @@ ParseOutcome parse_command_line(const std::vector<std::string>& argv) {
     bool cluster = false;
     for (size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];
+        // drainstop --timeout S: the command's own option (not nlbctl's --timeout).
+        if (have_command && inv.command == "drainstop" && (a == "--timeout" || a.rfind("--timeout=", 0) == 0)) {
+            if (a == "--timeout") {
+                if (i + 1 >= argv.size()) return err("drainstop --timeout needs a number of seconds");
+                inv.args.push_back(argv[++i]);
+            } else {
+                inv.args.push_back(a.substr(10));
+            }
+            continue;
+        }
         if (!options_done && a.size() > 1 && a[0] == '-') {
             auto value = [&](std::string_view opt, std::string& out) -> bool {
                 if (a.size() > opt.size() && a.compare(0, opt.size(), opt) == 0 && a[opt.size()] == '=') {

@@ -47,6 +47,28 @@ std::string check_host_args(const std::vector<std::string>& args) {
     return argument_error(*c, std::vector<std::string>(args.begin() + 2, args.end()));
 }
 
+std::string check_drainstop_args(const std::vector<std::string>& args) {
+    if (args.empty()) return "";
+    unsigned s = 0;
+    const std::string& t = args[0];
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), s);
+    if (r.ec != std::errc() || r.ptr != t.data() + t.size() || s < 1 || s > 86400)
+        return "bad drainstop timeout '" + t + "': expected 1..86400 seconds";
+    return "";
+}
+
+std::string check_ip2mac_args(const std::vector<std::string>& args) {
+    const auto e = parse_endpoint(args.at(0));
+    if (!e || e->port) return "bad VIP '" + args[0] + "': expected an address";
+    return "";
+}
+
+std::string check_queryport_args(const std::vector<std::string>& args) {
+    if (!parse_rule_target(args.at(0)) || parse_rule_target(args[0])->all_ports)
+        return "bad port '" + args[0] + "': expected vip:port, [ipv6]:port or port";
+    return "";
+}
+
 std::string check_filter_args(const std::vector<std::string>& args) {
     if (!parse_endpoint(args.at(0)))
         return "bad client '" + args[0] + "': expected an address, address:port or [ipv6]:port";

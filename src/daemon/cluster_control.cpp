@@ -259,6 +259,20 @@ void ClusterControl::poll() noexcept {
         publish_if_changed();
         if (now >= next_watch_ns_) watch_membership(now);
         if (!remote_requests_.empty()) expire_remote(now);
+        if (drain_deadline_ns_ != 0) {
+            if (membership_->state() != cluster::HostState::draining) {
+                drain_deadline_ns_ = 0;  // stopped by itself, or another command
+            } else if (now >= drain_deadline_ns_) {
+                drain_deadline_ns_ = 0;
+                const cluster::MembershipStatus st = membership_->status(now);
+                membership_->set_state(cluster::HostState::stopped, now);
+                publish_if_changed();
+                save_state();
+                events_.add(EventKind::host_state, log::Level::warning,
+                            "drainstop timeout: stopped with " + std::to_string(st.held_foreign) +
+                                " connection(s) still held");
+            }
+        }
         if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
         if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
     } catch (const std::exception& e) {
@@ -739,6 +753,8 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
         {"params", [](ClusterControl& c, const Args&) { return c.params(); }},
         {"filter", [](ClusterControl& c, const Args& a) { return c.filter(a); }},
         {"cluster", [](ClusterControl& c, const Args&) { return c.cluster_view(); }},
+        {"ip2mac", [](ClusterControl& c, const Args& a) { return c.ip2mac(a[0]); }},
+        {"queryport", [](ClusterControl& c, const Args& a) { return c.queryport(a[0]); }},
         {"host",
          [](ClusterControl&, const Args&) -> ctl::Json {
              // Queued commands only: it waits for the other hosts' answers.
@@ -758,12 +774,16 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
              return c.dynamic_ ? c.set_host_state(HostState::stopped) : c.set_static_started(false);
          }},
         {"drainstop",
-         [](ClusterControl& c, const Args&) {
+         [](ClusterControl& c, const Args& a) {
              const HostState before = c.membership_->state();
              if (before != HostState::started)
                  throw std::runtime_error("drainstop: host is " + std::string(cluster::name_of(before)) +
                                           ", not started");
-             return c.set_host_state(HostState::draining);
+             // NLB's Stop-NlbClusterNode -Drain -Timeout: stop then, connections or not.
+             c.drain_deadline_ns_ = a.empty() ? 0 : steady_ns() + std::stoull(a[0]) * 1'000'000'000ull;
+             ctl::Json j = c.set_host_state(HostState::draining);
+             if (!a.empty()) j["timeout_s"] = std::stoull(a[0]);
+             return j;
          }},
         {"suspend", [](ClusterControl& c, const Args&) { return c.set_host_state(HostState::suspended); }},
         {"resume",
@@ -1079,6 +1099,78 @@ void ClusterControl::expire_remote(uint64_t now_ns) {
     for (RemoteRequest& r : remote_requests_)
         if (r.pending && now_ns >= r.deadline_ns) finish_remote(r);
     std::erase_if(remote_requests_, [](const RemoteRequest& r) { return !r.pending; });
+}
+
+ctl::Json ClusterControl::ip2mac(const std::string& vip) const {
+    const auto a = IpAddr::parse(vip);
+    if (!a) throw std::runtime_error("ip2mac: '" + vip + "' is not an IP address");
+    // NLB derives the cluster MAC from the VIP that gives it: an IPv4 address.
+    // For an IPv6 VIP the cluster's MAC is that of its first IPv4 VIP.
+    IpAddr v4 = *a;
+    if (a->family != Family::v4) {
+        bool found = false;
+        for (const IpAddr& v : cfg_.cluster.vips)
+            if (v.family == Family::v4) {
+                v4 = v;
+                found = true;
+                break;
+            }
+        if (!found) throw std::runtime_error("ip2mac: the cluster has no IPv4 VIP to derive a MAC from");
+    }
+    ctl::Json j = ctl::Json::object();
+    j["vip"] = vip;
+    j["from"] = v4.to_string();
+    for (ClusterMode m : {ClusterMode::unicast, ClusterMode::multicast, ClusterMode::igmp})
+        j[name_of(m)] = core::cluster_mac(m, v4).to_string();
+    j["mode"] = name_of(cfg_.cluster.mode);
+    j["in_force"] = core::cluster_mac(cfg_.cluster.mode, v4).to_string();
+    bool is_vip = false;
+    for (const IpAddr& v : cfg_.cluster.vips) is_vip |= v == *a;
+    j["is_vip"] = is_vip;
+    return j;
+}
+
+ctl::Json ClusterControl::queryport(const std::string& target) const {
+    const auto t = ctl::parse_rule_target(target);
+    if (!t || t->all_ports) throw std::runtime_error("queryport: '" + target + "' is not vip:port or port");
+    std::optional<IpAddr> vip;
+    if (!t->vip.empty()) {
+        vip = IpAddr::parse(t->vip);
+        if (!vip) throw std::runtime_error("queryport: '" + t->vip + "' is not an IP address");
+    }
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    ctl::Json q = query();
+    ctl::Json stats = stats_provider ? ctl::Json::parse(stats_provider()) : ctl::Json::object();
+    ctl::Json matches = ctl::Json::array();
+    for (size_t i = 0; i < rules.size(); ++i) {
+        const PortRule& r = rules[i];
+        if (t->port < r.port_lo || t->port > r.port_hi) continue;
+        if (vip && r.vip && !(*r.vip == *vip)) continue;
+        ctl::Json o = ctl::Json::object();
+        o["index"] = static_cast<unsigned>(i);
+        o["rule"] = rule_name(r);
+        o["mode"] = std::string(name_of(r.mode));
+        o["affinity"] = std::string(name_of(r.affinity));
+        if (const ctl::Json* rs = q.find("rules"); rs != nullptr && rs->is_array())
+            for (size_t k = 0; k < rs->size(); ++k)
+                if (rs->at(k).get_string("name") == rule_name(r))
+                    for (const char* key : {"state", "active", "buckets_owned", "buckets_dirty", "single_owner", "health"})
+                        if (const ctl::Json* v = rs->at(k).find(key)) o[key] = *v;
+        if (const ctl::Json* ss = stats.find("rules"); ss != nullptr && ss->is_array())
+            for (size_t k = 0; k < ss->size(); ++k)
+                if (ss->at(k).get_int("index", -1) == static_cast<int64_t>(i))
+                    for (const char* key : {"matched", "accepted", "not_owner", "dropped"})
+                        if (const ctl::Json* v = ss->at(k).find(key)) o[key] = *v;
+        matches.push_back(std::move(o));
+    }
+    ctl::Json j = ctl::Json::object();
+    j["port"] = target;
+    j["host"] = unsigned(cfg_.host.id);
+    j["rules"] = std::move(matches);
+    if (const ctl::Json* c = stats.find("connections")) j["connections"] = *c;  // this host's, all rules
+    if (j.find("rules")->size() == 0)
+        j["note"] = "no port rule covers it: the default host handles it (not balanced by a rule)";
+    return j;
 }
 
 ctl::Json ClusterControl::cluster_view() const {

@@ -638,6 +638,20 @@ TEST(Nlbctl, OptionsAndArgumentsAreParsed) {
     ::unsetenv("NLBCTL_SOCKET");
 }
 
+TEST(Nlbctl, DrainstopTimeoutIsTheCommandsOwnOption) {
+    auto o = parse({"drainstop", "--timeout", "30"});
+    ASSERT_TRUE(o.ok) << o.error;
+    EXPECT_EQ(o.inv.args, (std::vector<std::string>{"30"}));
+    EXPECT_EQ(o.inv.timeout_ms, 10000);  // nlbctl's own --timeout untouched
+    auto p = parse({"--timeout", "2000", "drainstop", "--timeout=5"});
+    ASSERT_TRUE(p.ok) << p.error;
+    EXPECT_EQ(p.inv.args, (std::vector<std::string>{"5"}));
+    EXPECT_EQ(p.inv.timeout_ms, 2000);
+    EXPECT_FALSE(parse({"drainstop", "--timeout", "0"}).ok);
+    EXPECT_FALSE(parse({"drainstop", "--timeout", "soon"}).ok);
+    EXPECT_FALSE(parse({"drainstop", "--timeout"}).ok);
+}
+
 TEST(Nlbctl, QueryClusterIsTheClusterCommand) {
     auto o = parse({"query", "--cluster"});
     ASSERT_TRUE(o.ok) << o.error;

@@ -40,6 +40,11 @@ std::string check_rule_target(const std::vector<std::string>& args);
 std::string check_host_args(const std::vector<std::string>& args);
 // The commands `host` may send to another host: the state changes.
 bool remote_command_allowed(std::string_view name);
+// drainstop [SECONDS] (nlbctl: drainstop --timeout SECONDS).
+std::string check_drainstop_args(const std::vector<std::string>& args);
+// ip2mac <vip>, queryport <[vip:]port>.
+std::string check_ip2mac_args(const std::vector<std::string>& args);
+std::string check_queryport_args(const std::vector<std::string>& args);
 // filter <client[:port]> <vip:port> [tcp|udp].
 std::string check_filter_args(const std::vector<std::string>& args);
 
@@ -82,6 +87,14 @@ inline constexpr Command kCommands[] = {
     {.name = "cluster",
      .help = "every host this host hears: state, rules, buckets owned, health (query --cluster)",
      .role = Role::read, .while_suspended = true, .with_static = true},
+    {.name = "ip2mac", .usage = "<vip>",
+     .help = "the cluster MAC of a VIP in each mode (unicast, multicast, igmp) and the one in force",
+     .min_args = 1, .max_args = 1, .example = "10.0.0.10", .check = check_ip2mac_args,
+     .role = Role::read, .while_suspended = true, .with_static = true},
+    {.name = "queryport", .usage = "<vip:port|port>",
+     .help = "the port rule that matches, its state, buckets owned and counters on this host",
+     .min_args = 1, .max_args = 1, .example = "443", .check = check_queryport_args,
+     .role = Role::read, .while_suspended = true, .with_static = true},
     {.name = "filter", .usage = "<client-ip[:port]> <vip:port> [tcp|udp]",
      .help = "which host accepts a new connection of this flow, and why",
      .min_args = 2, .max_args = 3, .example = "10.0.0.5:40000 10.0.0.10:80", .check = check_filter_args,
@@ -89,7 +102,9 @@ inline constexpr Command kCommands[] = {
     {.name = "start", .help = "start cluster operations on this host", .with_static = true},
     {.name = "stop", .help = "stop cluster operations at once (connections are dropped)",
      .with_static = true},
-    {.name = "drainstop", .help = "accept no new connections; stop when the existing ones are gone"},
+    {.name = "drainstop", .usage = "[--timeout SECONDS]",
+     .help = "accept no new connections; stop when the existing ones are gone (or after the timeout)",
+     .max_args = 1, .check = check_drainstop_args},
     {.name = "suspend", .help = "stop and ignore every command but resume and query"},
     {.name = "resume", .help = "leave the suspended state (then use start)", .while_suspended = true},
     {.name = "enable", .usage = "<vip:port|port|all>",

@@ -187,6 +187,8 @@ private:
     // and this host's maps: state, liveness, epoch, rules with their state,
     // weight or priority and buckets owned, and health.
     ctl::Json cluster_view() const;
+    ctl::Json ip2mac(const std::string& vip) const;
+    ctl::Json queryport(const std::string& target) const;
 
     config::Config cfg_;  // the running configuration (replaced by reload)
     SnapshotPublisher& publisher_;
@@ -228,6 +230,8 @@ private:
     };
     Watched watched_;
     uint64_t next_watch_ns_ = 0;
+    // drainstop --timeout: when the draining host stops regardless (0: none).
+    uint64_t drain_deadline_ns_ = 0;
     void watch_membership(uint64_t now_ns);
     // rx_loops() sampling: last counters, when each last moved (see poll()).
     std::vector<uint64_t> rx_loops_last_;
