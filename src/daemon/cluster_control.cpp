@@ -217,6 +217,49 @@ void ClusterControl::publish_static(config::Config c, bool started, const core::
     c.host.initial_state = started ? config::InitialState::started : config::InitialState::stopped;
     std::string warning;
     core::SnapshotInput in = static_snapshot_input(c, &warning);
+    // Rule states on this host only (the other hosts assume it serves):
+    // disabled drops the rule's traffic, connections too; draining takes no
+    // new connection (its buckets and its single-host rules are nobody's on
+    // this host) while the ones it holds continue (the connection table).
+    if (!static_rule_states_.empty()) {
+        if (in.rules.empty()) in.rules = rules_or_default(c.rules);
+        const size_t n = in.rules.size();
+        in.local_disabled.assign(n, 0);
+        std::vector<HostId> single(n, kNoHost);
+        bool any_single_drain = false;
+        for (size_t i = 0; i < n; ++i) {
+            const auto it = static_rule_states_.find(rule_name(in.rules[i]));
+            const cluster::RuleState rs = it == static_rule_states_.end() ? cluster::RuleState::enabled : it->second;
+            if (rs == cluster::RuleState::disabled) in.local_disabled[i] = 1;
+            if (rs != cluster::RuleState::draining) continue;
+            for (core::Member& m : in.members)
+                if (m.id == c.host.id && i < m.weights.size()) m.weights[i] = 0;
+            any_single_drain |= in.rules[i].mode == FilterMode::single;
+        }
+        if (any_single_drain) {
+            // Single-host rules: the owner every host computes (best non-zero
+            // priority, else the lowest live id), except that this host, when
+            // it is that owner and drains the rule, leaves it to nobody.
+            for (size_t i = 0; i < n; ++i) {
+                if (in.rules[i].mode != FilterMode::single) continue;
+                HostId best = in.members.empty() ? kNoHost : in.members.front().id;
+                unsigned best_prio = 256;
+                for (const core::Member& m : in.members) {
+                    const uint8_t p = i < m.priorities.size() && m.priorities[i] != 0 ? m.priorities[i]
+                                                                                     : in.rules[i].handling_priority;
+                    if (p != 0 && p < best_prio) {
+                        best_prio = p;
+                        best = m.id;
+                    }
+                }
+                const auto it = static_rule_states_.find(rule_name(in.rules[i]));
+                if (best == c.host.id && it != static_rule_states_.end() && it->second == cluster::RuleState::draining)
+                    best = kNoHost;
+                single[i] = best;
+            }
+            in.single_owners = std::move(single);
+        }
+    }
     const core::Snapshot* cur = publisher_.current().get();
     in.epoch = (cur != nullptr ? cur->epoch : 0) + 1;
     in.previous = previous;
@@ -814,8 +857,8 @@ ctl::Json ClusterControl::run_command(const std::string& command, const std::vec
     // started/stopped flag can change (the others assume it is started).
     if (!dynamic_ && !cmd->with_static)
         throw std::runtime_error(command +
-                                 ": static membership ([cluster] static_members) supports "
-                                 "only start and stop");
+                                 ": static membership ([cluster] static_members) supports the read commands, "
+                                 "start, stop, enable, disable, drain and reload");
     // NLB: a suspended host ignores every command but resume and query.
     if (dynamic_ && !cmd->while_suspended && membership_->state() == cluster::HostState::suspended)
         throw std::runtime_error(command + ": host is suspended; only 'resume' and 'query' are accepted");
@@ -1450,6 +1493,15 @@ void ClusterControl::restore_state(bool ignore) {
     if (!dynamic_) {
         cfg_.host.initial_state = st.host == cluster::HostState::started ? config::InitialState::started
                                                                         : config::InitialState::stopped;
+        const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+        for (const auto& [name, rs] : st.rules) {
+            bool found = false;
+            for (const PortRule& r : rules) found |= rule_name(r) == name;
+            if (found) static_rule_states_[name] = rs;
+            else
+                NLBD_LOG(warning, "state file %s: rule %s is no longer configured; its state is dropped",
+                         path.c_str(), name.c_str());
+        }
     } else {
         membership_->set_state(st.host, now);
         const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
@@ -1492,6 +1544,7 @@ void ClusterControl::save_state() noexcept {
         } else {
             const core::Snapshot* cur = publisher_.current().get();
             st.host = cur != nullptr && cur->started ? cluster::HostState::started : cluster::HostState::stopped;
+            for (const auto& [name, rs] : static_rule_states_) st.rules[name] = rs;
         }
         cluster::save_state(cfg_.host.state_file, st);
     } catch (const std::exception& e) {
@@ -1535,9 +1588,27 @@ ctl::Json ClusterControl::set_rule_state(std::string_view command, const std::st
     }
     const uint64_t now = steady_ns();
     ctl::Json j = ctl::Json::object();
-    j["previous"] = cluster::name_of(membership_->state());
     const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
     ctl::Json changed = ctl::Json::array();
+    if (!dynamic_) {
+        // Static membership: this host only (docs/cluster.md).
+        for (size_t i : select_rules(rules, vip, t->all_ports, t->port)) {
+            if (rs == cluster::RuleState::enabled) static_rule_states_.erase(rule_name(rules[i]));
+            else static_rule_states_[rule_name(rules[i])] = rs;
+            changed.push_back(static_cast<unsigned>(i));
+        }
+        if (changed.size() == 0)
+            throw std::runtime_error(std::string(command) + ": no port rule matches '" + target + "'");
+        const core::Snapshot* cur = publisher_.current().get();
+        publish_static(cfg_, cur != nullptr && cur->started, cur);
+        save_state();
+        j["rules"] = std::move(changed);
+        j["rule_state"] = cluster::name_of(rs);
+        j["message"] = std::string(command) + " " + target + ": " + std::to_string(j.find("rules")->size()) +
+                       " rule(s) " + std::string(cluster::name_of(rs)) + " on this host (static membership)";
+        return j;
+    }
+    j["previous"] = cluster::name_of(membership_->state());
     for (size_t i : select_rules(rules, vip, t->all_ports, t->port)) {
         if (health != nullptr) health->gate().on_operator(i);  // the operator owns the rule now
         membership_->set_rule_state(i, rs, now);

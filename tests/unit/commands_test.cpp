@@ -93,8 +93,8 @@ TEST(CommandRegistry, SuspendedHostRefusesEveryStateChangeButResume) {
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.while_suspended; }), expected);
 }
 
-TEST(CommandRegistry, StaticMembershipSupportsStartStopReloadAndTheReadCommands) {
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "start", "stop", "reload"};
+TEST(CommandRegistry, StaticMembershipSupportsStartStopRuleStatesReloadAndTheReadCommands) {
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "start", "stop", "enable", "disable", "drain", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.with_static; }), expected);
 }
 

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -232,6 +233,9 @@ private:
     uint64_t next_watch_ns_ = 0;
     // drainstop --timeout: when the draining host stops regardless (0: none).
     uint64_t drain_deadline_ns_ = 0;
+    // Static membership: this host's rule states by rule name (enable,
+    // disable, drain act on this host only: nothing tells the others).
+    std::map<std::string, cluster::RuleState> static_rule_states_;
     void watch_membership(uint64_t now_ns);
     // rx_loops() sampling: last counters, when each last moved (see poll()).
     std::vector<uint64_t> rx_loops_last_;
