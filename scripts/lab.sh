@@ -59,7 +59,15 @@ DOMAIN=ehlo.dk
 NODE_NAMES=([1]=cas01 [2]=cas02)
 NETBIOS=([1]=CAS01 [2]=CAS02)
 DEDICATED=([1]=10.77.0.11 [2]=10.77.0.12)
-LAB_ALL_NS=("$LAB_SW_NS" "$LAB_CL_NS" "${LAB_NODE_NS[1]}" "${LAB_NODE_NS[2]}")
+# PMTUD: a remote IPv6 client (fd78::101..112) behind a router whose link to
+# it has MTU 1280 while the client's own interface has 1500 (a real path MTU
+# drop on the client's side).
+LAB_RT_NS=${pfx}router
+LAB_RM_NS=${pfx}remote
+RT6=fd77::2
+REMOTE_FIRST=101
+REMOTES=12
+LAB_ALL_NS=("$LAB_SW_NS" "$LAB_CL_NS" "${LAB_NODE_NS[1]}" "${LAB_NODE_NS[2]}" "$LAB_RT_NS" "$LAB_RM_NS")
 # IPv6 clients (lib.sh adds fd77::101..120 beside 10.77.0.101..120) and, for
 # network affinity, 16 client networks fd77:0:N::/48 with three addresses
 # each in different /64s (a /64 mask or single affinity would split them).
@@ -178,11 +186,45 @@ lab_probe_features() {
     LAB_FEATURES=${keep# }
 }
 
+# lab_remote_topology : router (labg fd77::2/16 on the switch, labh
+# fd78::1/64 MTU 1280 toward the remote client, forwarding) and the remote
+# client (labf fd78::101..112/64, MTU 1500, default route via fd78::1).
+lab_remote_topology() {
+    local rt=$LAB_RT_NS rm=$LAB_RM_NS a
+    lab_ns_add "$rt" || return 1
+    lab_ns_add "$rm" || return 1
+    ip -n "$LAB_SW_NS" link add "${P}r" type veth peer name "${P}g" netns "$rt"
+    ip -n "$LAB_SW_NS" link set "${P}r" master br0 up
+    ip -n "$rt" link add "${P}h" type veth peer name "${P}f" netns "$rm"
+    ip -n "$rt" link set "${P}h" mtu 1280
+    ip netns exec "$rt" sysctl -qw net.ipv6.conf.all.forwarding=1 >/dev/null
+    ip -n "$rt" -6 addr add "$RT6/16" dev "${P}g" nodad
+    # Neighbour solicitations for forwarded packets come from a link-local
+    # address (the namespaces make none by themselves).
+    ip -n "$rt" -6 addr add fe80::2/64 dev "${P}g" nodad
+    ip -n "$rt" -6 addr add fd78::1/64 dev "${P}h" nodad
+    ip -n "$rt" -6 addr add fe80::1/64 dev "${P}h" nodad
+    ip -n "$rm" link set "${P}f" mtu 1500
+    for ((a = REMOTE_FIRST; a < REMOTE_FIRST + REMOTES; ++a)); do
+        ip -n "$rm" -6 addr add "fd78::$a/64" dev "${P}f" nodad
+    done
+    ip -n "$rt" link set "${P}g" up
+    ip -n "$rt" link set "${P}h" up
+    ip -n "$rm" link set "${P}f" up
+    ip -n "$rm" -6 route add default via fd78::1 dev "${P}f"
+    # Real checksums on the way to the nodes' af_packet ports (see lib.sh).
+    ip netns exec "$rt" ethtool -K "${P}g" tx off >/dev/null
+    ip netns exec "$rt" ethtool -K "${P}h" tx off >/dev/null
+    ip netns exec "$rm" ethtool -K "${P}f" tx off >/dev/null
+    LAB_RT_MAC=$(ip -n "$rt" -br link show "${P}g" | awk '{print $3}')
+}
+
 lab_start_nginx() {
     local i=$1 ns=${LAB_NODE_NS[$1]} d=$LAB_WORK/${NODE_NAMES[$1]}
     mkdir -p "$d/tmp"
+    local big; big=$(head -c 3072 /dev/zero | tr '\0' 'x')
     sed -e "s|@NODE@|${NODE_NAMES[$i]}|g" -e "s|@NETBIOS@|${NETBIOS[$i]}|g" -e "s|@DIR@|$d|g" \
-        -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@DOMAIN@|$DOMAIN|g" \
+        -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@BIG@|$big|" \
         -e "s|@CERT@|$LAB_WORK/pki/${NODE_NAMES[$i]}.crt|g" -e "s|@KEY@|$LAB_WORK/pki/${NODE_NAMES[$i]}.key|g" \
         "$lab_sh_root/configs/lab/nginx.conf.in" > "$d/nginx.conf"
     rm -f "$d/nginx.pid"
@@ -237,6 +279,7 @@ lab_bring_up() {
     lab_topology 2 || lab_fail "topology"
     local n6
     for n6 in "${NET6_ADDRS[@]}"; do ip -n "$LAB_CL_NS" -6 addr add "$n6/16" dev "${P}e" nodad; done
+    lab_remote_topology || lab_fail "router and remote client"
     lab_make_certs || lab_fail "certificates"
     od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$LAB_WORK/cluster.key"
     chmod 0600 "$LAB_WORK/cluster.key"
@@ -256,6 +299,12 @@ lab_bring_up() {
     for i in 1 2; do
         lab_start_node "$i" || lab_fail "start nlbd on ${NODE_NAMES[$i]}"
         ip -n "${LAB_NODE_NS[$i]}" addr add "${DEDICATED[$i]}/32" dev "${P}t"
+        # The remote network through the router (its MAC as a permanent
+        # neighbour, as the client's is for the gateway); no MTU probing, so
+        # only a packet-too-big that reaches this node shrinks its segments.
+        ip -n "${LAB_NODE_NS[$i]}" -6 neigh replace "$RT6" lladdr "$LAB_RT_MAC" dev "${P}t" nud permanent
+        ip -n "${LAB_NODE_NS[$i]}" -6 route replace fd78::/64 via "$RT6" dev "${P}t" onlink
+        ip netns exec "${LAB_NODE_NS[$i]}" sysctl -qw net.ipv4.tcp_mtu_probing=0 >/dev/null
     done
     lab_wait_converged "1 2" 15000 || lab_fail "the nodes did not converge"
     lab_wait_serving 10000 || lab_fail "the nodes do not both serve HTTPS: $(rule0_state 1) / $(rule0_state 2)"
@@ -540,6 +589,60 @@ lab_demo() {
     expect $(( nd_ns > 0 && nd_na == nd_ns ? 0 : 1 )) "IPv6: each neighbour solicitation for [$LAB_VIP6] got exactly one advertisement ($nd_ns solicited, $nd_na advertised)"
     expect "$([[ $nd_src != *,* && $nd_src != none && $nd_tll == "$want_mac" ]]; echo $?)" \
         "IPv6: the advertisements come from one host ($nd_src) and name the cluster MAC (target link-layer address $nd_tll)"
+
+    # PMTUD through the cluster: the remote clients (fd78::101..112, behind
+    # the router's MTU-1280 link, MSS from their own 1500) fetch /big (3
+    # KiB) in parallel. The nodes send full 1500-byte segments, the router
+    # answers each with an ICMPv6 packet-too-big to the VIP, and nlbd must
+    # hand it to the node that owns the flow; a lost or misdelivered one
+    # stalls that transfer (no MTU probing on the nodes) until curl gives up.
+    local big_size pm_out pm_ok pm_n1 pm_n2 pm_bad ptb_sent exc_miss=""
+    big_size=$(( ${#NODE_NAMES[1]} + 1 + ${#DOMAIN} + 5 + 3072 + 1 ))   # "casNN.ehlo.dk big\n", 3 KiB, "\n"
+    # Every packet-too-big nlbd hands to each node's stack (tap), in hex.
+    local pm_pids=()
+    for i in 1 2; do
+        ip netns exec "${LAB_NODE_NS[$i]}" timeout 60 tcpdump -U -l -n -x -i "${P}t" \
+            'icmp6 and ip6[40] == 2' > "$LAB_WORK/ptb.$i.txt" 2>/dev/null &
+        pm_pids+=($!); LAB_PIDS+=($!)
+    done
+    sleep 0.3
+    pm_out=$(ip netns exec "$LAB_RM_NS" bash -c '
+        for ((a = '"$REMOTE_FIRST"'; a < '"$REMOTE_FIRST + $REMOTES"'; ++a)); do
+            ( f='"$LAB_WORK"'/big.$a
+              sz=$(curl -sS -6 --cacert '"$ca"' --resolve "'"$CLUSTER"':443:['"$LAB_VIP6"']" --interface "fd78::$a" \
+                  --connect-timeout 3 --max-time 8 -o "$f" -w "%{size_download}" "https://'"$CLUSTER"'/big" 2>/dev/null)
+              echo "fd78::$a ${sz:-0} $(head -c 5 "$f" 2>/dev/null || echo -)" ) &
+        done
+        wait')
+    printf '%s\n' "$pm_out" > "$LAB_WORK/ppmtu"
+    read -r pm_ok pm_n1 pm_n2 pm_bad < <(awk -v want="$big_size" '{if ($2 == want) {ok++; c[$3]++} else bad = bad " " $1 "(" $2 " B)"}
+        END {print ok+0, c["cas01"]+0, c["cas02"]+0, (bad == "" ? "-" : bad)}' "$LAB_WORK/ppmtu")
+    ptb_sent=$(ip netns exec "$LAB_RT_NS" awk '$1 == "Icmp6OutPktTooBigs" {print $2}' /proc/net/snmp6)
+    sleep 0.3
+    for i in "${pm_pids[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
+    # ptb.I.txt -> the client address quoted in each packet-too-big (the
+    # inner packet's destination: bytes 72..87 of the outer IPv6 packet).
+    ptb_clients() {
+        awk '/^[^ \t]/ {if (d != "") print d; d = ""; hi = ""} $1 == "0x0040:" {hi = $6}
+             $1 == "0x0050:" && hi == "fd78" {x = $5; sub(/^0+/, "", x); d = "fd78::" x}
+             END {if (d != "") print d}' "$LAB_WORK/ptb.$1.txt"
+    }
+    ptb_clients 1 | sort | uniq -c > "$LAB_WORK/ptb.1.count"
+    ptb_clients 2 | sort | uniq -c > "$LAB_WORK/ptb.2.count"
+    local ptb_wrong="" ptb_own=0
+    while read -r a sz node; do
+        [[ $sz == "$big_size" ]] || continue
+        local own=1 other=2
+        [[ $node == cas02 ]] && own=2 other=1
+        if grep -q " $a\$" "$LAB_WORK/ptb.$own.count"; then ptb_own=$((ptb_own + 1)); else exc_miss+=" $a($node)"; fi
+        grep -q " $a\$" "$LAB_WORK/ptb.$other.count" && ptb_wrong+=" $a(also cas0$other)"
+    done < "$LAB_WORK/ppmtu"
+    DEMO_TABLE+=("$(printf '%-38s %8d %7d %7d %7d' "pmtu: 12 v6 remotes x 3 KiB /big" "$REMOTES" "$pm_n1" "$pm_n2" "$((REMOTES - pm_ok))")")
+    expect $(( ${ptb_sent:-0} > 0 ? 0 : 1 )) "PMTUD: the path MTU really drops: the router sent ${ptb_sent:-0} ICMPv6 packet-too-big (MTU 1280) to [$LAB_VIP6]"
+    expect $(( pm_ok == REMOTES ? 0 : 1 )) "PMTUD: every remote client behind the 1280 link gets all of /big ($pm_ok/$REMOTES${pm_bad/#-/}; a stalled transfer = packet-too-big lost or sent to the wrong node)"
+    expect $(( pm_n1 > 0 && pm_n2 > 0 ? 0 : 1 )) "PMTUD: both nodes served remote clients, so both got their packet-too-big (cas01 $pm_n1, cas02 $pm_n2)"
+    expect "$([[ -z $exc_miss && -z $ptb_wrong && $ptb_own -gt 0 ]]; echo $?)" \
+        "PMTUD: the packet-too-big for each remote client reached the node serving it and never the other ($ptb_own/$pm_ok seen on the owner's tap${exc_miss:+; missing:$exc_miss}${ptb_wrong:+; misdelivered:$ptb_wrong})"
 
     # 5. Failover: clients of both nodes request continuously; cas01's adapter
     #    goes down mid-run.
