@@ -639,7 +639,7 @@ lab_demo() {
     done < "$LAB_WORK/ppmtu"
     DEMO_TABLE+=("$(printf '%-38s %8d %7d %7d %7d' "pmtu: 12 v6 remotes x 3 KiB /big" "$REMOTES" "$pm_n1" "$pm_n2" "$((REMOTES - pm_ok))")")
     expect $(( ${ptb_sent:-0} > 0 ? 0 : 1 )) "PMTUD: the path MTU really drops: the router sent ${ptb_sent:-0} ICMPv6 packet-too-big (MTU 1280) to [$LAB_VIP6]"
-    expect $(( pm_ok == REMOTES ? 0 : 1 )) "PMTUD: every remote client behind the 1280 link gets all of /big ($pm_ok/$REMOTES${pm_bad/#-/}; a stalled transfer = packet-too-big lost or sent to the wrong node)"
+    expect $(( pm_ok == REMOTES ? 0 : 1 )) "PMTUD: every remote client behind the 1280 link gets all of /big ($pm_ok/$REMOTES$([[ $pm_bad == - ]] || echo "; short: $pm_bad"); a stalled transfer = packet-too-big lost or sent to the wrong node)"
     expect $(( pm_n1 > 0 && pm_n2 > 0 ? 0 : 1 )) "PMTUD: both nodes served remote clients, so both got their packet-too-big (cas01 $pm_n1, cas02 $pm_n2)"
     expect "$([[ -z $exc_miss && -z $ptb_wrong && $ptb_own -gt 0 ]]; echo $?)" \
         "PMTUD: the packet-too-big for each remote client reached the node serving it and never the other ($ptb_own/$pm_ok seen on the owner's tap${exc_miss:+; missing:$exc_miss}${ptb_wrong:+; misdelivered:$ptb_wrong})"
