@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # The seed's scenario as a lab on one machine: two Client Access nodes behind
-# the cluster name mail.ehlo.dk, each running nlbd and real services.
+# the cluster name mail.ehlo.dk, each running nlbd and real services, reached
+# over IPv4 and IPv6.
 #
 #   scripts/lab.sh up   [--mode unicast|multicast|igmp] [--build DIR]
 #   scripts/lab.sh demo [--mode unicast|multicast|igmp] [--build DIR]
 #   scripts/lab.sh down
 #
 # Network namespaces (tests/cluster/lib.sh builds them):
-#   switch : Linux bridge br0
-#   client : 20 client addresses 10.77.0.101..120 (curl, socat)
-#   cas01  : host id 1, nlbd (wire: net_af_packet on the bridge, local:
-#            net_tap with the VIP 10.77.0.10 and the dedicated address
-#            10.77.0.11), nginx on :443 (TLS) and :80, SMTP listener on :25
+#   switch : Linux bridge br0 (IPv6 off: it only bridges)
+#   client : 20 client addresses 10.77.0.101..120 and fd77::101..120, plus
+#            fd77:0:N:{1,2,ffff}::7 (N = 1..16: 16 /48s) for network affinity
+#   cas01  : host id 1, nlbd (wire: net_af_packet on the bridge, IPv6 off;
+#            local: net_tap with the VIPs 10.77.0.10 and fd77::10 and the
+#            dedicated address 10.77.0.11), nginx on :443 (TLS) and :80,
+#            SMTP listener on :25 (IPv4 and IPv6)
 #   cas02  : host id 2, the same with 10.77.0.12
+#   router : fd77::2 on the bridge, fd78::1 on an MTU-1280 link to
+#   remote : fd78::101..112 (MTU 1500): a real path-MTU drop for PMTUD
 # Names are prefixed with $LAB_NS_PREFIX when it is set (the test does).
-# Cluster files, certificates, logs: $LAB_DIR (default /tmp/nlbd-lab).
+# IPv6 is switched on only inside these namespaces; no other interface is
+# touched. Cluster files, certificates, logs: $LAB_DIR (default /tmp/nlbd-lab).
 #
 # `up` leaves the lab running (`ip netns exec client curl --cacert
-# $LAB_DIR/pki/ca.crt --resolve mail.ehlo.dk:443:10.77.0.10 https://mail.ehlo.dk/owa`);
-# `down` removes it. `demo` brings a fresh lab up, runs the scenario, prints
-# the report, exits non-zero if any expectation failed and always tears the
-# lab down. Needs root.
+# $LAB_DIR/pki/ca.crt --resolve 'mail.ehlo.dk:443:[fd77::10],10.77.0.10'
+# -6 https://mail.ehlo.dk/owa`, -4 for IPv4); `down` removes it. `demo`
+# brings a fresh lab up, runs the scenario, prints the report, exits non-zero
+# if any expectation failed and always tears the lab down. Needs root.
 # Environment: LAB_BOUND_SLACK_MS (polling slack on the failover bound, 300),
 # LAB_STRICT_REJOIN=1 (resets while a node rejoins fail the demo), KEEP=1 /
 # KEEP_ON_FAIL=1 (keep $LAB_DIR with logs), NLBD / NLBCTL (binaries).
@@ -109,7 +115,7 @@ lab_down() {
 # --- bring-up ----------------------------------------------------------------
 lab_need_tools() {
     local t missing=()
-    for t in nginx curl openssl jq socat ethtool timeout; do command -v "$t" >/dev/null || missing+=("$t"); done
+    for t in nginx curl openssl jq socat ethtool timeout tcpdump; do command -v "$t" >/dev/null || missing+=("$t"); done
     [[ $mode == unicast ]] || command -v nft >/dev/null || missing+=(nft)
     if ((${#missing[@]})); then
         echo "SKIP: the lab needs ${missing[*]} (scripts/setup.sh installs them)" >&2
@@ -331,11 +337,11 @@ lab_wait_serving() {
 
 lab_print_up() {
     cat <<EOF
-lab: up in $LAB_MODE mode, cluster $CLUSTER = VIP $LAB_VIP, certificate by $LAB_CERT_TOOL
+lab: up in $LAB_MODE mode, cluster $CLUSTER = VIPs $LAB_VIP and $LAB_VIP6, certificate by $LAB_CERT_TOOL
   namespaces : ${LAB_ALL_NS[*]}  (work dir $LAB_WORK)
   nodes      : ${LAB_NODE_NS[1]} host 1 (${DEDICATED[1]}), ${LAB_NODE_NS[2]} host 2 (${DEDICATED[2]})
-  try        : ip netns exec $LAB_CL_NS curl --cacert $LAB_WORK/pki/ca.crt \\
-                 --resolve $CLUSTER:443:$LAB_VIP https://$CLUSTER/owa
+  try        : ip netns exec $LAB_CL_NS curl -6 --cacert $LAB_WORK/pki/ca.crt \\
+                 --resolve '$CLUSTER:443:[$LAB_VIP6],$LAB_VIP' https://$CLUSTER/owa   (-4: IPv4)
                $LAB_NLBCTL --socket $LAB_WORK/ctl.1.sock query
                ip -n ${LAB_NODE_NS[1]} link set ${P}w down   # disable cas01's adapter
   remove     : $0 down
@@ -441,7 +447,7 @@ lab_demo() {
     local bound=$(( (LAB_HB_TOLERANCE + 2) * LAB_HB_INTERVAL_MS )) slack=${LAB_BOUND_SLACK_MS:-300}
     DEMO_LOOPS=()
     lab_write_req_script
-    echo "nlbd lab demo: $CLUSTER ($LAB_VIP, $LAB_MODE mode) on ${LAB_NODE_NS[1]} + ${LAB_NODE_NS[2]}," \
+    echo "nlbd lab demo: $CLUSTER ($LAB_VIP and $LAB_VIP6, $LAB_MODE mode) on ${LAB_NODE_NS[1]} + ${LAB_NODE_NS[2]}," \
          "heartbeats ${LAB_HB_INTERVAL_MS} ms x ${LAB_HB_TOLERANCE} (HMAC), certificate by $LAB_CERT_TOOL"
     echo "  certificate names: $(openssl x509 -in "$LAB_WORK/pki/cas01.crt" -noout -ext subjectAltName | tail -n +2 | sed 's/^ *//')"
     # Every neighbour solicitation / advertisement between the client and
