@@ -402,6 +402,13 @@ req_loop() {
     LAB_PIDS+=($!)
     DEMO_LOOPS+=($!)
 }
+# wait_listening ERRFILE : until the tcpdump writing ERRFILE says it listens
+# (bounded: 5 s), so that a capture misses nothing of what follows.
+wait_listening() {
+    local k
+    for ((k = 0; k < 100; ++k)); do grep -q 'listening on' "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "lab: tcpdump did not start ($(cat "$1" 2>/dev/null))" >&2
+}
 wait_loops() { local p; for p in "${DEMO_LOOPS[@]}"; do wait "$p" 2>/dev/null || true; done; DEMO_LOOPS=(); }
 
 # wait_owns_all I MEMBERS TIMEOUT_MS : polls node I's query (nlbctl only, no
@@ -453,10 +460,10 @@ lab_demo() {
     # Every neighbour solicitation / advertisement between the client and
     # the segment, from before the first IPv6 packet on (IPv6 checks below).
     ip netns exec "$LAB_SW_NS" timeout 600 tcpdump -U -l -n -e -v -i "${P}c" \
-        'icmp6 and (ip6[40] == 135 or ip6[40] == 136)' > "$LAB_WORK/nd.txt" 2>/dev/null &
+        'icmp6 and (ip6[40] == 135 or ip6[40] == 136)' > "$LAB_WORK/nd.txt" 2> "$LAB_WORK/nd.err" &
     local nd_pid=$!
     LAB_PIDS+=($nd_pid)
-    sleep 0.3
+    wait_listening "$LAB_WORK/nd.err"
     lab_wait_answer "$first" 1 >/dev/null 2>&1 || true
 
     # 1. Spread: one /owa request from each of the 20 client addresses.
@@ -608,10 +615,11 @@ lab_demo() {
     local pm_pids=()
     for i in 1 2; do
         ip netns exec "${LAB_NODE_NS[$i]}" timeout 60 tcpdump -U -l -n -x -i "${P}t" \
-            'icmp6 and ip6[40] == 2' > "$LAB_WORK/ptb.$i.txt" 2>/dev/null &
+            'icmp6 and ip6[40] == 2' > "$LAB_WORK/ptb.$i.txt" 2> "$LAB_WORK/ptb.$i.err" &
         pm_pids+=($!); LAB_PIDS+=($!)
     done
-    sleep 0.3
+    wait_listening "$LAB_WORK/ptb.1.err"
+    wait_listening "$LAB_WORK/ptb.2.err"
     pm_out=$(ip netns exec "$LAB_RM_NS" bash -c '
         for ((a = '"$REMOTE_FIRST"'; a < '"$REMOTE_FIRST + $REMOTES"'; ++a)); do
             ( f='"$LAB_WORK"'/big.$a
