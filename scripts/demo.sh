@@ -2,7 +2,8 @@
 # The main job: installs what is missing, builds, and runs the seed's scenario
 # as a lab (scripts/lab.sh demo): two Client Access nodes cas01/cas02 running
 # nlbd behind mail.ehlo.dk, nginx over verified TLS, SMTP excluded, failover
-# by disabling cas01's adapter, rejoin. Prints a report, exits non-zero if an
+# by disabling cas01's adapter, rejoin, over IPv4 and IPv6 (with network
+# affinity, neighbour discovery and PMTUD over IPv6). Prints a report, exits non-zero if an
 # expectation fails, always tears the lab down. Needs root (or sudo).
 #   scripts/demo.sh [lab] [--mode unicast|multicast|igmp] [--build DIR]
 #

@@ -32,6 +32,16 @@ LAB_CLIENT_FIRST=101
 LAB_CLIENTS=20
 LAB_HB_INTERVAL_MS=${LAB_HB_INTERVAL_MS:-100}
 LAB_HB_TOLERANCE=${LAB_HB_TOLERANCE:-5}
+# IPv6 (LAB_IPV6=1; scripts/lab.sh sets it): the client and node namespaces
+# keep IPv6 on (the switch and every wire interface keep it off, so no
+# kernel speaks on the segment), the client gets fd77::101..120 beside its
+# IPv4 addresses, the taps LAB_VIP6 with a route to fd77::/16 through
+# LAB_GW6 (the client's MAC, as for IPv4). Off by default: the cluster tests
+# run IPv4 only.
+LAB_IPV6=${LAB_IPV6:-0}
+LAB_VIP6=fd77::10
+LAB_GW6=fd77::1
+LAB_NET6=fd77::/16
 
 lab_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 lab_root=$(cd "$lab_here/../.." && pwd)
@@ -161,7 +171,18 @@ lab_ns_add() {
     ip netns add "$1" || return 1
     LAB_NS+=("$1")
     ip -n "$1" link set lo up
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+    if [[ $LAB_IPV6 == 1 && ${2:-} != noipv6 ]]; then
+        # Only inside this namespace: interfaces made here later get no
+        # link-local address, send no router solicitation and do no DAD, so
+        # the only IPv6 on the segment is what the lab sends on purpose.
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.default.addr_gen_mode=1 \
+            net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.router_solicitations=0 \
+            net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.default.dad_transmits=0 \
+            net.ipv6.conf.all.accept_ra=0 >/dev/null
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 >/dev/null
+    else
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+    fi
 }
 
 # Cluster MAC of the VIP in unicast mode: 02:bf:w:x:y:z.
@@ -177,7 +198,7 @@ lab_topology() {
     local n=${1:-3} i a
     LAB_NODES=$n
     local sw=$LAB_SW_NS cl=$LAB_CL_NS ns
-    lab_ns_add "$sw" || return 1
+    lab_ns_add "$sw" noipv6 || return 1
     ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0
     ip -n "$sw" link set br0 up
 
@@ -191,6 +212,7 @@ lab_topology() {
     ip netns exec "$cl" ethtool -K "${P}e" tx off >/dev/null
     for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
         ip -n "$cl" addr add "10.77.0.$a/24" dev "${P}e"
+        if [[ $LAB_IPV6 == 1 ]]; then ip -n "$cl" -6 addr add "fd77::$a/16" dev "${P}e" nodad; fi
     done
     LAB_CLIENT_MAC=$(ip -n "$cl" -br link show "${P}e" | awk '{print $3}')
 
@@ -199,6 +221,8 @@ lab_topology() {
         lab_ns_add "$ns" || return 1
         ip -n "$sw" link add "${P}s$i" type veth peer name "${P}w" netns "$ns"
         ip -n "$sw" link set "${P}s$i" master br0 up
+        # The wire carries no IPv6 of the node's own (nlbd speaks there).
+        if [[ $LAB_IPV6 == 1 ]]; then ip netns exec "$ns" sysctl -qw "net.ipv6.conf.${P}w.disable_ipv6=1" >/dev/null; fi
         ip -n "$ns" link set "${P}w" up
         # The node's kernel must stay silent on the wire.
         ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=8 >/dev/null 2>&1 || true
@@ -299,6 +323,12 @@ lab_start_node() {
     ip -n "$ns" neigh replace "$LAB_GW" lladdr "$LAB_CLIENT_MAC" dev "${P}t" nud permanent
     ip -n "$ns" route replace "$LAB_GW/32" dev "${P}t"
     ip -n "$ns" route replace 10.77.0.0/24 via "$LAB_GW" dev "${P}t" onlink
+    if [[ $LAB_IPV6 == 1 ]]; then
+        ip -n "$ns" -6 addr add "$LAB_VIP6/128" dev "${P}t" nodad
+        ip -n "$ns" -6 neigh replace "$LAB_GW6" lladdr "$LAB_CLIENT_MAC" dev "${P}t" nud permanent
+        ip -n "$ns" -6 route replace "$LAB_GW6/128" dev "${P}t"
+        ip -n "$ns" -6 route replace "$LAB_NET6" via "$LAB_GW6" dev "${P}t" onlink
+    fi
     lab_start_services "$i"
 }
 
