@@ -4,6 +4,7 @@
 
 #include "nlbd/core/conn_table.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -277,6 +278,10 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
     const uint32_t n = slots();
     const uint32_t end = n - cursor_ < budget ? n : cursor_ + budget;
     const HostId self = s ? s->self : kNoHost;
+    // A host out of the map (draining) takes no client by affinity
+    // (persist.cpp), so its affinity entries hold nothing for anyone.
+    const bool self_member =
+        s != nullptr && std::binary_search(s->members.begin(), s->members.end(), self);
     for (uint32_t slot = cursor_; slot < end; ++slot) {
         if (tags_[slot] == 0) continue;
         const ConnEntry& e = entries_[slot];
@@ -289,6 +294,7 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
         if (s == nullptr) continue;
         // A mark of a client held elsewhere is no connection of ours.
         if (e.state == ConnState::elsewhere) continue;
+        if (e.state == ConnState::affinity && !self_member) continue;
         if (e.rule >= s->rules.rules.size()) {
             ++sweep_unknown_;
         } else if (e.rules_generation != s->rules_generation) {

@@ -763,3 +763,27 @@ TEST(ExtendedAffinity, OnlyRulesWithATimeoutAndClientAffinityKeepEntries) {
     a.see(tcp("198.51.100.9", 1234, 22, kSyn), 0);
     EXPECT_EQ(a.table.stats().affinity_entries, 0u);
 }
+
+// A draining host (out of the members) takes no client by affinity, and its
+// affinity entries do not keep its held_foreign above zero (drainstop ends
+// with its connections).
+TEST(ExtendedAffinity, DrainingHostTakesNoClientByAffinity) {
+    Host a(kA), b(kB);
+    const std::string c = client_owned_by(*a.snap, "198.51.100.", 443, kA);
+    const uint32_t bucket = decide(tcp(c.c_str(), 40000, 443, kSyn), *a.snap).bucket;
+    both(a, b, tcp(c.c_str(), 40001, 443, kSyn), 0);
+    both(a, b, tcp(c.c_str(), 40001, 443, kAck), 0);
+    move(a, b, kTcpAff, bucket, kB, true);
+    both(a, b, tcp(c.c_str(), 40001, 443, kAck | kPsh), 1 * kSec);
+    both(a, b, tcp(c.c_str(), 40001, 443, kAck | kPsh), 4 * kSec);
+    auto drained = std::make_shared<Snapshot>(*a.snap);
+    drained->members = {kB};
+    ++drained->generation;
+    a.snap = drained;
+    EXPECT_EQ(a.see(tcp(c.c_str(), 40002, 443, kSyn), 5 * kSec), Verdict::not_owner);
+    both(a, b, tcp(c.c_str(), 40001, 443, kRst), 6 * kSec);
+    for (int i = 0; i < 2; ++i)
+        while (!a.table.expire(7 * kSec, 1u << 20, a.snap.get()).sweep_completed) {
+        }
+    EXPECT_EQ(a.table.held_foreign().count, 0u);
+}
