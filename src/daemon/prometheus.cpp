@@ -329,9 +329,11 @@ std::string format_metrics(const ctl::Json& doc) {
                      "Connections held in buckets this host no longer owns");
             w.sample({}, num(hf));
         }
-        w.family("nlbd_connections_affinity_entries", "gauge",
-                 "TCP extended-affinity client entries (held here or marked elsewhere)");
-        w.sample({}, c->get_int("affinity_entries"));
+        if (const Json* ae = c->find("affinity_entries"); ae && ae->is_number()) {
+            w.family("nlbd_connections_affinity_entries", "gauge",
+                     "TCP extended-affinity client entries (held here or marked elsewhere)");
+            w.sample({}, num(ae));
+        }
         for (const auto& [k, v] : c->as_object()) {
             if (k == "entries" || k == "capacity" || k == "held_foreign" ||
                 k == "affinity_entries" || !v.is_number())
