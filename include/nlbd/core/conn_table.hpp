@@ -24,9 +24,11 @@
 // any entry past its timeout in the two buckets is reclaimed; below capacity,
 // one resident of the two buckets is moved to its other candidate bucket if
 // that has room (one cuckoo step); otherwise a victim is evicted: the oldest
-// syn/fin entry of the two buckets; for a UDP affinity or adopted
-// (established) insert, else the oldest UDP affinity entry; an established
-// TCP entry only when Config::evict_established is set (oldest first).
+// syn/fin entry of the two buckets; for a UDP/TCP affinity, `elsewhere` or
+// adopted (established) insert, else the oldest UDP or TCP affinity entry
+// (affinity_evicted counts the latter); an established TCP entry or an
+// `elsewhere` mark only when Config::evict_established is set (oldest
+// first).
 // Otherwise the insert is refused (insert_failed). So a SYN flood of any size
 // can push out only other half-open / closing entries, never an established
 // connection.
