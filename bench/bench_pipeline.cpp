@@ -103,13 +103,18 @@ const std::vector<ParsedFrame>& parsed() {
 // ---------------------------------------------------------------- snapshots
 
 // Three static members (hosts 1, 2, 3), equal weights; this node is host 1.
-std::shared_ptr<const Snapshot> make_snapshot(unsigned nrules) {
+// affinity_timeout_s > 0: every multiple-host rule with client affinity
+// (single or network) gets it (extended affinity).
+std::shared_ptr<const Snapshot> make_snapshot(unsigned nrules, uint32_t affinity_timeout_s = 0) {
     SnapshotInput in;
     in.self = 1;
     in.epoch = 1;
     in.buckets = kDefaultBuckets;
     in.vips = nlbd::bench::vips();
     in.rules = nlbd::bench::rules(nrules);
+    for (PortRule& r : in.rules)
+        if (r.mode == FilterMode::multiple && r.affinity != Affinity::none)
+            r.affinity_timeout_s = affinity_timeout_s;
     const size_t n = in.rules.empty() ? 1 : in.rules.size();
     for (HostId h = 1; h <= 3; ++h) {
         Member m;
@@ -408,8 +413,11 @@ BENCHMARK(BM_ConnExpireSweep)
 // first (as the worker's aging does within milliseconds), so it is known to
 // hold no foreign connection and packets owned elsewhere skip the lookup;
 // 0: every TCP packet looks the table up (right after a snapshot change).
+// range(2) = 1: extended affinity (affinity_timeout_s = 300) on the rules
+// with client affinity: owned SYNs also record the client (TCP and UDP).
 void BM_BurstPersist(benchmark::State& state) {
-    const Snapshot& s = snapshot(0);
+    static const std::shared_ptr<const Snapshot> ext = make_snapshot(0, 300);
+    const Snapshot& s = state.range(2) != 0 ? *ext : snapshot(0);
     const Corpus& c = corpus();
     ConnTable::Config cfg;
     cfg.capacity = static_cast<uint32_t>(state.range(0));
@@ -448,8 +456,8 @@ void BM_BurstPersist(benchmark::State& state) {
     state.counters["may_hold_foreign"] = t.may_hold_foreign(s) ? 1 : 0;
 }
 BENCHMARK(BM_BurstPersist)
-    ->ArgNames({"capacity", "swept"})
-    ->Args({1 << 18, 0})->Args({1 << 18, 1});
+    ->ArgNames({"capacity", "swept", "ext_affinity"})
+    ->Args({1 << 18, 0, 0})->Args({1 << 18, 1, 0})->Args({1 << 18, 0, 1})->Args({1 << 18, 1, 1});
 
 // The worker's decision work as the end-to-end run sees it: every frame is
 // first copied into an mbuf-like slot taken from a small LIFO-recycled pool

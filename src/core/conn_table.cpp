@@ -4,6 +4,7 @@
 
 #include "nlbd/core/conn_table.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -116,12 +117,21 @@ uint32_t ConnTable::timeout_for(ConnState st, uint32_t udp_timeout_s) const noex
     case ConnState::syn: return timeouts_.syn_s;
     case ConnState::established: return timeouts_.established_s;
     case ConnState::fin: return timeouts_.fin_s;
-    case ConnState::udp: return udp_timeout_s;
+    case ConnState::udp:
+    case ConnState::affinity:
+    case ConnState::elsewhere: return udp_timeout_s;
     default: return 0;
     }
 }
 
+namespace {
+inline bool is_affinity_state(ConnState st) noexcept {
+    return st == ConnState::affinity || st == ConnState::elsewhere;
+}
+}  // namespace
+
 void ConnTable::release_slot(uint32_t slot) noexcept {
+    if (is_affinity_state(entries_[slot].state)) --stats_.affinity_entries;
     tags_[slot] = 0;
     entries_[slot].state = ConnState::free;
     --stats_.entries;
@@ -176,16 +186,19 @@ void ConnTable::expire_on_find(uint32_t slot) noexcept {
             }
     }
 
-    // Eviction classes this insert may push out, best victim first.
-    const bool may_udp = st == ConnState::udp || st == ConnState::established;
-    uint32_t victim[3] = {~0u, ~0u, ~0u};  // syn/fin, udp, established
+    // Eviction classes this insert may push out, best victim first. An
+    // `elsewhere` mark is kept like an established connection: losing it
+    // would let this host answer a SYN that the previous owner answers too.
+    const bool may_udp = st == ConnState::udp || st == ConnState::established ||
+                         is_affinity_state(st);
+    uint32_t victim[3] = {~0u, ~0u, ~0u};  // syn/fin, udp + affinity, established + elsewhere
     for (uint32_t base : bases)
         for (uint32_t slot = base; slot < base + kWays; ++slot) {
             if (tags_[slot] == 0) continue;
             const ConnEntry& e = entries_[slot];
             unsigned cls;
             if (e.state == ConnState::syn || e.state == ConnState::fin) cls = 0;
-            else if (e.state == ConnState::udp) cls = 1;
+            else if (e.state == ConnState::udp || e.state == ConnState::affinity) cls = 1;
             else cls = 2;
             if (victim[cls] == ~0u || e.last_seen_ns < entries_[victim[cls]].last_seen_ns)
                 victim[cls] = slot;
@@ -198,6 +211,7 @@ void ConnTable::expire_on_find(uint32_t slot) noexcept {
     }
     if (v == ~0u) return nullptr;
     ++stats_.evicted;
+    if (is_affinity_state(entries_[v].state)) ++stats_.affinity_evicted;
     release_slot(v);
     return &entries_[v];
 }
@@ -219,6 +233,7 @@ ConnEntry* ConnTable::insert(const ConnKey& k, uint64_t h, ConnState st, uint16_
     if (!e) e = insert_slow(b1, b2, st, now_ns);
     if (!e) {
         ++stats_.insert_failed;
+        if (is_affinity_state(st)) ++stats_.affinity_insert_failed;
         return nullptr;
     }
     e->key = k;
@@ -227,14 +242,17 @@ ConnEntry* ConnTable::insert(const ConnKey& k, uint64_t h, ConnState st, uint16_
     e->timeout_s = timeout_for(st, timeout_s);
     e->rule = rule;
     e->bucket = static_cast<uint16_t>(bucket);
+    e->flags = 0;
+    e->moved_ms = 0;
     tags_[static_cast<size_t>(e - entries_)] = tag;
+    if (is_affinity_state(st)) ++stats_.affinity_entries;
     ++stats_.entries;
     ++stats_.inserted;
     return e;
 }
 
 void ConnTable::set_state(ConnEntry* e, ConnState st) noexcept {
-    if (st != ConnState::udp) e->timeout_s = timeout_for(st, 0);
+    if (st != ConnState::udp && !is_affinity_state(st)) e->timeout_s = timeout_for(st, 0);
     e->state = st;
 }
 
@@ -260,6 +278,10 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
     const uint32_t n = slots();
     const uint32_t end = n - cursor_ < budget ? n : cursor_ + budget;
     const HostId self = s ? s->self : kNoHost;
+    // A host out of the map (draining) takes no client by affinity
+    // (persist.cpp), so its affinity entries hold nothing for anyone.
+    const bool self_member =
+        s != nullptr && std::binary_search(s->members.begin(), s->members.end(), self);
     for (uint32_t slot = cursor_; slot < end; ++slot) {
         if (tags_[slot] == 0) continue;
         const ConnEntry& e = entries_[slot];
@@ -270,6 +292,9 @@ ExpireResult ConnTable::expire(uint64_t now_ns, uint32_t budget, const Snapshot*
             continue;
         }
         if (s == nullptr) continue;
+        // A mark of a client held elsewhere is no connection of ours.
+        if (e.state == ConnState::elsewhere) continue;
+        if (e.state == ConnState::affinity && !self_member) continue;
         if (e.rule >= s->rules.rules.size()) {
             ++sweep_unknown_;
         } else if (e.rules_generation != s->rules_generation) {
@@ -302,6 +327,7 @@ void ConnTable::clear() noexcept {
     std::memset(tags_, 0, sizeof(uint16_t) * slots());
     for (uint32_t i = 0; i < slots(); ++i) entries_[i].state = ConnState::free;
     stats_.entries = 0;
+    stats_.affinity_entries = 0;
 }
 
 }  // namespace nlbd::core

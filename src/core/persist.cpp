@@ -3,6 +3,8 @@
 
 #include "nlbd/core/persist.hpp"
 
+#include <algorithm>
+
 namespace nlbd::core {
 namespace {
 
@@ -53,6 +55,122 @@ inline void touch(ConnEntry* e, const Decision& d, const Snapshot& s, uint64_t n
     e->bucket = static_cast<uint16_t>(d.bucket);
 }
 
+// ---------------------------------------------------------------- TCP extended affinity
+
+// The affinity_timeout_s of d.rule when TCP extended affinity applies to it
+// (a multiple-host rule with single or network affinity), else 0.
+inline uint32_t tcp_affinity_timeout(const Snapshot& s, uint16_t rule, Affinity& a) noexcept {
+    if (rule >= s.rules.rules.size()) return 0;
+    const CompiledRule& c = s.rules.rules[rule];
+    if (c.affinity_timeout_s == 0 || c.mode != FilterMode::multiple || c.affinity == Affinity::none)
+        return 0;
+    a = c.affinity;
+    return c.affinity_timeout_s;
+}
+
+inline uint32_t ms_of(uint64_t now_ns) noexcept { return static_cast<uint32_t>(now_ns / 1'000'000); }
+
+inline void refresh(ConnEntry* a, ConnState st, const Decision& d, const Snapshot& s,
+                    uint64_t now_ns, uint32_t timeout_s) noexcept {
+    if (a->state != st) {
+        a->state = st;  // affinity <-> elsewhere: both counted in affinity_entries
+        a->flags = 0;
+    }
+    touch(a, d, s, now_ns);
+    a->timeout_s = timeout_s;
+}
+
+// The live affinity entry of the client of f under d.rule, or a new one in
+// state st (nullptr when the table has no room; counted there).
+inline ConnEntry* affinity_entry(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                                 ConnTable& t, uint64_t now_ns, Affinity a, ConnState st,
+                                 uint32_t timeout_s) noexcept {
+    const ConnKey ak = tcp_affinity_key_of(f.key, a, d.rule);
+    const uint64_t h = t.hash(ak);
+    ConnEntry* e = t.find(ak, h, now_ns);
+    if (e) return e;
+    e = t.insert(ak, h, st, d.rule, d.bucket, now_ns, timeout_s);
+    stamp(e, s);
+    return e;
+}
+
+// A non-SYN packet of a connection this host holds in a bucket it no longer
+// owns (accepted_conn): the client's affinity here is refreshed, marked
+// moved at the first such packet, and confirmed by one at least
+// kAffinityGraceMs later (by then every new owner has published the move
+// and marks the client `elsewhere` from the same packet). Only non-SYN
+// packets refresh it, as only those refresh the new owner's mark.
+void affinity_on_held(const ParsedFrame& f, const Decision& d, const Snapshot& s, ConnTable& t,
+                      uint64_t now_ns) noexcept {
+    if (f.key.flags & kTcpSyn) return;
+    Affinity a = Affinity::none;
+    const uint32_t to = tcp_affinity_timeout(s, d.rule, a);
+    if (to == 0) return;
+    ConnEntry* e = affinity_entry(f, d, s, t, now_ns, a, ConnState::affinity, to);
+    if (e == nullptr) return;
+    refresh(e, ConnState::affinity, d, s, now_ns, to);
+    const uint32_t ms = ms_of(now_ns);
+    if (!(e->flags & kAffinityMoved)) {
+        e->flags |= kAffinityMoved;
+        e->moved_ms = ms;
+    } else if (ms - e->moved_ms >= kAffinityGraceMs) {
+        e->flags |= kAffinityConfirmed;
+    }
+}
+
+// A packet the new owner of a dirty bucket leaves to the previous owner
+// (conn_elsewhere): the client is marked held elsewhere, refreshed by the
+// same packets that refresh the holder's entry, with kElsewhereGuardS more
+// timeout than it so the mark never ends before the holder's affinity.
+void affinity_on_elsewhere(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                           ConnTable& t, uint64_t now_ns) noexcept {
+    Affinity a = Affinity::none;
+    const uint32_t to = tcp_affinity_timeout(s, d.rule, a);
+    if (to == 0) return;
+    ConnEntry* e = affinity_entry(f, d, s, t, now_ns, a, ConnState::elsewhere, to + kElsewhereGuardS);
+    if (e != nullptr) refresh(e, ConnState::elsewhere, d, s, now_ns, to + kElsewhereGuardS);
+}
+
+// A SYN this host owns (not in the table). Returns true when the client is
+// held elsewhere (the bucket is dirty and the client marked): the SYN is left
+// to the previous owner, and the mark is not refreshed (the holder does not
+// refresh on SYNs either: a client whose affinity ended there must not be
+// kept out by its own retries). Otherwise records the client's affinity to
+// this host.
+bool affinity_on_owned_syn(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                           ConnTable& t, uint64_t now_ns) noexcept {
+    Affinity a = Affinity::none;
+    const uint32_t to = tcp_affinity_timeout(s, d.rule, a);
+    if (to == 0) return false;
+    ConnEntry* e = affinity_entry(f, d, s, t, now_ns, a, ConnState::affinity, to);
+    if (e == nullptr) return false;
+    if (e->state == ConnState::elsewhere && bucket_dirty(s, d.rule, d.bucket)) {
+        ++t.stats_mut().affinity_yielded;
+        return true;
+    }
+    refresh(e, ConnState::affinity, d, s, now_ns, to);
+    e->flags = 0;  // owned here: not moved
+    return false;
+}
+
+// A SYN in a bucket this host no longer owns (not in the table): accepted
+// when the client's affinity here is live and confirmed (not refreshed: see
+// affinity_on_held).
+bool affinity_on_foreign_syn(const ParsedFrame& f, const Decision& d, const Snapshot& s,
+                             ConnTable& t, uint64_t now_ns) noexcept {
+    Affinity a = Affinity::none;
+    const uint32_t to = tcp_affinity_timeout(s, d.rule, a);
+    if (to == 0) return false;
+    // A host that left the map (draining, stopped) takes nothing new.
+    if (!std::binary_search(s.members.begin(), s.members.end(), s.self)) return false;
+    const ConnKey ak = tcp_affinity_key_of(f.key, a, d.rule);
+    ConnEntry* e = t.find(ak, t.hash(ak), now_ns);
+    if (e == nullptr || e->state != ConnState::affinity || !(e->flags & kAffinityConfirmed))
+        return false;
+    ++t.stats_mut().affinity_hits;
+    return true;
+}
+
 Decision resolve_tcp(const ParsedFrame& f, const Decision& d, const Snapshot& s, ConnTable& t,
                      uint64_t now_ns, const ConnKey& key, uint64_t h) noexcept {
     const uint16_t fl = f.key.flags;
@@ -68,23 +186,34 @@ Decision resolve_tcp(const ParsedFrame& f, const Decision& d, const Snapshot& s,
         if (icmp) return out;
         if (fl & kTcpRst) {
             t.remove(e);
-            return out;
+        } else {
+            touch(e, d, s, now_ns);
+            if (fl & kTcpFin) {
+                t.set_state(e, ConnState::fin);
+            } else if (e->state == ConnState::syn && !(fl & kTcpSyn)) {
+                t.set_state(e, ConnState::established);
+            }
         }
-        touch(e, d, s, now_ns);
-        if (fl & kTcpFin) {
-            t.set_state(e, ConnState::fin);
-        } else if (e->state == ConnState::syn && !(fl & kTcpSyn)) {
-            t.set_state(e, ConnState::established);
-        }
+        // e is not used past here (affinity inserts may move entries).
+        if (!ours) affinity_on_held(f, d, s, t, now_ns);
         return out;
     }
-    if (!ours) return d;
+    if (!ours) {
+        if (icmp || !(fl & kTcpSyn)) return d;
+        if (!affinity_on_foreign_syn(f, d, s, t, now_ns)) return d;
+        stamp(t.insert(key, h, ConnState::syn, d.rule, d.bucket, now_ns), s);
+        return with(d, Verdict::accepted_conn);
+    }
     if (icmp) return bucket_dirty(s, d.rule, d.bucket) ? with(d, Verdict::conn_elsewhere) : d;
     if (fl & kTcpSyn) {
+        if (affinity_on_owned_syn(f, d, s, t, now_ns)) return with(d, Verdict::conn_elsewhere);
         stamp(t.insert(key, h, ConnState::syn, d.rule, d.bucket, now_ns), s);
         return d;
     }
-    if (bucket_dirty(s, d.rule, d.bucket)) return with(d, Verdict::conn_elsewhere);
+    if (bucket_dirty(s, d.rule, d.bucket)) {
+        affinity_on_elsewhere(f, d, s, t, now_ns);
+        return with(d, Verdict::conn_elsewhere);
+    }
     if (fl & kTcpRst) return d;  // nothing to track
     // Adopt a connection nobody else can hold (previous owner gone or never).
     stamp(t.insert(key, h, (fl & kTcpFin) ? ConnState::fin : ConnState::established, d.rule, d.bucket,

@@ -504,6 +504,11 @@ std::string DataPlane::connections_json(const ClusterControl::HeldForeign& hf) c
         cs.evicted += s.evicted;
         cs.evicted_established += s.evicted_established;
         cs.insert_failed += s.insert_failed;
+        cs.affinity_entries += s.affinity_entries;
+        cs.affinity_hits += s.affinity_hits;
+        cs.affinity_yielded += s.affinity_yielded;
+        cs.affinity_evicted += s.affinity_evicted;
+        cs.affinity_insert_failed += s.affinity_insert_failed;
         capacity += w->conn_capacity();
     }
     uint64_t expired = 0;
@@ -514,6 +519,11 @@ std::string DataPlane::connections_json(const ClusterControl::HeldForeign& hf) c
            ",\"evicted\":" + std::to_string(cs.evicted) +
            ",\"evicted_established\":" + std::to_string(cs.evicted_established) +
            ",\"insert_failed\":" + std::to_string(cs.insert_failed) +
+           ",\"affinity_entries\":" + std::to_string(cs.affinity_entries) +
+           ",\"affinity_hits\":" + std::to_string(cs.affinity_hits) +
+           ",\"affinity_yielded\":" + std::to_string(cs.affinity_yielded) +
+           ",\"affinity_evicted\":" + std::to_string(cs.affinity_evicted) +
+           ",\"affinity_insert_failed\":" + std::to_string(cs.affinity_insert_failed) +
            ",\"held_foreign\":" + (hf.valid ? std::to_string(hf.count) : std::string("null")) + "}";
 }
 

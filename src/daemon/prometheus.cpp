@@ -329,8 +329,15 @@ std::string format_metrics(const ctl::Json& doc) {
                      "Connections held in buckets this host no longer owns");
             w.sample({}, num(hf));
         }
+        if (const Json* ae = c->find("affinity_entries"); ae && ae->is_number()) {
+            w.family("nlbd_connections_affinity_entries", "gauge",
+                     "TCP extended-affinity client entries (held here or marked elsewhere)");
+            w.sample({}, num(ae));
+        }
         for (const auto& [k, v] : c->as_object()) {
-            if (k == "entries" || k == "capacity" || k == "held_foreign" || !v.is_number()) continue;
+            if (k == "entries" || k == "capacity" || k == "held_foreign" ||
+                k == "affinity_entries" || !v.is_number())
+                continue;
             w.family("nlbd_connections_" + name_part(k) + "_total", "counter",
                      "Connection table events: " + k);
             w.sample({}, num(&v));

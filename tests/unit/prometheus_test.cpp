@@ -176,7 +176,8 @@ Json sample_stats() {
       "fragments": {"datagrams": 1, "inserted": 2, "evicted": 0, "timed_out": 1, "held": 0},
       "membership": {"self": 2, "members": [1, 2], "default_host": 1, "epoch": 7, "buckets": 4096},
       "connections": {"entries": 12, "capacity": 262144, "inserted": 20, "removed": 8,
-                      "expired": 0, "evicted": 0, "held_foreign": null},
+                      "expired": 0, "evicted": 0, "held_foreign": null,
+                      "affinity_entries": 3, "affinity_hits": 5},
       "workers": {"dispatch": "distributor", "count": 2,
                   "per_worker": [{"index": 0, "lcore": 2, "rx_total": 55, "to_local": 30, "loops": 900,
                                   "idle_sleeps": 7, "tx_handed": 0, "tx_drained": 25, "connections": 5},
@@ -247,6 +248,9 @@ TEST(PrometheusFormat, CountersCarryTheStatsValues) {
     EXPECT_EQ(value_of(v, "nlbd_buckets_owned", {{"rule", "0"}}), "2048");
     EXPECT_EQ(value_of(v, "nlbd_connections", {}), "12");
     EXPECT_EQ(value_of(v, "nlbd_connections_inserted_total", {}), "20");
+    EXPECT_EQ(value_of(v, "nlbd_connections_affinity_entries", {}), "3");
+    EXPECT_EQ(v.types.at("nlbd_connections_affinity_entries"), "gauge");
+    EXPECT_EQ(value_of(v, "nlbd_connections_affinity_hits_total", {}), "5");
     EXPECT_EQ(value_of(v, "nlbd_heartbeats_sent_total", {}), "40");
     EXPECT_EQ(value_of(v, "nlbd_heartbeats_rejected_total", {{"reason", "bad_hmac"}}), "1");
     EXPECT_EQ(value_of(v, "nlbd_fragments_timed_out_total", {}), "1");

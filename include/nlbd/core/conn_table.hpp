@@ -24,9 +24,11 @@
 // any entry past its timeout in the two buckets is reclaimed; below capacity,
 // one resident of the two buckets is moved to its other candidate bucket if
 // that has room (one cuckoo step); otherwise a victim is evicted: the oldest
-// syn/fin entry of the two buckets; for a UDP affinity or adopted
-// (established) insert, else the oldest UDP affinity entry; an established
-// TCP entry only when Config::evict_established is set (oldest first).
+// syn/fin entry of the two buckets; for a UDP/TCP affinity, `elsewhere` or
+// adopted (established) insert, else the oldest UDP or TCP affinity entry
+// (affinity_evicted counts the latter); an established TCP entry or an
+// `elsewhere` mark only when Config::evict_established is set (oldest
+// first).
 // Otherwise the insert is refused (insert_failed). So a SYN flood of any size
 // can push out only other half-open / closing entries, never an established
 // connection.
@@ -57,6 +59,9 @@ enum class ConnState : uint8_t {
     established,  // a non-SYN packet seen after the SYN, or adopted mid-flow
     fin,          // client FIN seen (closing); a later SYN reopens the tuple
     udp,          // UDP extended-affinity entry (key = affinity key + rule)
+    affinity,     // TCP extended affinity held here (key = tcp_affinity_key_of)
+    elsewhere,    // TCP extended affinity held by the previous owner of a
+                  // dirty bucket we own (learned from its traffic; same key)
     count_
 };
 inline constexpr unsigned kConnStateCount = static_cast<unsigned>(ConnState::count_);
@@ -69,7 +74,8 @@ inline constexpr unsigned kConnStateCount = static_cast<unsigned>(ConnState::cou
 // connections survive); fin 10 s (the client's ACKs of the server's data and
 // FIN keep refreshing a half-closed flow; afterwards only retransmissions
 // remain). RST removes the entry at once. UDP affinity entries use their
-// rule's affinity_timeout_s.
+// rule's affinity_timeout_s; TCP affinity entries too, and `elsewhere`
+// marks that timeout + kElsewhereGuardS (see persist.hpp).
 struct ConnTimeouts {
     uint32_t syn_s = 30;
     uint32_t established_s = 7440;
@@ -142,6 +148,15 @@ inline ConnKey conn_key_of(const FlowKey& k) noexcept {
 // source /24 (IPv4) or /48 (IPv6) (affinity network), source IP + port
 // (affinity none); destination and protocol are replaced by the rule index.
 ConnKey affinity_key_of(const FlowKey& k, Affinity a, uint16_t rule) noexcept;
+// The TCP extended-affinity key: affinity_key_of with proto kTcpAffinityProto,
+// so that a rule for both protocols keeps its UDP and TCP client entries
+// apart (their semantics differ) and neither can equal a 5-tuple key.
+inline constexpr uint8_t kTcpAffinityProto = 0xfe;
+inline ConnKey tcp_affinity_key_of(const FlowKey& k, Affinity a, uint16_t rule) noexcept {
+    ConnKey c = affinity_key_of(k, a, rule);
+    c.proto = kTcpAffinityProto;
+    return c;
+}
 
 // One connection: exactly one cache line.
 struct alignas(64) ConnEntry {
@@ -155,8 +170,14 @@ struct alignas(64) ConnEntry {
     // changed the rules, the index may name another rule until the next
     // packet of the connection rewrites both (the sweep counts it foreign).
     uint8_t rules_generation = 0;
-    uint8_t pad[2] = {};
+    uint8_t flags = 0;            // state affinity: kAffinityMoved | kAffinityConfirmed
+    uint8_t pad = 0;
+    // State affinity with kAffinityMoved: the time (ms, wrapping) this host
+    // first saw the client's traffic in a bucket it no longer owns.
+    uint32_t moved_ms = 0;
 };
+inline constexpr uint8_t kAffinityMoved = 1;
+inline constexpr uint8_t kAffinityConfirmed = 2;
 static_assert(sizeof(ConnEntry) == 64, "one connection = one cache line");
 
 struct ConnStats {
@@ -168,6 +189,13 @@ struct ConnStats {
     uint64_t evicted_established = 0;  // of which established (evict_established only)
     uint64_t insert_failed = 0;   // no room and nothing evictable
     uint64_t relocated = 0;       // residents moved to their other bucket to make room
+    // TCP extended affinity (persist.hpp):
+    uint64_t affinity_entries = 0;   // live `affinity` + `elsewhere` entries now
+    uint64_t affinity_hits = 0;      // SYNs accepted by a client's affinity to this host
+                                     // in a bucket it no longer owns
+    uint64_t affinity_yielded = 0;   // SYNs left to the previous owner (client held there)
+    uint64_t affinity_evicted = 0;   // affinity/elsewhere entries pushed out to make room
+    uint64_t affinity_insert_failed = 0;  // of insert_failed, affinity/elsewhere inserts
 };
 
 // Result of one expire() call.
@@ -284,6 +312,8 @@ public:
     // Removes everything (not counted as removed/expired).
     void clear() noexcept;
 
+    // Counters kept by persistence (affinity_hits, affinity_yielded).
+    ConnStats& stats_mut() noexcept { return stats_; }
     const ConnStats& stats() const noexcept { return stats_; }
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t slots() const noexcept { return nbuckets_ * kWays; }

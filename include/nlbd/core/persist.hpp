@@ -28,6 +28,34 @@
 // conn_elsewhere, clean -> insert (udp, timeout = affinity_timeout_s) +
 // accepted. Everything else is returned unchanged.
 //
+// TCP extended affinity (rules with affinity_timeout_s > 0, multiple-host,
+// affinity single or network; docs/cluster.md "Extended affinity"). Entries
+// in the connection table keyed by tcp_affinity_key_of (client address or
+// /24 - /48 + rule), state `affinity` (the client's affinity to this host)
+// or `elsewhere` (the client is held by the previous owner of a dirty bucket
+// we own). Both hosts see the same packets, so they learn the same facts:
+//   - owner, SYN not in the table: client marked elsewhere and bucket dirty
+//     -> conn_elsewhere (affinity_yielded; the mark is not refreshed); else
+//     the client's `affinity` entry is created or refreshed (timeout
+//     affinity_timeout_s) + accepted.
+//   - owner, non-SYN unknown in a dirty bucket -> conn_elsewhere (as above)
+//     and the client is marked `elsewhere` (timeout + kElsewhereGuardS).
+//   - a non-SYN packet of a connection held in a bucket no longer ours
+//     (accepted_conn) refreshes the client's `affinity` entry, marks it moved
+//     at the first one and confirms it at one kAffinityGraceMs after that
+//     (longer than the map-publication skew between hosts, so the new owner
+//     has seen it as conn_elsewhere and marked the client).
+//   - not owner, SYN not in the table, this host a member, client's
+//     `affinity` entry live and confirmed -> insert (syn) + accepted_conn
+//     (affinity_hits; the entry is not refreshed by the SYN).
+// So after confirmation both hosts refresh on the same packets and the mark
+// outlives the entry by kElsewhereGuardS: a SYN the holder accepts is one
+// the new owner drops.
+// The holder's entries in moved buckets are foreign connections: the move
+// stays dirty until they expire, so the mark outlives the holder's entry
+// and no SYN is answered twice. A client whose session sends nothing after
+// the move is not held (nothing tells the new owner about it).
+//
 // Insert failures (table full, nothing evictable) do not change the verdict:
 // the packet is accepted untracked and the failure is counted in the table.
 
@@ -40,6 +68,10 @@
 #include "nlbd/core/snapshot.hpp"
 
 namespace nlbd::core {
+
+// TCP extended affinity (see above).
+inline constexpr uint32_t kAffinityGraceMs = 2000;
+inline constexpr uint32_t kElsewhereGuardS = 2;
 
 // True when `bucket` of `rule` moved to this host from a host that is still
 // alive and still holds connections in it: Snapshot::is_dirty for multiple-
