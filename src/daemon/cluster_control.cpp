@@ -260,7 +260,10 @@ void ClusterControl::poll() noexcept {
         if (now >= next_watch_ns_) watch_membership(now);
         if (!remote_requests_.empty()) expire_remote(now);
         if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
-        if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
+        // Not while the wire link is down (the PMD would send it stale at
+        // link-up); check_link() reports at link-up.
+        if (cfg_.cluster.mode == ClusterMode::igmp && link_up_ && Clock::now() >= next_igmp_)
+            send_igmp_join();
     } catch (const std::exception& e) {
         // Control work must not take the data plane down; report and go on.
         ++poll_errors_;
