@@ -33,6 +33,9 @@
 set -euo pipefail
 lab_sh_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# shellcheck source=lab_igmp.sh
+source "$lab_sh_root/scripts/lab_igmp.sh"
+
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2; }
 
 cmd=${1:-}
@@ -286,6 +289,7 @@ lab_bring_up() {
     local n6
     for n6 in "${NET6_ADDRS[@]}"; do ip -n "$LAB_CL_NS" -6 addr add "$n6/16" dev "${P}e" nodad; done
     lab_remote_topology || lab_fail "router and remote client"
+    if [[ $LAB_MODE == igmp ]]; then lab_igmp_switch || lab_fail "igmp: snooping switch and captures"; fi
     lab_make_certs || lab_fail "certificates"
     od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$LAB_WORK/cluster.key"
     chmod 0600 "$LAB_WORK/cluster.key"
@@ -303,6 +307,7 @@ lab_bring_up() {
         lab_start_smtp "$i"
     done
     for i in 1 2; do
+        LAB_T_START[$i]=$(lab_now_ms)
         lab_start_node "$i" || lab_fail "start nlbd on ${NODE_NAMES[$i]}"
         ip -n "${LAB_NODE_NS[$i]}" addr add "${DEDICATED[$i]}/32" dev "${P}t"
         # The remote network through the router (its MAC as a permanent
@@ -786,6 +791,10 @@ lab_demo() {
             "$LAB_WORK/metrics.2" 2>/dev/null | head -n 12)
     fi
 
+    # igmp mode: reports at start, periodic and after link-up, leaves at stop,
+    # with snooping on the bridge (scripts/lab_igmp.sh). Stops both nodes.
+    if [[ $LAB_MODE == igmp ]]; then lab_igmp_checks "$t_down" "$t_up"; fi
+
     # --- report ---------------------------------------------------------------
     echo
     printf '%-38s %8s %7s %7s %7s\n' "phase" requests cas01 cas02 failed
@@ -800,6 +809,7 @@ lab_demo() {
         printf '%d|from here on every request must be served by cas02\n' "$((bound + slack))"
     } | sort -t'|' -k1n | awk -F'|' '{printf "  t = %6d ms  %s\n", $1, $2}'
     printf '  rejoin: cas01 converged with cas02 %d ms after link-up\n' "$((t_rej - t_up))"
+    if [[ -n ${IGMP_SUMMARY:-} ]]; then echo "$IGMP_SUMMARY"; fi
     if ((${#metrics_lines[@]})); then
         echo "cas02 /metrics excerpt (ip netns exec ${LAB_NODE_NS[2]} curl http://127.0.0.1:9100/metrics):"
         printf '  %s\n' "${metrics_lines[@]}"

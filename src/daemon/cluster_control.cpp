@@ -317,7 +317,10 @@ void ClusterControl::poll() noexcept {
             }
         }
         if (membership_->state() != saved_host_state_) save_state();  // e.g. a drainstop that ended
-        if (cfg_.cluster.mode == ClusterMode::igmp && Clock::now() >= next_igmp_) send_igmp_join();
+        // Not while the wire link is down (the PMD would send it stale at
+        // link-up); check_link() reports at link-up.
+        if (cfg_.cluster.mode == ClusterMode::igmp && link_up_ && Clock::now() >= next_igmp_)
+            send_igmp_join();
     } catch (const std::exception& e) {
         // Control work must not take the data plane down; report and go on.
         ++poll_errors_;
@@ -360,6 +363,7 @@ void ClusterControl::leave() noexcept {
                                                  cfg_.cluster.heartbeat_ethertype, send_key(now)));
             ++hb_.sent;
         }
+        if (cfg_.cluster.mode == ClusterMode::igmp) send_igmp_leave();
         publish_if_changed();
     } catch (const std::exception& e) {
         NLBD_LOG(error, "control: leave: %s", e.what());
@@ -398,6 +402,10 @@ void ClusterControl::check_link(uint64_t now_ns) {
                     "wire link down" + where + ": no peer is declared dead, maps frozen until it is up");
     membership_->set_link(up, now_ns);
     publish_if_changed();
+    // A switch forgets a port's groups when its link goes down: report again
+    // at once rather than up to kIgmpReportIntervalS later (not after leave()).
+    if (up && cfg_.cluster.mode == ClusterMode::igmp && next_igmp_ != Clock::time_point::max())
+        send_igmp_join();
 }
 
 void ClusterControl::drain_rx() noexcept {
@@ -471,14 +479,28 @@ void ClusterControl::send_frame(const std::vector<uint8_t>& frame) {
     }
 }
 
-// IGMPv2 membership report for 239.255.y.z (SPEC §3), every 10 s: the
-// switch's IGMP snooping then forwards the cluster MAC to this port.
+// IGMPv2 membership report for 239.255.y.z (SPEC §3), at start and every
+// kIgmpReportIntervalS: the switch's IGMP snooping then forwards the cluster
+// MAC to this port.
 void ClusterControl::send_igmp_join() {
-    next_igmp_ = Clock::now() + std::chrono::seconds(10);
+    next_igmp_ = Clock::now() + std::chrono::seconds(kIgmpReportIntervalS);
     for (const IpAddr& v : cfg_.cluster.vips)
         if (v.family == Family::v4) {
             send_frame(igmp_v2_report(v, wire_mac_, cfg_.host.dedicated_ip));
             ++hb_.igmp_sent;
+            return;
+        }
+}
+
+// Shutdown (leave()): IGMPv2 Leave Group for the group the joins reported, so
+// a snooping switch stops forwarding the cluster MAC here without waiting for
+// the membership to time out. No report follows it: poll() still runs while
+// the workers send the frame out.
+void ClusterControl::send_igmp_leave() {
+    next_igmp_ = Clock::time_point::max();
+    for (const IpAddr& v : cfg_.cluster.vips)
+        if (v.family == Family::v4) {
+            send_frame(igmp_v2_leave(v, wire_mac_, cfg_.host.dedicated_ip));
             return;
         }
 }

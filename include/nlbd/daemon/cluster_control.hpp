@@ -106,6 +106,7 @@ public:
     void poll() noexcept;
     // Shutdown: announce `stopped` at once (dynamic membership) so that the
     // peers take this host's buckets without waiting for the dead interval.
+    // In igmp mode also an IGMP leave for 239.255.y.z (and no more reports).
     // The caller keeps the worker running briefly so the frames go out.
     void leave() noexcept;
 
@@ -162,6 +163,7 @@ private:
     void send_heartbeats(Clock::time_point now);
     void send_frame(const std::vector<uint8_t>& frame);
     void send_igmp_join();
+    void send_igmp_leave();
     void publish_if_changed();
     // Compiles and publishes `in` (stamped with rules_generation_).
     void publish(core::SnapshotInput in);
