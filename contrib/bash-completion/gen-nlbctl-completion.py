@@ -53,7 +53,7 @@ def parse_main(text):
     for line in rest.split("\n")[1:]:
         if line.startswith("exit status"):
             break
-        m = re.match(r"^  ([a-z][a-z-]*)(?: (\S+))?", line)
+        m = re.match(r"^  ([a-z][a-z0-9-]*)(?: (\S+))?", line)
         if not m:
             continue
         verbs.append(m.group(1))

@@ -14,9 +14,15 @@
 #  - drainstop --timeout 3 on node 1 holding a connection: it is draining,
 #    then stopped within 3 s + slack although the connection remains (event
 #    "drainstop timeout");
+#  - ip2mac names the cluster MAC of each mode (unicast in force); queryport
+#    names the 9000 rule with node 1's buckets and accepted frames, and no
+#    rule for 7777;
 #  - static membership: disable 8080 on node 1 drops node 1's share of 8080
 #    (its clients get no answer), the others' clients are served, enable
-#    restores it.
+#    restores it;
+#  - a single-host rule with the same handling priority on hosts 1 and 2:
+#    every host's query reports the duplicate and not converged (as NLB),
+#    and host 1 (the lower id) handles the rule meanwhile (filter).
 #   tests/cluster/test_host_commands.sh BUILDDIR
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,6 +127,22 @@ done
 lab_ctl 1 enable "$LAB_VIP:9000" > /dev/null || lab_soft_fail "enable after drain failed"
 lab_wait_converged "1 2 3" 10000 || lab_soft_fail "no convergence after the drain"
 
+# --- nlb.exe verbs: ip2mac, queryport --------------------------------------
+m=$(lab_ctl 2 --json ip2mac "$LAB_VIP")
+want=$(lab_cluster_mac | tr ':' '-')
+[[ $(jq -r .unicast <<< "$m") == "$want" && $(jq -r .in_force <<< "$m") == "$want" ]] \
+    && echo "ip2mac: unicast $want (in force), multicast $(jq -r .multicast <<< "$m"), igmp $(jq -r .igmp <<< "$m")" \
+    || lab_soft_fail "ip2mac: $m (want unicast $want)"
+[[ $(jq -r .multicast <<< "$m") == 03-bf-* && $(jq -r .igmp <<< "$m") == 01-00-5e-7f-* ]] \
+    || lab_soft_fail "ip2mac multicast/igmp formats: $m"
+q=$(lab_ctl 1 --json queryport "$LAB_VIP:9000")
+[[ $(jq -r '.rules[0].rule' <<< "$q") == "$LAB_VIP:9000/tcp" ]] || lab_soft_fail "queryport names no 9000 rule: $q"
+owned=$(jq -r '.rules[0].buckets_owned // 0' <<< "$q")
+acc=$(jq -r '.rules[0].accepted // 0' <<< "$q")
+(( owned > 0 && acc > 0 )) && echo "queryport 9000 on node 1: $owned buckets owned, $acc frames accepted" \
+    || lab_soft_fail "queryport: owned $owned, accepted $acc: $q"
+[[ $(lab_ctl 1 --json queryport 7777 | jq -r '.rules | length') == 0 ]] || lab_soft_fail "queryport 7777 matched a rule"
+
 # --- drainstop --timeout ----------------------------------------------------
 a1=$(client_of 1 9000) || lab_fail "no 9000 client owned by node 1"
 lab_echo_client hold1 "$a1" 150   # 15 s: longer than the timeout
@@ -155,5 +177,32 @@ done
 lab_ctl 1 enable "$LAB_VIP:8080" > /dev/null || lab_soft_fail "static: enable refused"
 [[ $(lab_request "${mine[0]}") == node1 ]] && echo "static: enable restores node 1's share" \
     || lab_soft_fail "static: node 1's client not answered after enable"
+
+# --- duplicate handling priority: a mismatch on every host --------------------
+for i in 1 2 3; do lab_stop_node "$i"; done
+for i in 1 2 3; do
+    write "$i"
+    prio=$(( i == 3 ? 2 : 1 ))   # hosts 1 and 2 both claim priority 1
+    printf '\n[[port_rule]]\nvip = "%s"\nports = "7000"\nprotocol = "tcp"\nmode = "single"\nhandling_priority = %s\n' \
+        "$LAB_VIP" "$prio" >> "$LAB_WORK/node$i.toml"
+done
+for i in 1 2 3; do lab_start_node "$i" || lab_fail "start node $i (priorities)"; done
+# As NLB: query reports the duplicate and the cluster as not converged; the
+# maps still agree and the lower id handles the rule meanwhile.
+for i in 1 2 3; do
+    t=0
+    for ((k = 0; k < 100; ++k)); do
+        t=$(lab_query "$i" | jq -r '[.mismatches[]? | select(.kind == "duplicate_priority")] | length')
+        (( t >= 1 )) && break
+        sleep 0.2
+    done
+    (( t >= 1 )) || lab_soft_fail "node $i does not report the duplicate handling priority: $(lab_query "$i" | jq -c .mismatches)"
+    [[ $(lab_query "$i" | jq -r .converged) == false ]] || lab_soft_fail "node $i reports converged despite the duplicate"
+done
+lab_converged_on "1 2 3" > /dev/null 2>&1 || true
+echo "duplicate priority: every host reports it: $(lab_query 1 | jq -r '.mismatches[] | select(.kind == "duplicate_priority") | .text')"
+[[ $(lab_ctl 3 --json filter "10.77.0.$LAB_CLIENT_FIRST" "$LAB_VIP:7000" | jq -r .accepted_by) == 1 ]] \
+    && echo "duplicate priority: host 1 (the lower id) handles 7000 meanwhile" \
+    || lab_soft_fail "duplicate priority: host 1 does not handle 7000"
 
 lab_finish "host and rule commands in a real run: suspend/resume, stop/start, disable/enable, drain, drainstop --timeout, static per-rule"

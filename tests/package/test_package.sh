@@ -231,7 +231,7 @@ for o in "${opts[@]}"; do
 done
 # Every command and option of `nlbctl --help` and `nlbctl cert --help` is in nlbctl(8).
 nlbctl_bin=$root/usr/bin/nlbctl
-mapfile -t verbs < <("$nlbctl_bin" --help | sed -n '/^commands/,/^exit status/s/^  \([a-z][a-z-]*\).*/\1/p')
+mapfile -t verbs < <("$nlbctl_bin" --help | sed -n '/^commands/,/^exit status/s/^  \([a-z][a-z0-9-]*\).*/\1/p')
 ((${#verbs[@]} >= 10)) || fail "nlbctl --help lists only ${#verbs[@]} commands"
 for v in "${verbs[@]}"; do
   grep -qE "^ +(nlbctl +)?$v( |\$)" "$tmp/nlbctl.8.plain" || fail "nlbctl(8) does not describe the command $v"
