@@ -501,6 +501,25 @@ lab_echo_result() {
     [[ $rc == 0 && $got == "$n" ]] && diff -q <(seq 1 "$n" | sed 's/^/ping /') "$LAB_WORK/echo.$name.out" >/dev/null
 }
 
+# lab_events I : node I's event log (nlbctl --json display), one JSON event
+# per line ({"seq","time","kind","severity","text","who"}), or nothing.
+lab_events() { lab_ctl "$1" --json display 2>/dev/null | jq -c '.events[]' 2>/dev/null || true; }
+# lab_wait_event I KIND REGEX [MS] : until node I has an event of KIND whose
+# text matches REGEX (default 10 s); the latest match is left in
+# $LAB_WORK/event.match. (jq -e judges only the last input, so the output is
+# selected and tested instead.)
+lab_wait_event() {
+    local i=$1 kind=$2 re=$3 ms=${4:-10000} end
+    end=$(( $(lab_now_ms) + ms ))
+    while (( $(lab_now_ms) < end )); do
+        lab_events "$i" | jq -c --arg k "$kind" --arg r "$re" 'select(.kind == $k and (.text | test($r)))' 2>/dev/null \
+            | tail -1 > "$LAB_WORK/event.match"
+        [[ -s $LAB_WORK/event.match ]] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 # lab_stats I : node I's live stats JSON (nlbctl stats --json).
 lab_stats() { lab_ctl "$1" --json stats 2>/dev/null | jq -c . 2>/dev/null || true; }
 

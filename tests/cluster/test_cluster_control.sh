@@ -22,19 +22,6 @@ lab_init "${1:?usage: $0 BUILDDIR}"
 [[ -x $LAB_NLBCTL ]] || lab_fail "nlbctl not built ($LAB_NLBCTL)"
 
 secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$1"; chmod 600 "$1"; }
-events() { lab_ctl "$1" --json display 2>/dev/null | jq -c '.events[]' 2>/dev/null || true; }
-# wait_event I KIND REGEX [MS] (the latest match in $LAB_WORK/event.match)
-wait_event() {
-    local i=$1 kind=$2 re=$3 ms=${4:-10000} end
-    end=$(( $(lab_now_ms) + ms ))
-    while (( $(lab_now_ms) < end )); do
-        events "$i" | jq -c --arg k "$kind" --arg r "$re" 'select(.kind == $k and (.text | test($r)))' 2>/dev/null \
-            | tail -1 > "$LAB_WORK/event.match"
-        [[ -s $LAB_WORK/event.match ]] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 host_state() { lab_query "$1" | jq -r '.host_state // empty'; }
 
 lab_topology 3 || lab_fail "topology"
@@ -62,14 +49,14 @@ echo "nlbctl host 2 drainstop (on node 1): $out"
 st=$(host_state 2)
 [[ $st == draining || $st == stopped ]] && echo "node 2 is $st" || lab_soft_fail "node 2 is '$st' after a remote drainstop"
 [[ $(host_state 1) == started ]] || lab_soft_fail "node 1 changed state: $(host_state 1)"
-if wait_event 2 command "^drainstop: host started -> draining" 5000; then
+if lab_wait_event 2 command "^drainstop: host started -> draining" 5000; then
     who=$(jq -r .who "$LAB_WORK/event.match")
     [[ $who =~ ^host\ 1:\ uid\ 0\ pid\ [0-9]+$ ]] && echo "node 2 logged the drainstop by '$who'" \
         || lab_soft_fail "node 2's event does not name host 1 and the operator: '$who'"
 else
-    lab_soft_fail "node 2 has no command event for the remote drainstop: $(events 2 | tail -3)"
+    lab_soft_fail "node 2 has no command event for the remote drainstop: $(lab_events 2 | tail -3)"
 fi
-wait_event 1 command "^sent 'drainstop' to host 2" 2000 || lab_soft_fail "node 1 did not log what it sent"
+lab_wait_event 1 command "^sent 'drainstop' to host 2" 2000 || lab_soft_fail "node 1 did not log what it sent"
 
 # Every host at once.
 out=$(lab_ctl 1 host all start 2>&1) || lab_soft_fail "host all start failed: $out"
@@ -87,9 +74,9 @@ if out=$(lab_ctl 3 host 1 stop 2>&1); then lab_soft_fail "a wrongly keyed comman
 echo "host 1 stop from a host with another secret: $out"
 [[ $out == *"host 1: no answer"* ]] || lab_soft_fail "node 3 does not say host 1 did not answer: $out"
 [[ $(host_state 1) == started ]] || lab_soft_fail "node 1 obeyed a wrongly keyed command: $(host_state 1)"
-wait_event 1 command "^refused an operator command frame from host 3 .*HMAC" 5000 \
+lab_wait_event 1 command "^refused an operator command frame from host 3 .*HMAC" 5000 \
     && echo "node 1 logged: $(jq -r .text "$LAB_WORK/event.match")" \
-    || lab_soft_fail "node 1 did not log the refused command frame: $(events 1 | tail -3)"
+    || lab_soft_fail "node 1 did not log the refused command frame: $(lab_events 1 | tail -3)"
 
 # A host without a secret sends no command at all.
 lab_stop_node 3

@@ -23,21 +23,6 @@ lab_require
 lab_init "${1:?usage: $0 BUILDDIR}"
 [[ -x $LAB_NLBCTL ]] || lab_fail "nlbctl not built ($LAB_NLBCTL)"
 
-# events I: node I's event log as JSON lines ({"kind","text","who",...}).
-events() { lab_ctl "$1" --json display 2>/dev/null | jq -c '.events[]' 2>/dev/null || true; }
-# wait_event I KIND REGEX [MS]: until node I has an event of KIND whose text matches.
-wait_event() {
-    local i=$1 kind=$2 re=$3 ms=${4:-10000} end
-    end=$(( $(lab_now_ms) + ms ))
-    while (( $(lab_now_ms) < end )); do
-        # (jq -e judges only the last input: select and test the output instead)
-        events "$i" | jq -c --arg k "$kind" --arg r "$re" 'select(.kind == $k and (.text | test($r)))' 2>/dev/null \
-            | tail -1 > "$LAB_WORK/event.match"
-        [[ -s $LAB_WORK/event.match ]] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 
 lab_topology 3 || lab_fail "topology"
 for i in 1 2 3; do lab_write_config "$i" "" >/dev/null; done
@@ -45,12 +30,12 @@ for i in 1 2 3; do lab_start_node "$i" || lab_fail "start node $i"; done
 lab_wait_converged "1 2 3" 15000 || lab_fail "cold start: no convergence"
 
 for h in 2 3; do
-    wait_event 1 host_joined "^host $h joined" 5000 && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
-        || lab_soft_fail "node 1 has no host_joined event for host $h: $(events 1 | tail -5)"
+    lab_wait_event 1 host_joined "^host $h joined" 5000 && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
+        || lab_soft_fail "node 1 has no host_joined event for host $h: $(lab_events 1 | tail -5)"
 done
-wait_event 1 converged "converged( as the default host)? at epoch [0-9]+ with hosts \\[1,2,3\\]" 5000 \
+lab_wait_event 1 converged "converged( as the default host)? at epoch [0-9]+ with hosts \\[1,2,3\\]" 5000 \
     && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
-    || lab_soft_fail "node 1 has no converged event with hosts [1,2,3]: $(events 1 | tail -5)"
+    || lab_soft_fail "node 1 has no converged event with hosts [1,2,3]: $(lab_events 1 | tail -5)"
 
 # nlbctl filter agrees with where real connections land: every client
 # address, asked on every node, names the node that served it.
@@ -72,15 +57,15 @@ echo "filter on node 2: $(head -2 <<< "$out" | tr '\n' ' ')"
 
 # An operator command, with who sent it.
 lab_ctl 2 drainstop > /dev/null || lab_soft_fail "drainstop on node 2 failed"
-if wait_event 2 command "^drainstop: host started -> draining" 5000; then
+if lab_wait_event 2 command "^drainstop: host started -> draining" 5000; then
     who=$(jq -r .who "$LAB_WORK/event.match")
     [[ $who =~ ^uid\ 0\ pid\ [0-9]+$ ]] && echo "node 2: drainstop by $who" \
         || lab_soft_fail "the drainstop event does not name the caller: '$who'"
     [[ $(jq -r .severity "$LAB_WORK/event.match") == notice ]] || lab_soft_fail "command event severity: $(cat "$LAB_WORK/event.match")"
 else
-    lab_soft_fail "node 2 has no command event for drainstop: $(events 2 | tail -5)"
+    lab_soft_fail "node 2 has no command event for drainstop: $(lab_events 2 | tail -5)"
 fi
-wait_event 2 host_state "started -> (draining|stopped)" 5000 || lab_soft_fail "node 2 has no host_state event"
+lab_wait_event 2 host_state "started -> (draining|stopped)" 5000 || lab_soft_fail "node 2 has no host_state event"
 grep -q "event command: drainstop: host started -> draining (by uid 0 pid" "$LAB_WORK/nlbd.2.log" \
     || lab_soft_fail "the command event is not in node 2's log: $(grep event "$LAB_WORK/nlbd.2.log" | tail -3)"
 lab_ctl 2 start > /dev/null || lab_soft_fail "start on node 2 failed"
@@ -89,31 +74,31 @@ lab_ctl 2 start > /dev/null || lab_soft_fail "start on node 2 failed"
 sed -i 's/^buckets = 4096$/buckets = 2048/' "$LAB_WORK/node1.toml"
 lab_ctl 1 reload > /dev/null 2>&1 && lab_soft_fail "a bucket change was applied live"
 sed -i 's/^buckets = 2048$/buckets = 4096/' "$LAB_WORK/node1.toml"
-wait_event 1 reload "refused: .*cluster.buckets" 3000 && [[ $(jq -r .who "$LAB_WORK/event.match") == uid* ]] \
-    || lab_soft_fail "node 1 has no reload event naming the refused key and the caller: $(events 1 | tail -3)"
+lab_wait_event 1 reload "refused: .*cluster.buckets" 3000 && [[ $(jq -r .who "$LAB_WORK/event.match") == uid* ]] \
+    || lab_soft_fail "node 1 has no reload event naming the refused key and the caller: $(lab_events 1 | tail -3)"
 
 # Death: node 3 killed without a word.
 lab_wait_converged "1 2 3" 15000 || lab_fail "no convergence after start"
 nlbd3=$(pgrep -P "${LAB_NLBD_PID[3]}" -x nlbd) || lab_fail "no nlbd under node 3's timeout"
 kill -KILL "$nlbd3"
 lab_stop_node 3
-wait_event 1 host_left "^host 3 left the view: dead: no heartbeat for [0-9]+ ms" 10000 \
+lab_wait_event 1 host_left "^host 3 left the view: dead: no heartbeat for [0-9]+ ms" 10000 \
     && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
-    || lab_soft_fail "node 1 has no host_left (dead) event for host 3: $(events 1 | tail -5)"
+    || lab_soft_fail "node 1 has no host_left (dead) event for host 3: $(lab_events 1 | tail -5)"
 
 # Mismatch: node 3 back with other rules; then with the same rules again.
 lab_write_config 3 "" > /dev/null
 printf '\n[[port_rule]]\nvip = "%s"\nports = "0-65535"\nprotocol = "both"\nmode = "multiple"\naffinity = "none"\n' \
     "$LAB_VIP" >> "$LAB_WORK/node3.toml"
 lab_start_node 3 || lab_fail "restart node 3"
-wait_event 1 mismatch "^rules_fingerprint: host 3 applies other port rules" 15000 \
+lab_wait_event 1 mismatch "^rules_fingerprint: host 3 applies other port rules" 15000 \
     && echo "node 1: $(jq -r .text "$LAB_WORK/event.match")" \
-    || lab_soft_fail "node 1 has no rules_fingerprint mismatch event for host 3: $(events 1 | tail -5)"
+    || lab_soft_fail "node 1 has no rules_fingerprint mismatch event for host 3: $(lab_events 1 | tail -5)"
 lab_stop_node 3
 lab_write_config 3 "" > /dev/null
 lab_start_node 3 || lab_fail "restart node 3 with the same rules"
-wait_event 1 mismatch "^rules_fingerprint with host 3 cleared" 15000 \
-    || lab_soft_fail "node 1: the mismatch with host 3 did not clear: $(events 1 | tail -5)"
+lab_wait_event 1 mismatch "^rules_fingerprint with host 3 cleared" 15000 \
+    || lab_soft_fail "node 1: the mismatch with host 3 did not clear: $(lab_events 1 | tail -5)"
 lab_wait_converged "1 2 3" 15000 || lab_soft_fail "no convergence at the end"
 
 # Counts by kind, as Prometheus exports them.
