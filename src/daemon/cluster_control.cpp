@@ -66,6 +66,23 @@ std::string source_of(const uint8_t* d, uint32_t len) {
     return std::string("source MAC ") + mac;
 }
 
+// What a state command did, in one line: "host started -> draining" from a
+// host state change, else its message ("" when it has none).
+std::string outcome_of(const ctl::Json& r) {
+    if (r.contains("previous") && r.contains("state"))
+        return "host " + r.get_string("previous") + " -> " + r.get_string("state");
+    return r.get_string("message");
+}
+
+// Operator text for a command frame: at most kMaxCommandText bytes, control
+// characters replaced (the codec carries printable ASCII only).
+std::string frame_text(std::string_view s) {
+    std::string t(s.substr(0, cluster::kMaxCommandText));
+    for (char& ch : t)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    return t;
+}
+
 uint64_t wall_ns() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -898,9 +915,7 @@ ctl::Json ClusterControl::run_command(const std::string& command, const std::vec
                                                   : "no change",
                             caller);
             } else {
-                std::string detail = r.get_string("message");
-                if (r.contains("previous") && r.contains("state"))
-                    detail = "host " + r.get_string("previous") + " -> " + r.get_string("state");
+                const std::string detail = outcome_of(r);
                 events_.add(EventKind::command, log::Level::notice, detail.empty() ? line : line + ": " + detail,
                             caller);
             }
@@ -1021,9 +1036,7 @@ bool ClusterControl::start_host_command(const std::shared_ptr<Pending>& p) {
         try {
             const ctl::Json res = run_command(verb, rest, p->caller);
             o["ok"] = true;
-            std::string msg = res.get_string("message");
-            if (res.contains("previous") && res.contains("state"))
-                msg = "host " + res.get_string("previous") + " -> " + res.get_string("state");
+            const std::string msg = outcome_of(res);
             o["message"] = msg.empty() ? std::string("ok") : msg;
         } catch (const std::exception& e) {
             o["ok"] = false;
@@ -1045,9 +1058,7 @@ bool ClusterControl::start_host_command(const std::shared_ptr<Pending>& p) {
         c.target = target;
         c.verb = verb;
         c.args = rest;
-        c.text = p->caller.substr(0, cluster::kMaxCommandText);
-        for (char& ch : c.text)
-            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+        c.text = frame_text(p->caller);
         try {
             send_command_frame(c, now);
         } catch (const std::exception& e) {
@@ -1105,17 +1116,13 @@ void ClusterControl::on_command_frame(const cluster::Heartbeat& hb, uint64_t now
         try {
             const ctl::Json res = run_command(c.verb, c.args, who);
             answer.ok = true;
-            answer.text = res.get_string("message");
-            if (res.contains("previous") && res.contains("state"))
-                answer.text = "host " + res.get_string("previous") + " -> " + res.get_string("state");
+            answer.text = outcome_of(res);
             if (answer.text.empty()) answer.text = "ok";
         } catch (const std::exception& e) {
             answer.text = e.what();
         }
     }
-    answer.text = answer.text.substr(0, cluster::kMaxCommandText);
-    for (char& ch : answer.text)
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    answer.text = frame_text(answer.text);
     try {
         send_command_frame(answer, now_ns);
     } catch (const std::exception& e) {
