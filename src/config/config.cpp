@@ -506,6 +506,68 @@ void parse_control(const Section& root, Config& cfg) {
     if (cc.remote_allow.empty()) t->fail("remote_allow", "is empty: nobody could use remote control", allow_allowed);
 }
 
+// [announce] (docs/scale-out.md): types and ranges here; that next_hop and
+// vips are cluster VIPs is checked by validate().
+void parse_announce(const Section& root, Config& cfg) {
+    auto t = root.table("announce", {"daemon", "include_file", "control_socket", "birdc", "next_hop", "vips",
+                                     "withdraw_delay_ms", "command_timeout_ms", "retry_interval_ms",
+                                     "converging_grace_ms"});
+    if (!t) return;
+    AnnounceConfig& a = cfg.announce;
+    a.enabled = true;
+    if (auto d = t->choice<AnnounceDaemon>("daemon", {{"bird", AnnounceDaemon::bird}})) a.daemon = *d;
+    const std::string include_allowed =
+        "a path for the BIRD include file nlbd writes, relative to this file, in an existing directory";
+    a.include_file = t->required_string("include_file", include_allowed);
+    if (a.include_file.empty()) t->fail("include_file", "is empty", include_allowed);
+    a.include_file = detail::resolve_relative(cfg.file, a.include_file);
+    {
+        std::error_code ec;
+        const std::filesystem::path dir = std::filesystem::path(a.include_file).parent_path();
+        if (!std::filesystem::is_directory(dir, ec))
+            t->fail("include_file", quote(a.include_file) + ": directory " + quote(dir.string()) + " does not exist",
+                    include_allowed);
+    }
+    const std::string socket_allowed = "the path of BIRD's control socket (bird -s), e.g. \"/run/bird/bird.ctl\"";
+    if (auto s = t->string("control_socket", socket_allowed)) {
+        if (s->empty()) t->fail("control_socket", "is empty", socket_allowed);
+        a.control_socket = detail::resolve_relative(cfg.file, *s);
+    }
+    const std::string birdc_allowed = "the path of the birdc program, e.g. \"/usr/sbin/birdc\"";
+    if (auto s = t->string("birdc", birdc_allowed)) {
+        if (s->empty()) t->fail("birdc", "is empty", birdc_allowed);
+        a.birdc = *s;
+    }
+    const std::string nh_allowed =
+        "an IPv4 address of cluster.vips on the cluster's segment (the default host answers ARP for it with "
+        "the cluster MAC, so every host sees every frame)";
+    const std::string nh = t->required_string("next_hop", nh_allowed);
+    a.next_hop = parse_address(*t, nh, t->line("next_hop"), t->key_path("next_hop"));
+    const std::string vips_allowed = "an array of IPv4 addresses of cluster.vips, other than next_hop";
+    if (const toml::array* v = t->array("vips", vips_allowed)) {
+        if (v->empty()) t->fail("vips", "is empty", vips_allowed + " (leave the key out: every VIP but next_hop)");
+        for (size_t i = 0; i < v->size(); ++i) {
+            const std::string text = element_string(*t, "vips", *v, i, vips_allowed);
+            const unsigned line = element_line(*t, "vips", (*v)[i]);
+            const std::string path = element_path(*t, "vips", i);
+            IpAddr x = parse_address(*t, text, line, path);
+            for (size_t j = 0; j < a.vips.size(); ++j)
+                if (a.vips[j] == x)
+                    detail::fail(t->file(), line, path, quote(text) + " duplicates " + element_path(*t, "vips", j),
+                                 vips_allowed);
+            cfg.lines.emplace(path, line);
+            a.vips.push_back(x);
+        }
+    } else {
+        for (const IpAddr& x : cfg.cluster.vips)
+            if (!(x == a.next_hop)) a.vips.push_back(x);
+    }
+    if (auto v = t->integer("withdraw_delay_ms", 0, 600000)) a.withdraw_delay_ms = static_cast<uint32_t>(*v);
+    if (auto v = t->integer("command_timeout_ms", 100, 60000)) a.command_timeout_ms = static_cast<uint32_t>(*v);
+    if (auto v = t->integer("retry_interval_ms", 100, 600000)) a.retry_interval_ms = static_cast<uint32_t>(*v);
+    if (auto v = t->integer("converging_grace_ms", 0, 600000)) a.converging_grace_ms = static_cast<uint32_t>(*v);
+}
+
 }  // namespace
 
 Config load_config(const std::string& cluster_file, const std::optional<std::string>& nic_file) {
@@ -513,7 +575,8 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
     Config cfg;
     cfg.file = cluster_file;
     const Section root(cluster_file, cfg.lines, root_table, "", 0,
-                       {"cluster", "host", "dataplane", "port_rule", "ports", "telemetry", "control", "log"});
+                       {"cluster", "host", "dataplane", "port_rule", "ports", "telemetry", "control", "log",
+                        "announce"});
     parse_cluster(root, cfg);
     parse_host(root, cfg);
     parse_dataplane(root, cfg);
@@ -522,6 +585,7 @@ Config load_config(const std::string& cluster_file, const std::optional<std::str
     parse_telemetry(root, cfg);
     parse_control(root, cfg);
     parse_log(root, cfg);
+    parse_announce(root, cfg);
 
     if (nic_file) {
         cfg.nic = load_nic_profile(*nic_file);

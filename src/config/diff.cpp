@@ -116,7 +116,22 @@ ConfigDiff diff(const Config& a, const Config& b) {
     restart.str("nic.rss_fields", join(n.rss_fields), join(m.rss_fields));
     restart.str("nic.eal_args", join(n.eal_args), join(m.eal_args));
 
+    // [announce]: where and how nlbd drives the routing daemon needs a
+    // restart (the old include file would keep its routes); what it
+    // announces is live.
+    const AnnounceConfig &aa = a.announce, &ab = b.announce;
+    restart.str("announce (section present)", aa.enabled ? "yes" : "no", ab.enabled ? "yes" : "no");
+    restart.str("announce.include_file", aa.include_file, ab.include_file);
+    restart.str("announce.control_socket", aa.control_socket, ab.control_socket);
+    restart.str("announce.birdc", aa.birdc, ab.birdc);
+
     // --- live keys ------------------------------------------------------
+    live.str("announce.next_hop", aa.enabled ? aa.next_hop.to_string() : "", ab.enabled ? ab.next_hop.to_string() : "");
+    live.str("announce.vips", vips(aa.vips), vips(ab.vips));
+    live("announce.withdraw_delay_ms", aa.withdraw_delay_ms, ab.withdraw_delay_ms);
+    live("announce.command_timeout_ms", aa.command_timeout_ms, ab.command_timeout_ms);
+    live("announce.retry_interval_ms", aa.retry_interval_ms, ab.retry_interval_ms);
+    live("announce.converging_grace_ms", aa.converging_grace_ms, ab.converging_grace_ms);
     live("cluster.heartbeat_interval_ms", a.cluster.heartbeat_interval_ms, b.cluster.heartbeat_interval_ms);
     live("cluster.heartbeat_tolerance", a.cluster.heartbeat_tolerance, b.cluster.heartbeat_tolerance);
     live.str("cluster.vips", vips(a.cluster.vips), vips(b.cluster.vips));

@@ -309,6 +309,45 @@ public:
     }
 
     // health_* keys (SPEC §9): aligned with the rules, ranges as parsed.
+    // [announce] (docs/scale-out.md): the next hop is a VIP of this cluster
+    // (ARP answered with the cluster MAC: every host sees every frame), the
+    // announced VIPs are VIPs of this cluster, IPv4, never the next hop.
+    void announce() const {
+        const AnnounceConfig& a = cfg_.announce;
+        if (!a.enabled) return;
+        const auto is_vip = [&](const IpAddr& x) {
+            for (const IpAddr& v : cfg_.cluster.vips)
+                if (v == x) return true;
+            return false;
+        };
+        const std::string nh_allowed =
+            "an IPv4 address of cluster.vips on the cluster's segment (the default host answers ARP for it "
+            "with the cluster MAC, so every host sees every frame)";
+        if (a.next_hop.family != Family::v4)
+            fail("announce.next_hop", line("announce"), "'" + a.next_hop.to_string() + "' is not IPv4", nh_allowed);
+        if (!is_vip(a.next_hop))
+            fail("announce.next_hop", line("announce"),
+                 "'" + a.next_hop.to_string() + "' is not one of cluster.vips", nh_allowed);
+        const std::string vips_allowed = "IPv4 addresses of cluster.vips, other than next_hop";
+        if (a.vips.empty())
+            fail("announce.vips", line("announce"), "nothing to announce (cluster.vips holds only next_hop)",
+                 "a cluster with at least one VIP besides announce.next_hop");
+        for (size_t i = 0; i < a.vips.size(); ++i) {
+            const std::string key = "announce.vips[" + std::to_string(i + 1) + "]";
+            const unsigned l = line(key, line("announce.vips", line("announce")));
+            const std::string text = "'" + a.vips[i].to_string() + "'";
+            if (a.vips[i].family != Family::v4)
+                fail(key, l, text + " is IPv6: only IPv4 VIPs are announced", vips_allowed);
+            if (!is_vip(a.vips[i])) fail(key, l, text + " is not one of cluster.vips", vips_allowed);
+            if (a.vips[i] == a.next_hop) fail(key, l, text + " is announce.next_hop", vips_allowed);
+        }
+        if (a.include_file.empty()) fail("announce.include_file", line("announce"), "is empty", "a path");
+        range("announce.withdraw_delay_ms", a.withdraw_delay_ms, 0, 600000, line("announce"));
+        range("announce.command_timeout_ms", a.command_timeout_ms, 100, 60000, line("announce"));
+        range("announce.retry_interval_ms", a.retry_interval_ms, 100, 600000, line("announce"));
+        range("announce.converging_grace_ms", a.converging_grace_ms, 0, 600000, line("announce"));
+    }
+
     void health() const {
         if (cfg_.health.empty()) return;
         if (cfg_.health.size() != cfg_.rules.size())
@@ -342,6 +381,7 @@ void validate(const Config& cfg) {
     c.dataplane();
     c.rules();
     c.health();
+    c.announce();
     validate(cfg.nic);
 }
 

@@ -299,6 +299,23 @@ void print_query(std::FILE* out, const Json& r) {
                     {"EXCLUDED", {"excluded"}, cell_excluded}});
     }
 
+    // [announce] (docs/scale-out.md): what this host announces over BGP.
+    if (const Json* an = r.find("announce"); an && an->is_object()) {
+        auto list = [](const Json* a) {
+            std::string t;
+            if (a && a->is_array())
+                for (const Json& v : a->as_array()) t += (t.empty() ? "" : ", ") + text_of(v);
+            return t.empty() ? std::string("none") : t;
+        };
+        std::fprintf(out, "Announce (BGP via %s, next hop %s): %s; announced: %s", an->get_string("daemon").c_str(),
+                     an->get_string("next_hop").c_str(), an->get_string("state").c_str(),
+                     list(an->find("announced")).c_str());
+        if (an->get_bool("withdraw_first")) std::fprintf(out, " (withdrawing before the drain)");
+        std::fprintf(out, "\n");
+        if (const std::string e = an->get_string("last_error"); !e.empty())
+            std::fprintf(out, "Announce error: %s\n", e.c_str());
+    }
+
     if (const Json* rules = r.find("rules"); rules && rules->is_array() && !rules->as_array().empty()) {
         std::fprintf(out, "\nPort rules:\n");
         print_rows(out, r, rules->as_array(),

@@ -19,6 +19,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "nlbd/cluster/announce.hpp"
 #include "nlbd/cluster/membership.hpp"
 #include "nlbd/cluster/state_file.hpp"
 #include "nlbd/config/diff.hpp"
@@ -140,6 +141,7 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
       dynamic_(cfg.cluster.static_members.empty()),
       replay_(std::max<uint64_t>(uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000,
                                  1'000'000'000ull)) {
+    if (cfg.announce.enabled) announcer_ = std::make_unique<Announcer>(announcer_settings());
     if (!dynamic_) return;
 
     char name[RTE_RING_NAMESIZE];
@@ -295,7 +297,14 @@ void ClusterControl::poll() noexcept {
         publisher_.reclaim();
         run_queued_commands();
         if (health != nullptr) apply_health(steady_ns());
+        if (announcer_ && !dynamic_) {
+            if (const uint64_t t = steady_ns(); t >= next_static_announce_ns_) {
+                next_static_announce_ns_ = t + 100'000'000;
+                update_announce(t, nullptr);
+            }
+        }
         if (!dynamic_) return;
+        if (withdraw_first_) finish_withdraw_first(steady_ns());
         // The link first: heartbeats already queued after a link-up then
         // count as heard after it.
         if (const uint64_t t = steady_ns(); t >= next_link_check_ns_) check_link(t);
@@ -371,6 +380,15 @@ void ClusterControl::update_rx_horizon(uint64_t now_ns) {
 }
 
 void ClusterControl::leave() noexcept {
+    // Withdraw the VIPs: the announcer's destructor applies it (bounded).
+    if (announcer_) {
+        try {
+            announcer_->want({});
+            events_.add(EventKind::announce, log::Level::notice, "nlbd stops: withdrawing every VIP");
+        } catch (const std::exception& e) {
+            NLBD_LOG(error, "control: leave: %s", e.what());
+        }
+    }
     if (!dynamic_) return;
     try {
         const uint64_t now = steady_ns();
@@ -713,6 +731,7 @@ ctl::Json ClusterControl::query() const {
             }
             j["rules"] = std::move(rules);
         }
+        if (announcer_) j["announce"] = announce_json();
         return j;
     }
     const cluster::MembershipStatus st = membership_->status(steady_ns());
@@ -802,6 +821,7 @@ ctl::Json ClusterControl::query() const {
     j["epoch_changes"] = st.epoch_changes;
     j["map_adoptions"] = st.map_adoptions;
     j["chunks_sent"] = st.chunks_sent;
+    if (announcer_) j["announce"] = announce_json();
     return j;
 }
 
@@ -861,6 +881,43 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
              if (before != HostState::started)
                  throw std::runtime_error("drainstop: host is " + std::string(cluster::name_of(before)) +
                                           ", not started");
+             if (c.withdraw_first_) {
+                 ctl::Json j = ctl::Json::object();
+                 j["previous"] = "started";
+                 j["state"] = "started";
+                 j["withdraw_first"] = true;
+                 j["detail"] = "already withdrawing before the drain";
+                 return j;
+             }
+             // The cluster's last started host withdraws its VIPs first (SPEC
+             // §11): the routers move new flows to other clusters while this
+             // one still serves; the drain starts withdraw_delay_ms after
+             // BIRD took the withdrawal.
+             if (c.announcer_ && !c.announcer_->state().wanted.empty()) {
+                 const uint64_t now = steady_ns();
+                 const cluster::MembershipStatus st = c.membership_->status(now);
+                 if (cluster::last_started_host(st.peers, c.cfg_.host.id)) {
+                     c.withdraw_first_ = true;
+                     c.withdraw_requested_ns_ = now;
+                     c.withdraw_generation_ = c.announcer_->want({});
+                     c.deferred_drain_at_ns_ = 0;
+                     c.deferred_drain_timeout_s_ = a.empty() ? 0 : std::stoull(a[0]);
+                     const uint64_t delay = c.cfg_.announce.withdraw_delay_ms;
+                     c.deferred_drain_fallback_ns_ =
+                         now + (delay + 2ull * c.cfg_.announce.command_timeout_ms) * 1'000'000ull;
+                     c.announce_reason_ = "drainstop of the cluster's last started host";
+                     c.events_.add(EventKind::announce, log::Level::notice,
+                                   "drainstop of the cluster's last started host: withdrawing every VIP first, "
+                                   "draining " + std::to_string(delay) + " ms after the withdrawal");
+                     ctl::Json j = ctl::Json::object();
+                     j["previous"] = "started";
+                     j["state"] = "started";
+                     j["withdraw_first"] = true;
+                     j["drain_after_ms"] = delay;
+                     if (!a.empty()) j["timeout_s"] = std::stoull(a[0]);
+                     return j;
+                 }
+             }
              // NLB's Stop-NlbClusterNode -Drain -Timeout: stop then, connections or not.
              c.drain_deadline_ns_ = a.empty() ? 0 : steady_ns() + std::stoull(a[0]) * 1'000'000'000ull;
              ctl::Json j = c.set_host_state(HostState::draining);
@@ -997,6 +1054,7 @@ void ClusterControl::watch_membership(uint64_t now_ns) {
                             "rule " + name + ": " + std::string(cluster::name_of(ors)) + " -> " +
                                 std::string(cluster::name_of(rs)));
     watched_ = std::move(w);
+    if (announcer_) update_announce(now_ns, &st);
 }
 
 // ---- cluster-wide commands (docs/cluster.md, "Cluster-wide control") -----
@@ -1480,6 +1538,9 @@ ctl::Json ClusterControl::reload() {
     next.host.initial_state = cfg_.host.initial_state;
     cfg_ = std::move(next);
     if (dynamic_) publish_if_changed();  // static: published above; no membership
+    // [announce]: next hop and timings live (the VIP set follows at the next
+    // update_announce()); where the file and socket are needs a restart.
+    if (announcer_) announcer_->settings(announcer_settings());
     ctl::Json j = ctl::Json::object();
     j["changed"] = !d.empty();
     ctl::Json lines = ctl::Json::array();
@@ -1583,6 +1644,11 @@ void ClusterControl::save_state() noexcept {
 
 // Dynamic membership: this host's state, announced by the next heartbeats.
 ctl::Json ClusterControl::set_host_state(cluster::HostState next) {
+    if (withdraw_first_) {
+        withdraw_first_ = false;  // another command: the deferred drain is off
+        events_.add(EventKind::announce, log::Level::notice,
+                    std::string("deferred drain cancelled: host set ") + std::string(cluster::name_of(next)));
+    }
     ctl::Json j = ctl::Json::object();
     j["previous"] = cluster::name_of(membership_->state());
     membership_->set_state(next, steady_ns());
@@ -1669,6 +1735,141 @@ std::string ClusterControl::stats_members() const {
     ev["by_kind"] = events_.counts_json();
     o += ",\n\"events\":" + ev.dump();
     return o;
+}
+
+// ---- VIP announcement (docs/scale-out.md) -----------------------------------
+
+AnnouncerSettings ClusterControl::announcer_settings() const {
+    AnnouncerSettings a;
+    a.include_file = cfg_.announce.include_file;
+    a.control_socket = cfg_.announce.control_socket;
+    a.birdc = cfg_.announce.birdc;
+    a.next_hop = cfg_.announce.next_hop;
+    a.command_timeout_ms = cfg_.announce.command_timeout_ms;
+    a.retry_interval_ms = cfg_.announce.retry_interval_ms;
+    a.origin = "cluster " + cfg_.cluster.name + ", host " + std::to_string(unsigned(cfg_.host.id));
+    return a;
+}
+
+namespace {
+
+std::string vip_list(const std::vector<IpAddr>& v) {
+    std::string s;
+    for (const IpAddr& a : v) s += (s.empty() ? "" : ", ") + a.to_string();
+    return s.empty() ? "none" : s;
+}
+
+}  // namespace
+
+void ClusterControl::update_announce(uint64_t now_ns, const cluster::MembershipStatus* st) {
+    for (AnnounceResult& r : announcer_->take_results()) {
+        if (r.ok)
+            events_.add(EventKind::announce, log::Level::notice,
+                        (r.vips.empty() ? std::string("withdrawn: every VIP") : "announced: " + vip_list(r.vips)) +
+                            " (birdc configure, " + std::to_string(r.took_ms) + " ms)");
+        else
+            events_.add(EventKind::announce, log::Level::error,
+                        "routing daemon did not take [" + vip_list(r.vips) + "]: " + r.detail + "; retrying every " +
+                            std::to_string(cfg_.announce.retry_interval_ms) + " ms");
+    }
+    cluster::AnnounceInput in;
+    in.withdrawing = withdraw_first_;
+    in.converging_grace_ms = cfg_.announce.converging_grace_ms;
+    in.announcing = !announcer_->state().wanted.empty();
+    std::string state;
+    if (st != nullptr) {
+        in.started = st->host_state == cluster::HostState::started;
+        in.converged = st->state == cluster::ClusterState::converged ||
+                       st->state == cluster::ClusterState::converged_default;
+        state = cluster::name_of(st->host_state);
+    } else {
+        const core::Snapshot* s = publisher_.current().get();
+        in.started = s != nullptr && s->started;
+        in.converged = true;  // static membership
+        state = in.started ? "started" : "stopped";
+    }
+    if (in.converged) not_converged_since_ns_ = 0;
+    else if (not_converged_since_ns_ == 0) not_converged_since_ns_ = now_ns;
+    in.converging_ms = not_converged_since_ns_ == 0 ? 0 : (now_ns - not_converged_since_ns_) / 1'000'000;
+
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    std::vector<cluster::AnnounceRule> gate(rules.size());
+    for (size_t i = 0; i < rules.size(); ++i) {
+        gate[i].all_vips = !rules[i].vip.has_value();
+        if (rules[i].vip) gate[i].vip = *rules[i].vip;
+        bool enabled = true;
+        if (dynamic_) {
+            enabled = membership_->rule_state(i) == cluster::RuleState::enabled;
+        } else if (const auto it = static_rule_states_.find(rule_name(rules[i])); it != static_rule_states_.end()) {
+            enabled = it->second == cluster::RuleState::enabled;
+        }
+        bool healthy = true;
+        if (health != nullptr)
+            if (const auto h = health->status(i)) healthy = h->state != health::State::down;
+        gate[i].serving = enabled && healthy;
+    }
+    std::vector<IpAddr> want = cluster::announced_vips(cfg_.announce.vips, gate, in);
+    const std::vector<IpAddr> before = announcer_->state().wanted;
+    if (want == before) return;
+    std::string why;
+    if (withdraw_first_) why = "drainstop of the cluster's last started host";
+    else if (!in.started) why = "host is " + state;
+    else if (!cluster::announce_allowed(in)) why = "not converged for " + std::to_string(in.converging_ms) + " ms";
+    else if (want.size() < cfg_.announce.vips.size()) why = "started and converged; a rule of the other VIP(s) is not serving here";
+    else why = "started, converged, every rule serving";
+    announce_reason_ = why;
+    ++announce_changes_;
+    events_.add(EventKind::announce, log::Level::info, "wanted: [" + vip_list(want) + "] (" + why + ")");
+    announcer_->want(std::move(want));
+}
+
+void ClusterControl::finish_withdraw_first(uint64_t now_ns) {
+    if (!announcer_) {
+        withdraw_first_ = false;
+        return;
+    }
+    const AnnouncerState a = announcer_->state();
+    if (deferred_drain_at_ns_ == 0 && a.applied_generation >= withdraw_generation_)
+        deferred_drain_at_ns_ = now_ns + uint64_t{cfg_.announce.withdraw_delay_ms} * 1'000'000;
+    const bool fallback = now_ns >= deferred_drain_fallback_ns_;
+    if (!(deferred_drain_at_ns_ != 0 && now_ns >= deferred_drain_at_ns_) && !fallback) return;
+    withdraw_first_ = false;
+    events_.add(EventKind::announce, fallback && deferred_drain_at_ns_ == 0 ? log::Level::error : log::Level::notice,
+                std::string(fallback && deferred_drain_at_ns_ == 0
+                                ? "the routing daemon did not confirm the withdrawal: draining anyway"
+                                : "VIPs withdrawn; withdraw_delay_ms passed: draining now") +
+                    " (" + std::to_string((now_ns - withdraw_requested_ns_) / 1'000'000) + " ms after the drainstop)");
+    if (membership_->state() != cluster::HostState::started) return;
+    drain_deadline_ns_ = deferred_drain_timeout_s_ == 0 ? 0 : now_ns + deferred_drain_timeout_s_ * 1'000'000'000ull;
+    set_host_state(cluster::HostState::draining);
+}
+
+ctl::Json ClusterControl::announce_json() const {
+    const AnnouncerState a = announcer_->state();
+    ctl::Json j = ctl::Json::object();
+    j["daemon"] = "bird";
+    j["next_hop"] = cfg_.announce.next_hop.to_string();
+    ctl::Json vips = ctl::Json::array(), wanted = ctl::Json::array(), applied = ctl::Json::array();
+    for (const IpAddr& v : cfg_.announce.vips) vips.push_back(v.to_string());
+    for (const IpAddr& v : a.wanted) wanted.push_back(v.to_string());
+    for (const IpAddr& v : a.applied) applied.push_back(v.to_string());
+    j["vips"] = std::move(vips);
+    j["wanted"] = std::move(wanted);
+    j["announced"] = std::move(applied);
+    // announced: BIRD has every wanted VIP; withdrawn: BIRD has none and none
+    // is wanted; pending: an apply is under way or being retried.
+    const bool synced = a.applied_generation == a.wanted_generation;
+    j["state"] = !synced ? (a.last_error.empty() ? "pending" : "failing")
+                         : (a.applied.empty() ? "withdrawn" : "announced");
+    j["withdraw_first"] = withdraw_first_;
+    j["reason"] = announce_reason_;
+    j["applies"] = a.applies;
+    j["failures"] = a.failures;
+    j["changes"] = announce_changes_;
+    j["last_apply_ms"] = a.last_took_ms;
+    j["last_error"] = a.last_error;
+    j["include_file"] = cfg_.announce.include_file;
+    return j;
 }
 
 }  // namespace nlbd::daemon

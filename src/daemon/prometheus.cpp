@@ -142,6 +142,24 @@ void cluster_metrics(MetricsWriter& w, const Json& doc) {
     w.sample({}, static_cast<int64_t>(members && members->is_array() ? members->size() : 0));
     w.family("nlbd_cluster_default_host", "gauge", "Host id of the default host (0: none)");
     w.sample({}, cs ? cs->get_int("default_host") : mem ? mem->get_int("default_host") : 0);
+    // VIP announcement ([announce], docs/scale-out.md): per configured VIP,
+    // 1 while the routing daemon has it from this host.
+    if (const Json* an = cs ? cs->find("announce") : nullptr; an && an->is_object()) {
+        w.family("nlbd_announced", "gauge",
+                 "1 while this host announces the VIP over BGP (the routing daemon took it)");
+        const Json* vips = an->find("vips");
+        const Json* done = an->find("announced");
+        if (vips && vips->is_array())
+            for (const Json& v : vips->as_array()) {
+                bool on = false;
+                if (done && done->is_array())
+                    for (const Json& d : done->as_array()) on = on || (d.is_string() && d.as_string() == v.as_string());
+                w.sample({{"vip", v.is_string() ? v.as_string() : std::string()}}, static_cast<int64_t>(on));
+            }
+        w.family("nlbd_announce_failures_total", "counter",
+                 "Include-file writes or birdc runs that failed (each retried)");
+        w.sample({}, an->get_int("failures"));
+    }
     if (cs != nullptr) {
         w.family("nlbd_cluster_state", "gauge",
                  "Cluster state of this host (the labelled state is 1)");

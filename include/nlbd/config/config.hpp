@@ -159,6 +159,30 @@ struct ControlConfig {
     std::map<std::string, std::string> remote_allow;
 };
 
+// [announce] (SPEC §11, docs/scale-out.md): this host announces the cluster's
+// VIPs over BGP through a routing daemon (BIRD 2) while it is started,
+// converged and healthy for them. nlbd writes `include_file` (a BIRD
+// fragment: protocol static nlbd_announce + filter nlbd_export) and runs
+// `birdc -s control_socket configure`. Absent section = no announcement.
+// IPv4 VIPs only (the fragment has an ipv4 channel).
+enum class AnnounceDaemon : uint8_t { bird };
+struct AnnounceConfig {
+    bool enabled = false;                 // the section is present
+    AnnounceDaemon daemon = AnnounceDaemon::bird;
+    std::string include_file;             // resolved against the cluster file's directory
+    std::string control_socket = "/run/bird/bird.ctl";
+    std::string birdc = "/usr/sbin/birdc";
+    IpAddr next_hop;                      // one of cluster.vips (the default host answers its ARP)
+    std::vector<IpAddr> vips;             // announced VIPs: each in cluster.vips, never next_hop
+    uint32_t withdraw_delay_ms = 3000;    // 0..600000: drainstop of the last host waits this long
+    uint32_t command_timeout_ms = 5000;   // 100..60000: birdc is killed after it
+    uint32_t retry_interval_ms = 2000;    // 100..600000: a failed apply is retried after it
+    // A host that announces keeps announcing through a re-convergence (a
+    // host joins or leaves) for this long, so that membership changes do not
+    // flap the route; converging longer (a mismatch) withdraws. 0..600000.
+    uint32_t converging_grace_ms = 5000;
+};
+
 struct Config {
     std::string file;
     ClusterConfig cluster;
@@ -172,6 +196,7 @@ struct Config {
     // [log] level (docs/logging.md): messages below it are not written; live.
     log::Level log_level = log::Level::info;
     ControlConfig control;
+    AnnounceConfig announce;
     NicProfile nic;
 
     // Line of every key and section that the file set, by key path

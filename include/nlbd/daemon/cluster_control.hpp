@@ -39,6 +39,7 @@
 #include "nlbd/cluster/membership.hpp"
 #include "nlbd/config/config.hpp"
 #include "nlbd/ctl/json.hpp"
+#include "nlbd/daemon/announcer.hpp"
 #include "nlbd/daemon/control.hpp"
 #include "nlbd/daemon/events.hpp"
 
@@ -287,6 +288,28 @@ private:
     void send_command_frame(const cluster::OperatorCommand& c, uint64_t now_ns);
     void finish_remote(RemoteRequest& r);
     void expire_remote(uint64_t now_ns);
+
+    // VIP announcement ([announce], docs/scale-out.md); null without it.
+    // update_announce() (every 100 ms) turns host state, convergence and the
+    // rules' states into the wanted VIP set and the announcer's results
+    // into events. A drainstop of the cluster's last started host withdraws
+    // first: withdraw_first_ holds the drain until the withdrawal is applied
+    // and withdraw_delay_ms has passed (or the fallback deadline).
+    std::unique_ptr<Announcer> announcer_;
+    AnnouncerSettings announcer_settings() const;
+    void update_announce(uint64_t now_ns, const cluster::MembershipStatus* st);
+    void finish_withdraw_first(uint64_t now_ns);
+    ctl::Json announce_json() const;
+    bool withdraw_first_ = false;
+    uint64_t withdraw_generation_ = 0;
+    uint64_t withdraw_requested_ns_ = 0;
+    uint64_t deferred_drain_at_ns_ = 0;        // 0: withdrawal not applied yet
+    uint64_t deferred_drain_fallback_ns_ = 0;
+    uint64_t deferred_drain_timeout_s_ = 0;    // drainstop's timeout argument (0: none)
+    uint64_t not_converged_since_ns_ = 0;      // 0: converged at the last look
+    uint64_t next_static_announce_ns_ = 0;
+    std::string announce_reason_;              // why the wanted set is what it is
+    uint64_t announce_changes_ = 0;
 };
 
 }  // namespace nlbd::daemon

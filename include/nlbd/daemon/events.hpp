@@ -30,7 +30,8 @@ namespace nlbd::daemon {
     X(rule_state, "a rule's state on this host changed (enabled, draining, disabled)")               \
     X(health, "a health check went down or up")                                                      \
     X(reload, "a reload was applied or refused, with who asked")                                     \
-    X(link, "the wire link went down or up")
+    X(link, "the wire link went down or up")                                                        \
+    X(announce, "VIPs announced or withdrawn over BGP (routing daemon), or the daemon refused it")
 
 enum class EventKind : uint8_t {
 #define NLBD_X(name, help) name,
