@@ -15,6 +15,7 @@ packages=(
   iproute2 tcpdump python3
   socat ethtool curl
   nginx-light openssl jq nftables
+  bird2             # tests/scaleout, scripts/lab_routed.sh: BIRD 2 as the routing daemon (docs/scale-out.md)
   # tests/package: dpkg-buildpackage (build-essential is implied by every
   # Build-Depends), lintian, systemd-analyze, man, YAML for the alert rules
   build-essential debhelper lintian systemd man-db python3-yaml git

@@ -332,6 +332,19 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
         std::fprintf(out, "  remote control: mutual TLS on %s, client CA %s; allowed: %s\n",
                      cfg.control.remote_listen.c_str(), cfg.control.remote_ca.c_str(), who.c_str());
     }
+    if (!cfg.announce.enabled) {
+        std::fprintf(out, "  announce: off\n");
+    } else {
+        std::string vips;
+        for (const IpAddr& v : cfg.announce.vips) vips += (vips.empty() ? "" : ", ") + v.to_string();
+        std::fprintf(out,
+                     "  announce: bird, %s/32 next hop %s; include %s, birdc -s %s; withdraw delay %u ms, "
+                     "birdc timeout %u ms, retry %u ms, converging grace %u ms\n",
+                     vips.c_str(), cfg.announce.next_hop.to_string().c_str(), cfg.announce.include_file.c_str(),
+                     cfg.announce.control_socket.c_str(), cfg.announce.withdraw_delay_ms,
+                     cfg.announce.command_timeout_ms, cfg.announce.retry_interval_ms,
+                     cfg.announce.converging_grace_ms);
+    }
 }
 
 }  // namespace nlbd::daemon

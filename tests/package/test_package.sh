@@ -266,6 +266,7 @@ base_cluster() {
   [ "$t" = telemetry ] && echo 'zz_unknown = 1'
   printf '[control]\n'
   [ "$t" = control ] && echo 'zz_unknown = 1'
+  [ "$t" = announce ] && printf '[announce]\nzz_unknown = 1\n'
   return 0
 }
 allowed_keys() {
@@ -277,7 +278,7 @@ allowed_keys() {
 }
 printf '[nic]\n[eal]\n' >"$cfg/nic.toml"
 declare -a keys=()
-for table in "" cluster host dataplane ports ports.wire port_rule telemetry control; do
+for table in "" cluster host dataplane ports ports.wire port_rule telemetry control announce; do
   base_cluster "$table" >"$cfg/c.toml"
   mapfile -t got < <(allowed_keys)
   if ((${#got[@]} < 1)) || [[ ${got[0]} == accepted || ${got[0]} == unexpected* ]]; then
