@@ -399,13 +399,15 @@ rl_scenario() {
 
     # 9. A clean stop of nlbd withdraws: x1 is X's only started host again.
     t0=$(lab_now_ms)
-    lab_stop_node "$x1"
+    kill -TERM "${LAB_NLBD_PID[$x1]}" 2>/dev/null || true
     if ms=$(rl_wait_hops "$y_hop" 10000); then
         RL_T_STOP=$(( $(lab_now_ms) - t0 ))
         echo "router: cluster $xname withdrawn $RL_T_STOP ms after SIGTERM to nlbd on node $x1"
     else
         lab_soft_fail "nlbd stopped on node $x1 but the router still has '$(rl_route_hops)'"
     fi
+    lab_stop_node "$x1"
+    echo "nlbd on node $x1 exited $(( $(lab_now_ms) - t0 )) ms after SIGTERM"
     if grep -q "route " "$LAB_WORK/announce.$x1.conf"; then
         lab_soft_fail "node $x1's include file still announces after nlbd stopped: $(grep 'route ' "$LAB_WORK/announce.$x1.conf")"
     fi
