@@ -45,6 +45,8 @@ demo)
     rl_scenario || true
     echo
     echo "Measured (router's kernel route, polled every 10 ms):"
+    echo "  health checks of a cluster down -> route gone:      ${RL_T_HEALTH_DOWN:-?} ms (health_fall 2 x 200 ms)"
+    echo "  health checks up again -> route back:               ${RL_T_HEALTH_UP:-?} ms (health_rise 2 x 200 ms)"
     echo "  withdrawal (drainstop of the last host -> route gone): ${RL_T_WITHDRAW:-?} ms"
     echo "  drain start after drainstop (withdraw_delay_ms $RL_WITHDRAW_DELAY_MS):   ${RL_T_DRAIN:-?} ms"
     echo "  announcement (nlbctl start -> route back):           ${RL_T_ANNOUNCE:-?} ms"

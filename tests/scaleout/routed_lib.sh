@@ -189,6 +189,19 @@ device = "net_af_packet$i,iface=${P}w,qpairs=1"
 [ports.local]
 device = "net_tap$i,iface=${P}t"
 
+# Health-checked: the rule drains on this host while :7000 does not answer
+# (rl_health I down|up), which withdraws this host's announcement.
+[[port_rule]]
+vip = "$RL_ANYCAST"
+ports = "0-65535"
+protocol = "both"
+health_check = "tcp"
+health_port = 7000
+health_interval_ms = 200
+health_timeout_ms = 100
+health_rise = 2
+health_fall = 2
+
 [announce]
 daemon = "bird"
 include_file = "$LAB_WORK/announce.$i.conf"
@@ -210,7 +223,36 @@ rl_start_node() {
     LAB_VIP=$RL_ANYCAST
     LAB_GW=10.77.$s.1
     LAB_CLIENT_MAC=${RL_RT_MAC[$s]}
-    lab_start_node "$i"
+    lab_start_node "$i" || return 1
+    rl_health "$i" up
+}
+
+# rl_health I up|down : node I's health-check service (VIP:7000).
+declare -gA RL_HEALTH_PID=()
+rl_health() {
+    local i=$1 p=${RL_HEALTH_PID[$1]:-}
+    if [[ $2 == down ]]; then
+        [[ -n $p ]] && kill -TERM "$p" 2>/dev/null
+        wait "$p" 2>/dev/null || true
+        unset "RL_HEALTH_PID[$i]"
+        return 0
+    fi
+    [[ -n $p ]] && return 0
+    ip netns exec "$(lab_node_ns "$i")" socat TCP-LISTEN:7000,bind=$RL_ANYCAST,fork,reuseaddr EXEC:true \
+        >/dev/null 2>&1 &
+    RL_HEALTH_PID[$i]=$!
+    LAB_PIDS+=($!)
+}
+
+# rl_wait_announce I STATE MS : until node I's announce state is STATE.
+rl_wait_announce() {
+    local i=$1 want=$2 ms=$3 t0
+    t0=$(lab_now_ms)
+    while (( $(lab_now_ms) - t0 < ms )); do
+        [[ $(rl_announce_state "$i") == "$want" ]] && return 0
+        sleep 0.05
+    done
+    return 1
 }
 
 # rl_up : the whole lab, both clusters converged.
@@ -302,6 +344,39 @@ rl_scenario() {
     ((na > 0 && nb > 0)) || lab_soft_fail "flows not spread over both clusters: A $na, B $nb"
     ((na + nb == LAB_CLIENTS)) || lab_soft_fail "$((LAB_CLIENTS - na - nb)) connection(s) unanswered:$LAB_UNSERVED"
 
+    # 2b. Health gating: a host whose rule's health check is down withdraws
+    # its own announcement (the cluster keeps the route through the other);
+    # both down withdraw the cluster; both up announce it again.
+    local t0
+    rl_health 1 down
+    if rl_wait_announce 1 withdrawn 10000; then
+        hops=$(rl_route_hops)
+        [[ $hops == "10.77.1.10 10.77.2.10" ]] || lab_soft_fail "route changed while node 2 still announces: '$hops'"
+        echo "health down on node 1: node 1 withdrawn, the router keeps cluster A through node 2"
+    else
+        lab_soft_fail "node 1 still announces with its health check down: $(rl_announce_state 1)"
+    fi
+    t0=$(lab_now_ms)
+    rl_health 2 down
+    if ms=$(rl_wait_hops "10.77.2.10" 10000); then
+        RL_T_HEALTH_DOWN=$ms
+        echo "health down on node 2 too: cluster A withdrawn $ms ms after its service stopped (health_fall 2 x 200 ms)"
+    else
+        lab_soft_fail "cluster A still routed with its health checks down on both hosts: '$(rl_route_hops)'"
+    fi
+    rl_owner_clusters; na=$RL_NA nb=$RL_NB
+    ((na == 0 && nb == LAB_CLIENTS)) || lab_soft_fail "cluster A unhealthy: new flows A $na, B $nb (want 0, $LAB_CLIENTS)"
+    t0=$(lab_now_ms)
+    rl_health 1 up
+    rl_health 2 up
+    if ms=$(rl_wait_hops "10.77.1.10 10.77.2.10" 10000); then
+        RL_T_HEALTH_UP=$ms
+        echo "health up again: cluster A announced $ms ms after its services started (health_rise 2 x 200 ms)"
+    else
+        lab_soft_fail "cluster A not announced again after its health checks came up: '$(rl_route_hops)'"
+    fi
+    for i in 1 2; do rl_wait_announce "$i" announced 10000 || lab_soft_fail "node $i: $(rl_announce_state "$i") after health up"; done
+
     # 3. Long-lived connections (one per client address 111..118), then see
     # which cluster holds each: the one holding more is the survivor.
     local a lines=200 n
@@ -331,7 +406,7 @@ rl_scenario() {
     [[ $hops == "10.77.1.10 10.77.2.10" ]] || lab_soft_fail "route changed while node $x2 still announces: '$hops'"
 
     # 5. drainstop of X's last started host: withdraw first, drain after.
-    local t0 out
+    local out
     t0=$(lab_now_ms)
     out=$(lab_ctl "$x2" --json drainstop 2>&1) || lab_soft_fail "drainstop on node $x2 failed: $out"
     [[ $(jq -r '.withdraw_first // false' <<<"$out" 2>/dev/null) == true ]] ||
