@@ -141,7 +141,15 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
       dynamic_(cfg.cluster.static_members.empty()),
       replay_(std::max<uint64_t>(uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000,
                                  1'000'000'000ull)) {
-    if (cfg.announce.enabled) announcer_ = std::make_unique<Announcer>(announcer_settings());
+    if (cfg.announce.enabled) {
+        // Not a config error (BIRD may be installed after nlbd's config is
+        // written), but every apply would fail: say so at once.
+        if (::access(cfg.announce.birdc.c_str(), X_OK) != 0)
+            events_.add(EventKind::announce, log::Level::error,
+                        "announce.birdc '" + cfg.announce.birdc + "' is not an executable: nothing can be " +
+                            "announced until it is (Debian: apt install bird2)");
+        announcer_ = std::make_unique<Announcer>(announcer_settings());
+    }
     if (!dynamic_) return;
 
     char name[RTE_RING_NAMESIZE];

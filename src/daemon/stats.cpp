@@ -1,5 +1,7 @@
 #include "nlbd/daemon/stats.hpp"
 
+#include <unistd.h>
+
 #include <cinttypes>
 #include <sstream>
 
@@ -344,6 +346,9 @@ void print_config_summary(std::FILE* out, const config::Config& cfg, const core:
                      cfg.announce.control_socket.c_str(), cfg.announce.withdraw_delay_ms,
                      cfg.announce.command_timeout_ms, cfg.announce.retry_interval_ms,
                      cfg.announce.converging_grace_ms);
+        if (::access(cfg.announce.birdc.c_str(), X_OK) != 0)
+            std::fprintf(out, "  announce: WARNING: birdc '%s' is not an executable (Debian: apt install bird2)\n",
+                         cfg.announce.birdc.c_str());
     }
 }
 
