@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # globals read by lib.sh (LAB_*) and by the callers (RL_T_*)
 # Routed scale-out lab (SPEC §11, docs/scale-out.md), sourced by
 # scripts/lab_routed.sh and tests/scaleout/test_routed.sh. Builds on
 # tests/cluster/lib.sh (prefix, work dir, EXIT cleanup, nlbd start, queries).
@@ -391,11 +392,11 @@ rl_scenario() {
     done
     echo "long-lived connections: cluster A $ca, cluster B $cb"
     ((ca + cb == 8)) || lab_soft_fail "only $((ca + cb)) of 8 long-lived connections established"
-    local x1 x2 y_hop x_hop xname
+    local x1 x2 y_hop xname
     if ((ca > cb)); then
-        x1=3 x2=4 x_hop=10.77.2.10 y_hop=10.77.1.10 xname=B
+        x1=3 x2=4 y_hop=10.77.1.10 xname=B
     else
-        x1=1 x2=2 x_hop=10.77.1.10 y_hop=10.77.2.10 xname=A
+        x1=1 x2=2 y_hop=10.77.2.10 xname=A
     fi
     echo "withdrawing cluster $xname (nodes $x1, $x2); the other keeps its connections"
 
