@@ -406,6 +406,27 @@ rl_scenario() {
     hops=$(rl_route_hops)
     [[ $hops == "10.77.1.10 10.77.2.10" ]] || lab_soft_fail "route changed while node $x2 still announces: '$hops'"
 
+    # 4b. A host joining a cluster that announces does not flap the route:
+    # the view re-converges, the announcing host keeps announcing
+    # (converging_grace_ms). The router keeps both next hops throughout.
+    local gaps=0 polls=0 t_end mark
+    mark=$(lab_events "$x2" | jq -s 'map(.seq) | max // 0')
+    lab_ctl "$x1" start >/dev/null || lab_soft_fail "nlbctl start on node $x1 failed"
+    t_end=$(( $(lab_now_ms) + 2000 ))
+    while (( $(lab_now_ms) < t_end && polls < 400 )); do
+        [[ $(rl_route_hops) == "10.77.1.10 10.77.2.10" ]] || ((++gaps))
+        ((++polls)); sleep 0.01
+    done
+    ((gaps == 0)) || lab_soft_fail "route flapped while node $x1 joined cluster $xname: $gaps of $polls polls without both next hops"
+    lab_wait_converged "$x1 $x2" 10000 || lab_soft_fail "node $x1 did not rejoin: $LAB_CONV_SUMMARY"
+    echo "node $x1 joined cluster $xname again: route kept in $polls polls over 2 s ($gaps gaps)"
+    local flaps
+    flaps=$(lab_events "$x2" | jq -s --argjson m "${mark:-0}" \
+        'map(select(.seq > $m and .kind == "announce" and (.text | test("^wanted: \\[none\\]")))) | length')
+    [[ $flaps == 0 ]] || lab_soft_fail "node $x2 withdrew ${flaps:-?} time(s) while node $x1 joined"
+    lab_ctl "$x1" stop >/dev/null || lab_soft_fail "nlbctl stop on node $x1 failed"
+    sleep 0.5
+
     # 5. drainstop of X's last started host: withdraw first, drain after.
     local out
     t0=$(lab_now_ms)
