@@ -80,8 +80,20 @@ int run_bounded(const std::vector<std::string>& argv, uint32_t timeout_ms, std::
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    // The child starts with no blocked signal and default SIGPIPE, whatever
+    // the calling thread blocks (nlbd's threads may block SIGTERM/SIGHUP).
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+    const int rc = ::posix_spawn(&pid, args[0], &fa, &attr, args.data(), environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     ::close(pipefd[1]);
     if (rc != 0) {
