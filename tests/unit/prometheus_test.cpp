@@ -312,6 +312,24 @@ TEST(PrometheusFormat, StaticClusterWithoutQueryDetailsStillValid) {
     EXPECT_EQ(value_of(v, "nlbd_rule_state", {{"rule", "1"}}), "1");
 }
 
+TEST(PrometheusFormat, AnnouncedVipsAreOneGaugePerConfiguredVip) {
+    Json doc = sample_stats();
+    doc["cluster_state"] = Json::parse(
+        R"({"host":1,"membership":"static","state":"converged_default","host_state":"started",
+            "converged":true,"epoch":1,"members":[1],"default_host":1,
+            "announce":{"daemon":"bird","vips":["10.99.0.10","10.99.0.11"],"wanted":["10.99.0.10"],
+                        "announced":["10.99.0.10"],"state":"announced","failures":3}})");
+    const Validation v = validate_exposition(format_metrics(doc));
+    EXPECT_TRUE(v.problems.empty());
+    EXPECT_EQ(value_of(v, "nlbd_announced", {{"vip", "10.99.0.10"}}), "1");
+    EXPECT_EQ(value_of(v, "nlbd_announced", {{"vip", "10.99.0.11"}}), "0");
+    EXPECT_EQ(v.types.at("nlbd_announced"), "gauge");
+    EXPECT_EQ(value_of(v, "nlbd_announce_failures_total", {}), "3");
+    // Without [announce]: no family at all.
+    const Validation w = validate_exposition(format_metrics(sample_stats()));
+    EXPECT_EQ(w.types.count("nlbd_announced"), 0u);
+}
+
 TEST(MetricsWriter, RefusesAFamilyWrittenTwice) {
     MetricsWriter w;
     w.family("nlbd_x_total", "counter", "x");
