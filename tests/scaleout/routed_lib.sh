@@ -494,6 +494,27 @@ rl_scenario() {
     RL_KEPT=$kept RL_LOST=$lost
     ((kept > 0)) || lab_soft_fail "no long-lived connection on the surviving cluster to check"
 
+    # 8b. Reload: where nlbd drives BIRD needs a restart (refused, named);
+    # what it announces and its timings are live.
+    local y1=1 f
+    [[ $x1 == 1 ]] && y1=3
+    f=$LAB_WORK/node$y1.toml
+    cp "$f" "$f.orig"
+    sed -i "s|^include_file = .*|include_file = \"$LAB_WORK/other.$y1.conf\"|" "$f"
+    if out=$(lab_ctl "$y1" reload 2>&1); then
+        lab_soft_fail "reload moving announce.include_file was applied: $out"
+    elif [[ $out != *announce.include_file* ]]; then
+        lab_soft_fail "refused reload does not name announce.include_file: $out"
+    fi
+    cp "$f.orig" "$f"
+    sed -i "s|^withdraw_delay_ms = .*|withdraw_delay_ms = 2500|" "$f"
+    out=$(lab_ctl "$y1" --json reload 2>&1) || lab_soft_fail "live reload of withdraw_delay_ms refused: $out"
+    jq -e '.changes | map(select(test("announce.withdraw_delay_ms"))) | length == 1' <<<"$out" >/dev/null 2>&1 ||
+        lab_soft_fail "reload did not report announce.withdraw_delay_ms: $out"
+    [[ $(rl_announce_state "$y1") == announced ]] || lab_soft_fail "node $y1: $(rl_announce_state "$y1") after a live reload"
+    cp "$f.orig" "$f"
+    echo "reload: include_file refused (named), withdraw_delay_ms applied live, node $y1 still announced"
+
     # 9. A clean stop of nlbd withdraws: x1 is X's only started host again.
     t0=$(lab_now_ms)
     kill -TERM "${LAB_NLBD_PID[$x1]}" 2>/dev/null || true

@@ -9,7 +9,9 @@
 # gone while the host is still started, the drain follows after
 # withdraw_delay_ms, the event log has them in that order); new flows then
 # all go to the other cluster, whose long-lived connections are untouched;
-# `nlbctl start` announces again; a clean stop of nlbd withdraws. Prints
+# `nlbctl start` announces again; a reload moving include_file is refused
+# (named) while withdraw_delay_ms changes live; a clean stop of nlbd
+# withdraws. Prints
 # the measured times.
 # Usage: test_routed.sh BUILDDIR (root; bird2, socat, jq, ethtool, tcpdump).
 set -euo pipefail
