@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Scale-out behind a router (SPEC §11, docs/scale-out.md): two nlbd clusters
 # announce one anycast VIP over BGP through BIRD 2; the router spreads flows
-# over both with ECMP. Asserts: both clusters announce and get new flows;
-# a host whose rule's health check is down withdraws its own announcement
-# (the route stays through the other host), both down withdraw the cluster
-# (new flows all on the other), both up announce it again;
-# drainstop of a cluster's last started host withdraws first (the route is
-# gone while the host is still started, the drain follows after
-# withdraw_delay_ms, the event log has them in that order); new flows then
-# all go to the other cluster, whose long-lived connections are untouched;
-# `nlbctl start` announces again; a reload moving include_file is refused
-# (named) while withdraw_delay_ms changes live; a clean stop of nlbd
-# withdraws. Prints
-# the measured times.
-# Usage: test_routed.sh BUILDDIR (root; bird2, socat, jq, ethtool, tcpdump).
+# over both with ECMP. Asserts:
+#  - both clusters announce and get new flows;
+#  - a host whose rule's health check is down withdraws its own announcement
+#    (the route stays through the other host); both down withdraw the cluster
+#    (new flows all on the other); both up announce it again;
+#  - a host joining a cluster that announces does not flap the route;
+#  - drainstop of a cluster's last started host withdraws first (the route is
+#    gone while the host is still started, the drain follows after
+#    withdraw_delay_ms, the event log has them in that order); new flows then
+#    all go to the other cluster, whose long-lived connections are untouched;
+#  - `nlbctl start` announces again;
+#  - a reload moving include_file is refused (named), withdraw_delay_ms
+#    changes live;
+#  - a clean stop of nlbd withdraws.
+# Prints the measured times. Usage: test_routed.sh BUILDDIR (root; bird2,
+# socat, jq, ethtool, iproute2; a missing tool fails, never skips).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=routed_lib.sh
