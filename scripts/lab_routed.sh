@@ -80,16 +80,18 @@ TXT
 down)
     [[ -f $state ]] || { echo "lab_routed: no lab is up ($state is missing)"; exit 0; }
     pid=$(sed -n 1p "$state")
+    mapfile -t left < <(sed -n '2,$p' "$state")  # before `up` removes the file
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
         for ((k = 0; k < 100; ++k)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     # Its EXIT trap removed them; namespaces left by a killed `up` go here.
-    while read -r ns; do
+    for ns in "${left[@]}"; do
         [[ $ns == nlbd* ]] || continue
+        ip netns list | grep -qw "$ns" || continue
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
-    done < <(sed -n '2,$p' "$state")
+    done
     rm -f "$state"
     echo "lab_routed: down"
     ;;

@@ -891,10 +891,9 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
                                           ", not started");
              if (c.withdraw_first_) {
                  ctl::Json j = ctl::Json::object();
-                 j["previous"] = "started";
+                 j["message"] = "already withdrawing the VIPs before the drain";
                  j["state"] = "started";
                  j["withdraw_first"] = true;
-                 j["detail"] = "already withdrawing before the drain";
                  return j;
              }
              // The cluster's last started host withdraws its VIPs first (SPEC
@@ -917,8 +916,10 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
                      c.events_.add(EventKind::announce, log::Level::notice,
                                    "drainstop of the cluster's last started host: withdrawing every VIP first, "
                                    "draining " + std::to_string(delay) + " ms after the withdrawal");
+                     // No "previous": the state changes only after the delay.
                      ctl::Json j = ctl::Json::object();
-                     j["previous"] = "started";
+                     j["message"] = "last started host of the cluster: withdrawing every VIP first; draining " +
+                                    std::to_string(delay) + " ms after the routing daemon took the withdrawal";
                      j["state"] = "started";
                      j["withdraw_first"] = true;
                      j["drain_after_ms"] = delay;
