@@ -47,7 +47,11 @@ rl_require() {
         command -v "$t" >/dev/null || { echo "FAIL: '$t' is not installed (scripts/setup.sh installs bird2, socat, jq, ethtool, iproute2)" >&2; exit 1; }
     done
     [[ -e /dev/net/tun ]] || { echo "FAIL: /dev/net/tun is missing (net_tap needs it)" >&2; exit 1; }
-    lab_require
+    # As root a namespace that cannot be made is a broken machine, not a skip.
+    local probe
+    probe="nlbdp$(lab_rand)"
+    ip netns add "$probe" 2>/dev/null || { echo "FAIL: cannot create a network namespace (ip netns add)" >&2; exit 1; }
+    ip netns del "$probe" 2>/dev/null || true
 }
 
 rl_mac() { ip -n "$1" -br link show "$2" | awk '{print $3}'; }
