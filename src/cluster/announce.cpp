@@ -5,7 +5,7 @@
 namespace nlbd::cluster {
 
 bool announce_allowed(const AnnounceInput& in) noexcept {
-    if (!in.started || in.withdrawing) return false;
+    if (!in.started || in.withdrawing || !in.link_up) return false;
     if (in.converged) return true;
     return in.announcing && in.converging_ms <= in.converging_grace_ms;
 }

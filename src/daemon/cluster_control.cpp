@@ -1790,6 +1790,7 @@ void ClusterControl::update_announce(uint64_t now_ns, const cluster::MembershipS
         in.started = st->host_state == cluster::HostState::started;
         in.converged = st->state == cluster::ClusterState::converged ||
                        st->state == cluster::ClusterState::converged_default;
+        in.link_up = st->link_up;
         state = cluster::name_of(st->host_state);
     } else {
         const core::Snapshot* s = publisher_.current().get();
@@ -1823,6 +1824,7 @@ void ClusterControl::update_announce(uint64_t now_ns, const cluster::MembershipS
     std::string why;
     if (withdraw_first_) why = "drainstop of the cluster's last started host";
     else if (!in.started) why = "host is " + state;
+    else if (!in.link_up) why = "wire link down";
     else if (!cluster::announce_allowed(in)) why = "not converged for " + std::to_string(in.converging_ms) + " ms";
     else if (want.size() < cfg_.announce.vips.size()) why = "started and converged; a rule of the other VIP(s) is not serving here";
     else why = "started, converged, every rule serving";

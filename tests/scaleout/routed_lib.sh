@@ -382,6 +382,21 @@ rl_scenario() {
     fi
     for i in 1 2; do rl_wait_announce "$i" announced 10000 || lab_soft_fail "node $i: $(rl_announce_state "$i") after health up"; done
 
+    # 2c. Wire link down: the host withdraws at once (no grace: it is cut
+    # off its segment); the cluster keeps the route through the other host;
+    # link up: it converges again and announces.
+    ip -n "$LAB_SW_NS" link set "${P}s1" down
+    if rl_wait_announce 1 withdrawn 2000; then  # < converging_grace_ms: the link gate, not the grace
+        hops=$(rl_route_hops)
+        [[ $hops == "10.77.1.10 10.77.2.10" ]] || lab_soft_fail "route changed while node 2 still announces: '$hops'"
+        echo "wire link of node 1 down: node 1 withdrawn, the router keeps cluster A through node 2"
+    else
+        lab_soft_fail "node 1 still announces with its wire link down: $(rl_announce_state 1)"
+    fi
+    ip -n "$LAB_SW_NS" link set "${P}s1" up
+    rl_wait_announce 1 announced 15000 || lab_soft_fail "node 1 did not announce again after its link came up: $(rl_announce_state 1)"
+    lab_wait_converged "1 2" 15000 || lab_soft_fail "cluster A did not converge again after the link came up"
+
     # 3. Long-lived connections (one per client address 111..118), then see
     # which cluster holds each: the one holding more is the survivor.
     local a lines=200 n

@@ -6,6 +6,8 @@
 #  - a host whose rule's health check is down withdraws its own announcement
 #    (the route stays through the other host); both down withdraw the cluster
 #    (new flows all on the other); both up announce it again;
+#  - a host whose wire link goes down withdraws at once (the route stays
+#    through the other host) and announces again when it is back;
 #  - a host joining a cluster that announces does not flap the route;
 #  - drainstop of a cluster's last started host withdraws first (the route is
 #    gone while the host is still started, the drain follows after

@@ -77,6 +77,15 @@ TEST(AnnounceGate, WithdrawFirstAnnouncesNothingWhileStillStarted) {
     EXPECT_TRUE(announced_vips(kVips, rules, in).empty());
 }
 
+TEST(AnnounceGate, WireLinkDownWithdrawsAtOnceEvenWithinTheGrace) {
+    const std::vector<AnnounceRule> rules = {rule_all(true)};
+    AnnounceInput in = healthy();
+    in.announcing = true;
+    in.converging_grace_ms = 5000;
+    in.link_up = false;
+    EXPECT_TRUE(announced_vips(kVips, rules, in).empty());
+}
+
 TEST(AnnounceGate, NeverConvergedHostAnnouncesNothing) {
     const std::vector<AnnounceRule> rules = {rule_all(true)};
     AnnounceInput in = healthy();

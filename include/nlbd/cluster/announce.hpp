@@ -35,11 +35,12 @@ struct AnnounceInput {
     uint64_t converging_ms = 0;    // how long the view has not been converged
     uint32_t converging_grace_ms = 0;
     bool withdrawing = false;      // drainstop of the last host: withdraw first
+    bool link_up = true;           // the wire link: a host cut off its segment serves nothing
 };
 
 // Whether the host state and convergence allow announcing at all: started,
-// not withdrawing, and converged, or re-converging for at most the grace
-// while it already announced.
+// wire link up, not withdrawing, and converged, or re-converging for at most
+// the grace while it already announced.
 bool announce_allowed(const AnnounceInput& in) noexcept;
 
 // The VIPs of `vips` (config order) that this host announces: every VIP at
