@@ -185,6 +185,7 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
     mc.buckets = cfg.cluster.buckets;
     mc.interval_ns = uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000;
     mc.tolerance = cfg.cluster.heartbeat_tolerance;
+    mc.redundancy = cfg.cluster.heartbeat_redundancy;
     mc.mode = cfg.cluster.mode;
     mc.vips = cfg.cluster.vips;
     mc.rules = cfg.rules;
@@ -653,6 +654,7 @@ ctl::Json ClusterControl::params() const {
     j["static_members"] = hosts_json(cfg_.cluster.static_members);
     j["heartbeat_interval_ms"] = cfg_.cluster.heartbeat_interval_ms;
     j["heartbeat_tolerance"] = cfg_.cluster.heartbeat_tolerance;
+    j["heartbeat_redundancy"] = cfg_.cluster.heartbeat_redundancy;
     j["heartbeat_ethertype"] = cfg_.cluster.heartbeat_ethertype;
     j["authenticated"] = !key_.empty();
     j["cluster_id"] = hex64(cluster_id_);
@@ -1464,6 +1466,7 @@ ctl::Json ClusterControl::reload() {
         cluster::MembershipConfig mc;
         mc.interval_ns = uint64_t{next.cluster.heartbeat_interval_ms} * 1'000'000;
         mc.tolerance = next.cluster.heartbeat_tolerance;
+        mc.redundancy = next.cluster.heartbeat_redundancy;
         mc.vips = next.cluster.vips;
         mc.rules = next.rules;
         membership_->reconfigure(std::move(mc), now);
