@@ -42,7 +42,8 @@
 //    one is heard every bucket this host owns is dirty from it (kAnyHost when
 //    several); after convergence the marks clear by the rule above. Fresh
 //    joiners (epoch 0), restarted processes and survivors of a failover are
-//    never merging peers: failover and cold start mark nothing.
+//    never merging peers: cold start marks nothing, failover only the
+//    buckets taken from the dead host, for the hold (below).
 //  - Failure detection (docs/cluster.md, "Failure detection"): a host sends
 //    `redundancy` heartbeats per interval, each saying which hosts it heard
 //    within the last interval (Heartbeat::heard). A peer silent for
