@@ -1570,6 +1570,7 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
     st.rule_frames_sent = rule_frames_sent_;
     const Inputs in = current_inputs(now_ns);
     st.members = in.members;
+    st.heard = heard_bits(now_ns);
     st.default_host = st.members.empty() ? kNoHost : st.members.front();
 
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
@@ -1597,6 +1598,12 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
                       p.hb.map_digest == cur_.digest;
         ps.held_foreign = p.hb.held_foreign;
         ps.health_down = p.hb.health_down;
+        ps.heard = p.hb.heard;
+        {
+            const uint64_t t = liveness_clock(now_ns);
+            ps.vouched = ps.alive && p.last_seen_ns < t &&
+                         t - p.last_seen_ns >= cfg_.tolerance * cfg_.interval_ns;
+        }
         st.peers.push_back(ps);
         if (!ps.alive) continue;
         if (p.hb.rules_fingerprint != fingerprint_) {

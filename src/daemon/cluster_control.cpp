@@ -749,6 +749,8 @@ ctl::Json ClusterControl::query() const {
         o["view"] = view_json(p.view);
         o["map_digest"] = hex64(p.map_digest);
         o["same_map"] = p.same_map;
+        o["heard"] = view_json(p.heard);
+        o["vouched"] = p.vouched;
         if (p.held_foreign == cluster::kHeldUnknown) o["held_foreign"] = nullptr;
         else o["held_foreign"] = p.held_foreign;
         peers.push_back(std::move(o));
@@ -1290,6 +1292,7 @@ ctl::Json ClusterControl::cluster_view() const {
         if (health != nullptr)
             for (const health::RuleHealth& h : health->statuses()) down += h.state == health::State::down;
         self["health_down"] = unsigned(down);
+        self["hears"] = view_json(st.heard);
         self["rules"] = rules_json(cfg_.host.id);
         hosts.push_back(std::move(self));
     }
@@ -1305,6 +1308,8 @@ ctl::Json ClusterControl::cluster_view() const {
         o["epoch"] = p.epoch;
         o["same_map"] = p.same_map;
         o["health_down"] = unsigned(p.health_down);
+        o["hears"] = view_json(p.heard);
+        o["vouched"] = p.vouched;
         o["rules"] = rules_json(p.id);
         hosts.push_back(std::move(o));
     }

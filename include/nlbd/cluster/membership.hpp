@@ -174,6 +174,8 @@ struct PeerStatus {
     bool same_map = false;   // same view, epoch and digest as this host
     uint32_t held_foreign = 0;
     uint16_t health_down = 0;  // its rules whose health check is down
+    uint64_t heard = 0;        // bit h-1: it heard host h within its last interval
+    bool vouched = false;      // silent for the dead interval, kept alive by another's `heard`
 };
 
 // One rule key (VIP, ports, protocol) that live members hold in different
@@ -216,6 +218,7 @@ struct MembershipStatus {
     HostId self = kNoHost;
     HostId default_host = kNoHost;
     std::vector<HostId> members;  // ascending
+    uint64_t heard = 0;           // bit h-1: this host heard host h within the last interval
     std::vector<PeerStatus> peers;  // every host heard, ascending id
     std::vector<Mismatch> mismatches;
     std::vector<RuleDifference> rule_differences;  // empty when every member agrees
