@@ -284,11 +284,12 @@ void ClusterControl::publish_static(config::Config c, bool started, const core::
     publish(std::move(in));
 }
 
-void ClusterControl::publish_if_changed() {
-    if (!membership_->take_changed()) return;
+bool ClusterControl::publish_if_changed() {
+    if (!membership_->take_changed()) return false;
     core::SnapshotInput in = membership_->snapshot_input();
     in.previous = publisher_.current().get();
     publish(std::move(in));
+    return true;
 }
 
 void ClusterControl::poll() noexcept {
@@ -317,8 +318,9 @@ void ClusterControl::poll() noexcept {
                 ++hb_.sent;
             }
         }
-        publish_if_changed();
-        if (now >= next_watch_ns_) watch_membership(now);
+        // A new snapshot means the membership moved: its events are stamped
+        // now rather than at the next 100 ms watch.
+        if (publish_if_changed() || now >= next_watch_ns_) watch_membership(now);
         if (!remote_requests_.empty()) expire_remote(now);
         if (drain_deadline_ns_ != 0) {
             if (membership_->state() != cluster::HostState::draining) {

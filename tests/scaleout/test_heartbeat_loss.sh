@@ -34,6 +34,9 @@ lab_wait_converged "1 2" 15000 || lab_fail "cold start: no convergence"
 echo "converged: $LAB_CONV_SUMMARY"
 lab_wait_answer $LAB_CLIENT_FIRST 50 >/dev/null || lab_fail "no answer from the VIP"
 lab_owners || lab_fail "clients without an answer:$LAB_UNSERVED"
+# Each heartbeat says whom its sender heard: host 1 learns that host 2 hears it.
+heard=$(lab_query 1 | jq -c '.peers[] | select(.id == 2) | .heard')
+[[ $heard == "[1]" ]] || lab_fail "host 1 sees host 2 hearing $heard, not [1]"
 
 # Two long-lived sessions on each host, for the whole test.
 declare -A per=()

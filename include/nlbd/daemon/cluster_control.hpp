@@ -164,7 +164,7 @@ private:
     void send_frame(const std::vector<uint8_t>& frame);
     void send_igmp_join();
     void send_igmp_leave();
-    void publish_if_changed();
+    bool publish_if_changed();  // true when a snapshot was published
     // Compiles and publishes `in` (stamped with rules_generation_).
     void publish(core::SnapshotInput in);
     // Static membership: a snapshot of `c` with this host started or not, at
