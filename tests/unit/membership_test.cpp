@@ -433,6 +433,20 @@ TEST(Membership, AThirdHostVouchesForAPeerBehindALossyPath) {
     }
 }
 
+// Sixteen hosts, 40% of every frame lost independently per receiver, two
+// minutes: redundancy and vouching keep every host in every view.
+TEST(Membership, SixteenHostsAtFortyPercentLossKeepOneView) {
+    Net net(109);
+    net.tolerance = 5;
+    net.buckets = 1024;
+    for (HostId h : ids(16)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 50 * kInterval));
+    net.loss = 0.40;
+    const LossRun r = run_with_loss(net, 16, 120'000 * kMs);
+    EXPECT_FALSE(r.member_lost);
+    EXPECT_EQ(r.epoch_changes, 0u);
+}
+
 // A real death is still seen within (tolerance + 2) x interval although the
 // dead host's last heartbeats were vouched for by the others.
 TEST(Membership, VouchingDelaysARealDeathByAtMostTwoIntervals) {
