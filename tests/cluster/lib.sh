@@ -35,8 +35,10 @@
 # event log's own timestamps (lab_event_times) time convergence after the
 # fact. Parameters (environment, all optional):
 #   LAB_NODE_COUNT     nodes when lab_topology gets no count (3)
-#   LAB_EAL_MEM        EAL memory per nlbd in MB, --no-huge (256; 64 is
-#                      enough for one worker at the default NIC profile)
+#   LAB_EAL_MEM        EAL memory per nlbd in MB, --no-huge (256; 96 is
+#                      enough for one worker at the default NIC profile,
+#                      whose two mbuf pools take 2 x 8191 x 2176 bytes; 64
+#                      is not)
 #   LAB_CLIENTS        client addresses 10.77.0.101.. (20, at most 100)
 #   LAB_START_WAIT_S   lab_start_nodes: seconds for all nodes to be ready
 #                      (10 + 1 per node)
