@@ -14,7 +14,7 @@
 # Needs root. Each size runs in its own child (its own lab and EXIT trap).
 #
 #   scripts/bench_hosts.sh [SIZE...]            (default: 16 32 64)
-# Environment: BUILD (build), RUNS (3), LAB_EAL_MEM (64: MB of EAL memory per
+# Environment: BUILD (build), RUNS (3), LAB_EAL_MEM (96: MB of EAL memory per
 # nlbd, --no-huge), LAB_HB_INTERVAL_MS (100), LAB_HB_TOLERANCE (5),
 # CONVERGE_WAIT_S (60 + 1 per host: how long to wait for a convergence).
 set -euo pipefail
@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 build=${BUILD:-build}
 runs=${RUNS:-3}
-export LAB_EAL_MEM=${LAB_EAL_MEM:-64}
+export LAB_EAL_MEM=${LAB_EAL_MEM:-96}
 
 if [[ ${1:-} != --one ]]; then
     sizes=("${@:-16 32 64}")
@@ -33,7 +33,7 @@ if [[ ${1:-} != --one ]]; then
     results=()
     for n in "${sizes[@]}"; do
         log=$(mktemp "${TMPDIR:-/tmp}/bench_hosts.$n.XXXXXX")
-        if "$0" --one "$n" 2>&1 | tee "$log" | sed "s/^/[$n] /"; then :; fi
+        if "$0" --one "$n" 2>&1 | tee "$log" | sed -u "s/^/[$n] /"; then :; fi
         r=$(grep '^RESULT ' "$log" | tail -n 1 || true)
         results+=("${r:-RESULT $n FAILED (see above)}")
         rm -f "$log"

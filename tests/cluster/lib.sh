@@ -317,28 +317,35 @@ lab_start_node() {
 # once, then configures each node (tap, addresses, services) as soon as it is
 # ready, in whatever order they get there. Bounded: LAB_START_WAIT_S (10 s +
 # 1 s per node) for all of them. Sets LAB_LAUNCH_MS (wall clock, ms) to the
-# time just before the first launch.
+# time just before the first launch. Few processes per pass (one grep over
+# the pending logs, one `ip -batch` per node): with 32 nodes on 2 busy CPUs
+# every fork counts.
 lab_start_nodes() {
     local ids=($1); shift
-    local i rc end pending=()
+    local i end pending=() logs=() ready
     LAB_LAUNCH_MS=$(lab_now_ms)
     for i in "${ids[@]}"; do lab_launch_node "$i" "$@" || return 1; done
     end=$(( $(lab_now_ms) + ${LAB_START_WAIT_S:-$((10 + ${#ids[@]}))} * 1000 ))
     pending=("${ids[@]}")
     while ((${#pending[@]})); do
+        logs=()
+        for i in "${pending[@]}"; do logs+=("$LAB_WORK/nlbd.$i.log"); done
+        # The lcores line comes after the ports started: the tap exists then.
+        ready=" $(grep -l "^nlbd: lcores:" "${logs[@]}" 2>/dev/null | sed 's/.*nlbd\.\([0-9]*\)\.log$/\1/' | tr '\n' ' ') "
         local left=()
         for i in "${pending[@]}"; do
-            rc=0; lab_node_ready "$i" || rc=$?
-            case $rc in
-                0) lab_configure_node "$i" || return 1 ;;
-                2) echo "lab: nlbd $i exited at start" >&2; return 1 ;;
-                *) left+=("$i") ;;
-            esac
+            if [[ $ready == *" $i "* ]]; then
+                lab_configure_node "$i" || { echo "lab: configuring node $i failed" >&2; return 1; }
+            elif ! kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null; then
+                echo "lab: nlbd $i exited at start" >&2; return 1
+            else
+                left+=("$i")
+            fi
         done
         pending=("${left[@]}")
         ((${#pending[@]})) || break
         (( $(lab_now_ms) < end )) || { echo "lab: nodes ${pending[*]} not ready after ${LAB_START_WAIT_S:-$((10 + ${#ids[@]}))} s" >&2; return 1; }
-        sleep 0.1
+        sleep 0.2
     done
 }
 
@@ -386,10 +393,24 @@ lab_node_ready() {
 lab_configure_node() {
     local i=$1 ns; ns=$(lab_node_ns "$i")
     if [[ $LAB_MODE == unicast ]]; then
-        local cmac; cmac=$(lab_cluster_mac)
-        ip -n "$ns" link set "${P}t" down
-        ip -n "$ns" link set "${P}t" address "$cmac"
-        ip -n "$ns" link set "${P}t" up
+        # One `ip` process for the whole node (see lab_start_nodes).
+        {
+            echo "link set ${P}t down"
+            echo "link set ${P}t address $(lab_cluster_mac)"
+            echo "link set ${P}t up"
+            echo "addr add $LAB_VIP/32 dev ${P}t"
+            echo "neigh replace $LAB_GW lladdr $LAB_CLIENT_MAC dev ${P}t nud permanent"
+            echo "route replace $LAB_GW/32 dev ${P}t"
+            echo "route replace 10.77.0.0/24 via $LAB_GW dev ${P}t onlink"
+            if [[ $LAB_IPV6 == 1 ]]; then
+                echo "addr add $LAB_VIP6/128 dev ${P}t nodad"
+                echo "neigh replace $LAB_GW6 lladdr $LAB_CLIENT_MAC dev ${P}t nud permanent"
+                echo "route replace $LAB_GW6/128 dev ${P}t"
+                echo "route replace $LAB_NET6 via $LAB_GW6 dev ${P}t onlink"
+            fi
+        } | ip -n "$ns" -batch - || { echo "lab: ip -batch on node $i failed" >&2; return 1; }
+        lab_start_services "$i"
+        return
     else
         # Multicast modes: nlbd hands the node frames addressed to the
         # multicast cluster MAC, which the kernel classifies as
@@ -737,7 +758,8 @@ lab_kill_node() {
     [[ -n $p ]] || { echo "lab: node $i has no nlbd to kill" >&2; return 1; }
     kill -KILL "$p" || return 1
     for ((k = 0; k < 50; ++k)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    wait "${LAB_NLBD_PID[$i]}" 2>/dev/null || true
+    # (its `timeout` dies of the same signal: no job report on stderr)
+    { wait "${LAB_NLBD_PID[$i]}"; } 2>/dev/null || true
     unset "LAB_NLBD_PID[$i]"
 }
 
