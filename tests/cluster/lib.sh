@@ -508,12 +508,12 @@ lab_query() { lab_ctl "$1" --json query 2>/dev/null | jq -c . 2>/dev/null || tru
 
 # lab_par_ctl "I J ..." NAME ARGS... : runs `nlbctl --json ARGS` on every
 # listed node at once (a background job each, bounded by lab_ctl's 5 s
-# timeout); node I's answer, compacted to one line, goes to
-# $LAB_WORK/NAME.I (empty when it did not answer).
+# timeout); node I's JSON answer goes to $LAB_WORK/NAME.I (empty when it
+# did not answer).
 lab_par_ctl() {
     local nodes=($1) name=$2 i pids=(); shift 2
     for i in "${nodes[@]}"; do
-        ( lab_ctl "$i" --json "$@" 2>/dev/null | jq -c . 2>/dev/null > "$LAB_WORK/$name.$i" || true ) &
+        ( lab_ctl "$i" --json "$@" > "$LAB_WORK/$name.$i" 2>/dev/null || : > "$LAB_WORK/$name.$i" ) &
         pids+=($!)
     done
     wait "${pids[@]}" 2>/dev/null || true
@@ -523,7 +523,7 @@ lab_par_ctl() {
 lab_query_all() {
     local i
     lab_par_ctl "$1" q query
-    for i in $1; do LAB_Q[$i]=$(cat "$LAB_WORK/q.$i" 2>/dev/null || true); done
+    for i in $1; do LAB_Q[$i]=""; IFS= read -r -d '' "LAB_Q[$i]" 2>/dev/null < "$LAB_WORK/q.$i" || true; done
 }
 
 # lab_converged_on "I J ..." : true when every listed node says converged, all
@@ -532,14 +532,23 @@ lab_query_all() {
 # LAB_Q[I] and a one-line summary in LAB_CONV_SUMMARY.
 declare -gA LAB_Q=()
 lab_converged_on() {
-    local nodes=($1) want i q epoch="" sum=0 ok=0 buckets=0 summary=""
+    local nodes=($1) want i epoch="" sum=0 ok=0 buckets=0 summary="" files=()
     want=$(printf '%s\n' "${nodes[@]}" | sort -n | paste -sd, -)
     lab_query_all "${nodes[*]}"
+    # One jq for every node's answer (an exec per node per pass is too much
+    # for many nodes on a busy machine).
+    declare -A row=()
+    for i in "${nodes[@]}"; do [[ -s $LAB_WORK/q.$i ]] && files+=("$LAB_WORK/q.$i"); done
+    if ((${#files[@]})); then
+        local f conv ep mem own b
+        while IFS=$'\t' read -r f conv ep mem own b; do
+            row[${f##*.}]="$conv $ep $mem $own $b"
+        done < <(jq -r '[input_filename, .converged, .epoch, (.members|map(tostring)|join(",")), (.rules[0].buckets_owned // 0), .buckets] | @tsv' "${files[@]}" 2>/dev/null)
+    fi
     for i in "${nodes[@]}"; do
-        q=${LAB_Q[$i]}
-        [[ -n $q ]] || { ok=1; summary+=" n$i:noanswer"; continue; }
+        [[ -n ${row[$i]:-} ]] || { ok=1; summary+=" n$i:noanswer"; continue; }
         local conv ep mem own b
-        read -r conv ep mem own b < <(jq -r '[.converged, .epoch, (.members|map(tostring)|join(",")), (.rules[0].buckets_owned // 0), .buckets] | @tsv' <<<"$q")
+        read -r conv ep mem own b <<<"${row[$i]}"
         summary+=" n$i:conv=$conv,epoch=$ep,members=[$mem],owned=$own"
         [[ $conv == true ]] || ok=1
         [[ -z $epoch || $epoch == "$ep" ]] || ok=1
@@ -756,10 +765,11 @@ lab_kill_node() {
     local i=$1 p k
     p=$(lab_nlbd_pid "$i")
     [[ -n $p ]] || { echo "lab: node $i has no nlbd to kill" >&2; return 1; }
+    # Its `timeout` dies of the same signal: out of the job table first, so
+    # that bash prints no "Killed" report for it.
+    disown "${LAB_NLBD_PID[$i]}" 2>/dev/null || true
     kill -KILL "$p" || return 1
     for ((k = 0; k < 50; ++k)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    # (its `timeout` dies of the same signal: no job report on stderr)
-    { wait "${LAB_NLBD_PID[$i]}"; } 2>/dev/null || true
     unset "LAB_NLBD_PID[$i]"
 }
 
