@@ -33,6 +33,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_EAL_MEM=${LAB_EAL_MEM:-96}
+LAB_CONV_POLL_S=${LAB_CONV_POLL_S:-0.2}   # times come from the events
 # shellcheck source=../cluster/lib.sh
 source "$here/../cluster/lib.sh"
 lab_require
