@@ -551,6 +551,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
     {"reload", print_action},     {"filter", print_filter},   {"cluster", print_cluster},
     {"ip2mac", print_generic},    {"queryport", print_generic},
+    {"buckets", print_generic},
     {"host", print_host},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");
