@@ -40,7 +40,9 @@ constexpr size_t kOffBuckets = 68;     // u32
 constexpr size_t kOffHeldForeign = 72; // u32
 constexpr size_t kOffRuleCount = 76;   // u16
 constexpr size_t kOffHealthDown = 78;  // u16 (reserved before: senders wrote 0)
-static_assert(kOffHealthDown + 2 == kHeartbeatHeaderLen);
+static_assert(kOffHealthDown + 2 == kHeartbeatMinHeaderLen);
+constexpr size_t kOffHeard = 80;       // u64 (absent from 80-byte headers: 0)
+static_assert(kOffHeard + 8 == kHeartbeatHeaderLen);
 // Map chunk, relative to its start.
 constexpr size_t kChunkOffEpoch = 0;    // u64
 constexpr size_t kChunkOffClass = 8;    // u16
@@ -372,6 +374,7 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, const MacAddr& dst, c
     put32(p + kOffBuckets, hb.buckets);
     put32(p + kOffHeldForeign, hb.held_foreign);
     put16(p + kOffHealthDown, hb.health_down);
+    put64(p + kOffHeard, hb.heard);
     put16(p + kOffRuleCount, static_cast<uint16_t>(n));
     uint8_t* q = p + kHeartbeatHeaderLen;
     for (size_t i = 0; i < n; ++i)
@@ -457,13 +460,14 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
     }
     if (!std::equal(kMagic.begin(), kMagic.end(), pl.begin())) return E::bad_magic;
     if (pl[kOffVersion] != kHeartbeatVersion) return E::bad_version;
-    if (pl.size() < kHeartbeatHeaderLen) return E::truncated;
+    if (pl.size() < kHeartbeatMinHeaderLen) return E::truncated;
     const uint8_t flags = pl[kOffFlags];
     const size_t header_len = get16(&pl[kOffHeaderLen]);
     const size_t total = get16(&pl[kOffTotalLen]);
-    // Version 1 senders write exactly kHeartbeatHeaderLen; a longer header
-    // (a compatible extension) is skipped, but it stays inside the MAC.
-    if (header_len < kHeartbeatHeaderLen || total < header_len || total > kMaxHeartbeatPayload)
+    // Senders before the `heard` field write 80 bytes (kHeartbeatMinHeaderLen);
+    // a longer header than ours (a compatible extension) is skipped, but it
+    // stays inside the MAC.
+    if (header_len < kHeartbeatMinHeaderLen || total < header_len || total > kMaxHeartbeatPayload)
         return E::bad_length;
     if (total > pl.size()) return E::truncated;  // bytes after `total` are padding
     if ((flags & ~(kFlagMac | kFlagChunk | kFlagRules | kFlagCommand)) != 0) return E::bad_field;
@@ -545,6 +549,7 @@ HeartbeatError decode_heartbeat(std::span<const uint8_t> frame, uint16_t etherty
     out.buckets = buckets;
     out.held_foreign = get32(&pl[kOffHeldForeign]);
     out.health_down = get16(&pl[kOffHealthDown]);
+    out.heard = header_len >= kOffHeard + 8 ? get64(&pl[kOffHeard]) : 0;
 
     const uint8_t* q = &pl[header_len];
     out.weights.assign(n, 0);

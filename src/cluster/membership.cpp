@@ -83,6 +83,7 @@ Membership::Membership(MembershipConfig cfg, uint64_t now_ns) : cfg_(std::move(c
     cfg_.buckets = std::clamp(cfg_.buckets, kMinBuckets, kMaxBuckets);
     if (cfg_.interval_ns == 0) cfg_.interval_ns = 1'000'000'000;
     if (cfg_.tolerance == 0) cfg_.tolerance = 1;
+    cfg_.redundancy = std::clamp<uint32_t>(cfg_.redundancy, 1, 10);
     if (cfg_.listen_ns == 0) cfg_.listen_ns = 2 * cfg_.interval_ns;
     if (cfg_.chunk_buckets == 0) cfg_.chunk_buckets = 512;
     set_rules(cfg_.rules);
@@ -215,11 +216,7 @@ Membership::RuleView Membership::rule_view(HostId h) const {
     return v;
 }
 
-bool Membership::alive(HostId h, uint64_t now_ns) const {
-    if (h == cfg_.self) return true;
-    if (h == kNoHost || h > kMaxHosts) return false;
-    const Peer& p = peers_[h];
-    if (!p.heard) return false;
+uint64_t Membership::liveness_clock(uint64_t now_ns) const {
     // Our own link down: we hear nothing because of ourselves, so the
     // liveness clock stands still at the link-down time.
     uint64_t t = link_up_ ? now_ns : std::min(now_ns, link_down_ns_);
@@ -229,7 +226,59 @@ bool Membership::alive(HostId h, uint64_t now_ns) const {
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
     if (rx_horizon_ns_ != 0 && rx_horizon_ns_ < t)
         t = std::max(rx_horizon_ns_, t > dead ? t - dead : 0);
-    return p.last_seen_ns >= t || t - p.last_seen_ns < dead;
+    return t;
+}
+
+bool Membership::alive(HostId h, uint64_t now_ns) const {
+    if (h == cfg_.self) return true;
+    if (h == kNoHost || h > kMaxHosts) return false;
+    const Peer& p = peers_[h];
+    if (!p.heard) return false;
+    const uint64_t t = liveness_clock(now_ns);
+    const uint64_t silence = p.last_seen_ns >= t ? 0 : t - p.last_seen_ns;
+    const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
+    if (silence < dead) return true;
+    // Indirect confirmation. A real death ends it by itself: the others stop
+    // hearing the dead host, and a vouch is at most two intervals old, so
+    // it is still seen within (tolerance + 2) x interval. The cap only
+    // bounds a path that stays lossy beyond any vouch.
+    return silence < 2 * dead && vouched(h, t);
+}
+
+// Another peer, itself heard within the last interval, said in that
+// heartbeat that it heard `h` within the interval before it.
+bool Membership::vouched(HostId h, uint64_t t) const {
+    const uint64_t mask = bit(h);
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId c = static_cast<HostId>(id);
+        if (c == h || c == cfg_.self) continue;
+        const Peer& q = peers_[c];
+        if (!q.heard || (q.hb.heard & mask) == 0) continue;
+        if (q.last_seen_ns >= t || t - q.last_seen_ns < cfg_.interval_ns) return true;
+    }
+    return false;
+}
+
+// Alive, or declared dead so recently that it may be alive behind a lossy
+// path and still hold its connections (see the model: hold).
+bool Membership::may_hold(HostId h, uint64_t now_ns) const {
+    if (alive(h, now_ns)) return true;
+    if (h == kNoHost || h > kMaxHosts || !peers_[h].heard) return false;
+    const uint64_t t = liveness_clock(now_ns);
+    const Peer& p = peers_[h];
+    const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
+    return p.last_seen_ns >= t || t - p.last_seen_ns < dead + 3 * dead;
+}
+
+uint64_t Membership::heard_bits(uint64_t now_ns) const {
+    uint64_t bits = 0;
+    for (unsigned id = 1; id <= kMaxHosts; ++id) {
+        const HostId h = static_cast<HostId>(id);
+        const Peer& p = peers_[h];
+        if (h == cfg_.self || !p.heard || !link_up_) continue;
+        if (p.last_seen_ns >= now_ns || now_ns - p.last_seen_ns < cfg_.interval_ns) bits |= bit(h);
+    }
+    return bits;
 }
 
 bool Membership::stale(HostId h) const {
@@ -502,7 +551,7 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     auto holder = [&](HostId h, const RuleRecord& rec) {
         if (h == kNoHost) return false;
         if (h != cfg_.self) {
-            if (!alive(h, now_ns) || excluded(h, now_ns)) return false;
+            if (!may_hold(h, now_ns) || excluded(h, now_ns)) return false;
             const Heartbeat& hb = peers_[h].hb;
             if (hb.state != HostState::started && hb.state != HostState::draining) return false;
         } else if (state_ != HostState::started && state_ != HostState::draining) {
@@ -520,7 +569,7 @@ void Membership::install(MapSet next, bool adopted, uint64_t now_ns) {
     bool any_other_holder = false;
     for (unsigned id = 1; id <= kMaxHosts; ++id) {
         const HostId h = static_cast<HostId>(id);
-        if (h == cfg_.self || !peers_[h].heard || !alive(h, now_ns) || excluded(h, now_ns)) continue;
+        if (h == cfg_.self || !peers_[h].heard || !may_hold(h, now_ns) || excluded(h, now_ns)) continue;
         const HostState st = peers_[h].hb.state;
         any_other_holder |= st == HostState::started || st == HostState::draining;
     }
@@ -723,7 +772,7 @@ void Membership::update_dirty(uint64_t now_ns) {
                 state_ == HostState::suspended;
         } else {
             const Peer& p = peers_[h];
-            const bool holds = alive(h, now_ns) && !excluded(h, now_ns) &&
+            const bool holds = may_hold(h, now_ns) && !excluded(h, now_ns) &&
                                (p.hb.state == HostState::started ||
                                 p.hb.state == HostState::draining);
             c = !holds || (!stale(h) && same_map(h) && p.hb.held_foreign == 0);
@@ -959,7 +1008,8 @@ void Membership::on_heartbeat(const Heartbeat& hb, uint64_t now_ns) {
     Peer& p = peers_[h];
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
     // Back from the dead (partition) or restarted: not synced with us any more.
-    if (p.heard && (now_ns - p.last_seen_ns >= dead || hb.boot_id != p.hb.boot_id))
+    if (p.heard && ((now_ns - p.last_seen_ns >= dead && !alive(h, now_ns)) ||
+                    hb.boot_id != p.hb.boot_id))
         p.synced = false;
     if (p.heard && hb.boot_id != p.hb.boot_id) {
         // A restart switches boot ids once; hearing the previous boot id
@@ -1120,6 +1170,7 @@ void Membership::reconfigure(MembershipConfig next, uint64_t now_ns) {
     const uint64_t old_fp = fingerprint_;
     cfg_.interval_ns = next.interval_ns == 0 ? cfg_.interval_ns : next.interval_ns;
     cfg_.tolerance = next.tolerance == 0 ? cfg_.tolerance : next.tolerance;
+    cfg_.redundancy = std::clamp<uint32_t>(next.redundancy, 1, 10);
     cfg_.listen_ns = 2 * cfg_.interval_ns;
     cfg_.vips = std::move(next.vips);
     cfg_.rules = std::move(next.rules);
@@ -1176,7 +1227,7 @@ void Membership::tick(uint64_t now_ns) {
     }
 }
 
-Heartbeat Membership::base_heartbeat(uint64_t wall_ns) {
+Heartbeat Membership::base_heartbeat(uint64_t wall_ns, uint64_t now_ns) {
     Heartbeat hb;
     hb.cluster_id = cfg_.cluster_id;
     hb.host = cfg_.self;
@@ -1190,6 +1241,7 @@ Heartbeat Membership::base_heartbeat(uint64_t wall_ns) {
     hb.map_digest = has_current_ ? cur_.digest : 0;
     hb.buckets = cfg_.buckets;
     hb.health_down = health_down_;
+    hb.heard = now_ns != 0 ? heard_bits(now_ns) : 0;
     hb.held_foreign = state_ == HostState::stopped || state_ == HostState::suspended ? 0
                                                                                       : held_foreign_;
     hb.weights.resize(rules_.size());
@@ -1214,7 +1266,7 @@ std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall
     std::vector<Heartbeat> out;
     if (now_ns < next_send_ns_) return out;
     tick(now_ns);
-    next_send_ns_ = now_ns + cfg_.interval_ns;
+    next_send_ns_ = now_ns + cfg_.interval_ns / cfg_.redundancy;
     // Our rule list first, so that a peer knows it when our heartbeat with
     // the new fingerprint arrives.
     if (rule_frames_due(now_ns)) {
@@ -1223,7 +1275,7 @@ std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall
         const Records& recs = *records_;
         for (size_t off = 0; off < recs.size(); off += kMaxRuleRecordsPerFrame) {
             const size_t len = std::min(kMaxRuleRecordsPerFrame, recs.size() - off);
-            Heartbeat f = base_heartbeat(wall_ns);
+            Heartbeat f = base_heartbeat(wall_ns, now_ns);
             f.weights.clear();
             f.priorities.clear();
             f.rule_states.clear();
@@ -1238,7 +1290,7 @@ std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall
             ++rule_frames_sent_;
         }
     }
-    out.push_back(base_heartbeat(wall_ns));
+    out.push_back(base_heartbeat(wall_ns, now_ns));
 
     // Chunks: we are the authority and some host lacks our maps, at most once
     // per interval; hosts that merely differ get two intervals to settle.
@@ -1263,7 +1315,7 @@ std::vector<Heartbeat> Membership::frames_to_send(uint64_t now_ns, uint64_t wall
     for (size_t c = 0; c < cur_.maps.size(); ++c) {
         for (uint32_t off = 0; off < B; off += cfg_.chunk_buckets) {
             const uint32_t len = std::min(cfg_.chunk_buckets, B - off);
-            Heartbeat f = base_heartbeat(wall_ns);
+            Heartbeat f = base_heartbeat(wall_ns, now_ns);
             MapChunk ch;
             ch.epoch = cur_.epoch;
             ch.map_class = static_cast<uint16_t>(c);
@@ -1518,6 +1570,7 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
     st.rule_frames_sent = rule_frames_sent_;
     const Inputs in = current_inputs(now_ns);
     st.members = in.members;
+    st.heard = heard_bits(now_ns);
     st.default_host = st.members.empty() ? kNoHost : st.members.front();
 
     const uint64_t dead = cfg_.tolerance * cfg_.interval_ns;
@@ -1545,6 +1598,12 @@ MembershipStatus Membership::status(uint64_t now_ns) const {
                       p.hb.map_digest == cur_.digest;
         ps.held_foreign = p.hb.held_foreign;
         ps.health_down = p.hb.health_down;
+        ps.heard = p.hb.heard;
+        {
+            const uint64_t t = liveness_clock(now_ns);
+            ps.vouched = ps.alive && p.last_seen_ns < t &&
+                         t - p.last_seen_ns >= cfg_.tolerance * cfg_.interval_ns;
+        }
         st.peers.push_back(ps);
         if (!ps.alive) continue;
         if (p.hb.rules_fingerprint != fingerprint_) {

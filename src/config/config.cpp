@@ -71,7 +71,7 @@ std::optional<uint16_t> parse_port_number(std::string_view t) {
 
 void parse_cluster(const Section& root, Config& cfg) {
     auto c = root.table("cluster", {"name", "vips", "mode", "buckets", "static_members",
-                                    "heartbeat_interval_ms", "heartbeat_tolerance",
+                                    "heartbeat_interval_ms", "heartbeat_tolerance", "heartbeat_redundancy",
                                     "heartbeat_ethertype", "secret_file", "secret_grace_s",
                                     "nic_profile"});
     if (!c) root.missing("cluster", "a [cluster] table with name and vips");
@@ -122,6 +122,7 @@ void parse_cluster(const Section& root, Config& cfg) {
     }
     if (auto v = c->integer("heartbeat_interval_ms", 10, 10000)) cl.heartbeat_interval_ms = static_cast<uint32_t>(*v);
     if (auto v = c->integer("heartbeat_tolerance", 2, 100)) cl.heartbeat_tolerance = static_cast<uint32_t>(*v);
+    if (auto v = c->integer("heartbeat_redundancy", 1, 10)) cl.heartbeat_redundancy = static_cast<uint32_t>(*v);
     if (const toml::node* n = c->node("heartbeat_ethertype")) {
         const auto* i = n->as_integer();
         if (i == nullptr)

@@ -134,6 +134,7 @@ ConfigDiff diff(const Config& a, const Config& b) {
     live("announce.converging_grace_ms", aa.converging_grace_ms, ab.converging_grace_ms);
     live("cluster.heartbeat_interval_ms", a.cluster.heartbeat_interval_ms, b.cluster.heartbeat_interval_ms);
     live("cluster.heartbeat_tolerance", a.cluster.heartbeat_tolerance, b.cluster.heartbeat_tolerance);
+    live("cluster.heartbeat_redundancy", a.cluster.heartbeat_redundancy, b.cluster.heartbeat_redundancy);
     live.str("cluster.vips", vips(a.cluster.vips), vips(b.cluster.vips));
     live.str("cluster.secret_file (path)", a.cluster.secret_file, b.cluster.secret_file);
     live.str("telemetry.prometheus_listen", a.telemetry.prometheus_listen, b.telemetry.prometheus_listen);

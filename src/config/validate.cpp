@@ -87,6 +87,7 @@ public:
         range("cluster.buckets", c.buckets, kMinBuckets, kMaxBuckets, cl);
         range("cluster.heartbeat_interval_ms", c.heartbeat_interval_ms, 10, 10000, cl);
         range("cluster.heartbeat_tolerance", c.heartbeat_tolerance, 2, 100, cl);
+        range("cluster.heartbeat_redundancy", c.heartbeat_redundancy, 1, 10, cl);
         const uint16_t et = c.heartbeat_ethertype;
         if (et < 0x0600)
             fail("cluster.heartbeat_ethertype", cl, hex16(et) + " is a length, not an EtherType",

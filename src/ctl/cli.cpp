@@ -532,6 +532,15 @@ void print_cluster(std::FILE* out, const Json& r) {
                      static_cast<long long>(h.get_int("host")), h.get_bool("self") ? " (this host)" : "",
                      h.get_string("state").c_str(), flags.c_str(), static_cast<long long>(h.get_int("epoch")),
                      static_cast<long long>(h.get_int("health_down")));
+        if (const Json* hears = h.find("hears"); hears != nullptr && hears->is_array()) {
+            std::string list;
+            for (size_t k = 0; k < hears->size(); ++k) {
+                if (k) list += ',';
+                list += std::to_string(hears->at(k).as_int());
+            }
+            std::fprintf(out, "  hears hosts [%s]%s\n", list.c_str(),
+                         h.get_bool("vouched") ? "; silent here, alive because another host hears it" : "");
+        }
         const Json* rules = h.find("rules");
         if (rules == nullptr || !rules->is_array() || rules->size() == 0) {
             std::fprintf(out, "  (its rules are not known yet)\n");
@@ -559,6 +568,7 @@ constexpr CommandPrinter kPrinters[] = {
     {"enable", print_action},     {"disable", print_action},  {"drain", print_action},
     {"reload", print_action},     {"filter", print_filter},   {"cluster", print_cluster},
     {"ip2mac", print_generic},    {"queryport", print_generic},
+    {"buckets", print_generic},
     {"host", print_host},
 };
 static_assert(covers_every_command(kPrinters), "every registry command needs exactly one nlbctl printer");

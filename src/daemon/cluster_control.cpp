@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -195,6 +196,7 @@ ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& pub
     mc.buckets = cfg.cluster.buckets;
     mc.interval_ns = uint64_t{cfg.cluster.heartbeat_interval_ms} * 1'000'000;
     mc.tolerance = cfg.cluster.heartbeat_tolerance;
+    mc.redundancy = cfg.cluster.heartbeat_redundancy;
     mc.mode = cfg.cluster.mode;
     mc.vips = cfg.cluster.vips;
     mc.rules = cfg.rules;
@@ -293,11 +295,12 @@ void ClusterControl::publish_static(config::Config c, bool started, const core::
     publish(std::move(in));
 }
 
-void ClusterControl::publish_if_changed() {
-    if (!membership_->take_changed()) return;
+bool ClusterControl::publish_if_changed() {
+    if (!membership_->take_changed()) return false;
     core::SnapshotInput in = membership_->snapshot_input();
     in.previous = publisher_.current().get();
     publish(std::move(in));
+    return true;
 }
 
 void ClusterControl::poll() noexcept {
@@ -333,8 +336,17 @@ void ClusterControl::poll() noexcept {
                 ++hb_.sent;
             }
         }
-        publish_if_changed();
-        if (now >= next_watch_ns_) watch_membership(now);
+        // Membership events are stamped when the membership moves (a new
+        // snapshot, epoch, convergence, link or state), not at the next
+        // 100 ms watch: their timestamps time convergence.
+        const bool published = publish_if_changed();
+        const uint64_t key = membership_->epoch() << 8 ^ uint64_t(membership_->converged()) << 1 ^
+                             uint64_t(membership_->link_up()) << 2 ^ uint64_t(membership_->rejoining()) << 3 ^
+                             uint64_t(membership_->state()) << 4;
+        if (published || now >= next_watch_ns_ || key != watch_key_) {
+            watch_key_ = key;
+            watch_membership(now);
+        }
         if (!remote_requests_.empty()) expire_remote(now);
         if (drain_deadline_ns_ != 0) {
             if (membership_->state() != cluster::HostState::draining) {
@@ -679,6 +691,7 @@ ctl::Json ClusterControl::params() const {
     j["static_members"] = hosts_json(cfg_.cluster.static_members);
     j["heartbeat_interval_ms"] = cfg_.cluster.heartbeat_interval_ms;
     j["heartbeat_tolerance"] = cfg_.cluster.heartbeat_tolerance;
+    j["heartbeat_redundancy"] = cfg_.cluster.heartbeat_redundancy;
     j["heartbeat_ethertype"] = cfg_.cluster.heartbeat_ethertype;
     j["authenticated"] = !key_.empty();
     j["cluster_id"] = hex64(cluster_id_);
@@ -774,6 +787,8 @@ ctl::Json ClusterControl::query() const {
         o["view"] = view_json(p.view);
         o["map_digest"] = hex64(p.map_digest);
         o["same_map"] = p.same_map;
+        o["heard"] = view_json(p.heard);
+        o["vouched"] = p.vouched;
         if (p.held_foreign == cluster::kHeldUnknown) o["held_foreign"] = nullptr;
         else o["held_foreign"] = p.held_foreign;
         peers.push_back(std::move(o));
@@ -865,6 +880,7 @@ std::span<const ClusterControl::CommandHandler> ClusterControl::command_handlers
         {"cluster", [](ClusterControl& c, const Args&) { return c.cluster_view(); }},
         {"ip2mac", [](ClusterControl& c, const Args& a) { return c.ip2mac(a[0]); }},
         {"queryport", [](ClusterControl& c, const Args& a) { return c.queryport(a[0]); }},
+        {"buckets", [](ClusterControl& c, const Args& a) { return c.bucket_owners(a[0]); }},
         {"host",
          [](ClusterControl&, const Args&) -> ctl::Json {
              // Queued commands only: it waits for the other hosts' answers.
@@ -1312,6 +1328,62 @@ ctl::Json ClusterControl::queryport(const std::string& target) const {
     return j;
 }
 
+ctl::Json ClusterControl::bucket_owners(const std::string& target) const {
+    const auto t = ctl::parse_rule_target(target);
+    if (!t || t->all_ports) throw std::runtime_error("buckets: '" + target + "' is not vip:port or port");
+    std::optional<IpAddr> vip;
+    if (!t->vip.empty()) {
+        vip = IpAddr::parse(t->vip);
+        if (!vip) throw std::runtime_error("buckets: '" + t->vip + "' is not an IP address");
+    }
+    const std::shared_ptr<const core::Snapshot> cur = publisher_.current();
+    if (!cur) throw std::runtime_error("buckets: no snapshot published yet");
+    const core::Snapshot& s = *cur;
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    ctl::Json matches = ctl::Json::array();
+    for (size_t i = 0; i < rules.size(); ++i) {
+        const PortRule& r = rules[i];
+        if (t->port < r.port_lo || t->port > r.port_hi) continue;
+        if (vip && r.vip && !(*r.vip == *vip)) continue;
+        ctl::Json o = ctl::Json::object();
+        o["index"] = static_cast<unsigned>(i);
+        o["rule"] = rule_name(r);
+        o["mode"] = std::string(name_of(r.mode));
+        // The first compiled rule of this config rule (a rule on every VIP
+        // compiles to one per family; they share the config rule's map).
+        for (size_t k = 0; k < s.rules.rules.size(); ++k) {
+            if (s.rules.rules[k].config_index != i) continue;
+            if (s.rules.rules[k].mode == FilterMode::multiple &&
+                s.owners.size() >= (k + 1) * static_cast<size_t>(s.buckets)) {
+                ctl::Json owners = ctl::Json::array();
+                std::map<unsigned, uint64_t> owned;
+                for (uint32_t b = 0; b < s.buckets; ++b) {
+                    const HostId h = s.owner(static_cast<uint16_t>(k), b);
+                    owners.push_back(h == kNoHost ? 0u : unsigned(h));
+                    ++owned[h == kNoHost ? 0u : unsigned(h)];
+                }
+                ctl::Json counts = ctl::Json::object();
+                for (const auto& [h, n] : owned) counts[std::to_string(h)] = n;
+                o["owned"] = std::move(counts);
+                o["owners"] = std::move(owners);  // bucket b -> host id (0: no owner)
+            } else if (s.rules.rules[k].mode == FilterMode::single) {
+                o["single_owner"] = unsigned(s.rules.rules[k].single_owner);
+            }
+            break;
+        }
+        matches.push_back(std::move(o));
+    }
+    ctl::Json j = ctl::Json::object();
+    j["port"] = target;
+    j["host"] = unsigned(cfg_.host.id);
+    j["epoch"] = s.epoch;
+    j["buckets"] = s.buckets;
+    j["rules"] = std::move(matches);
+    if (j.find("rules")->size() == 0)
+        j["note"] = "no port rule covers it: the default host handles it (not balanced by a rule)";
+    return j;
+}
+
 ctl::Json ClusterControl::cluster_view() const {
     if (!dynamic_) {
         // Static membership hears nobody: the members are configured.
@@ -1355,6 +1427,7 @@ ctl::Json ClusterControl::cluster_view() const {
         if (health != nullptr)
             for (const health::RuleHealth& h : health->statuses()) down += h.state == health::State::down;
         self["health_down"] = unsigned(down);
+        self["hears"] = view_json(st.heard);
         self["rules"] = rules_json(cfg_.host.id);
         hosts.push_back(std::move(self));
     }
@@ -1370,6 +1443,8 @@ ctl::Json ClusterControl::cluster_view() const {
         o["epoch"] = p.epoch;
         o["same_map"] = p.same_map;
         o["health_down"] = unsigned(p.health_down);
+        o["hears"] = view_json(p.heard);
+        o["vouched"] = p.vouched;
         o["rules"] = rules_json(p.id);
         hosts.push_back(std::move(o));
     }
@@ -1531,6 +1606,7 @@ ctl::Json ClusterControl::reload() {
         cluster::MembershipConfig mc;
         mc.interval_ns = uint64_t{next.cluster.heartbeat_interval_ms} * 1'000'000;
         mc.tolerance = next.cluster.heartbeat_tolerance;
+        mc.redundancy = next.cluster.heartbeat_redundancy;
         mc.vips = next.cluster.vips;
         mc.rules = next.rules;
         membership_->reconfigure(std::move(mc), now);

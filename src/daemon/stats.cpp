@@ -277,10 +277,12 @@ void print_rules(std::FILE* out, const config::Config& cfg, const core::Snapshot
 
 void print_config_summary(std::FILE* out, const config::Config& cfg, const core::Snapshot* snap) {
     std::fprintf(out, "config %s\n", cfg.file.c_str());
-    std::fprintf(out, "  cluster '%s', mode %s, %u buckets, heartbeat %u ms x %u, ethertype 0x%04x\n",
+    std::fprintf(out,
+                 "  cluster '%s', mode %s, %u buckets, heartbeat %u ms x %u (%u per interval), "
+                 "ethertype 0x%04x\n",
                  cfg.cluster.name.c_str(), name_of(cfg.cluster.mode), cfg.cluster.buckets,
                  cfg.cluster.heartbeat_interval_ms, cfg.cluster.heartbeat_tolerance,
-                 cfg.cluster.heartbeat_ethertype);
+                 cfg.cluster.heartbeat_redundancy, cfg.cluster.heartbeat_ethertype);
     std::string vips;
     for (size_t i = 0; i < cfg.cluster.vips.size(); ++i)
         vips += (i ? ", " : "") + cfg.cluster.vips[i].to_string();

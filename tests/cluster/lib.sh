@@ -25,11 +25,33 @@
 #
 # Every wait loop is bounded in count and time. Functions fail (return 1) with
 # a message on stderr; tests use `lab_fail MSG` to print the logs and exit 1.
+#
+# Many hosts (tests/scaleout, scripts/bench_hosts.sh; docs/lab.md "Many
+# hosts"): the node count is a parameter (lab_topology N, default
+# LAB_NODE_COUNT = 3; lab_node_ids N prints 1..N); lab_start_nodes "IDS"
+# launches every nlbd at once, then configures each node as it becomes ready;
+# lab_converged_on and lab_events_all / lab_buckets_all ask every node at once
+# (a background job per node, each bounded by nlbctl's 5 s timeout); the
+# event log's own timestamps (lab_event_times) time convergence after the
+# fact. Parameters (environment, all optional):
+#   LAB_NODE_COUNT     nodes when lab_topology gets no count (3)
+#   LAB_EAL_MEM        EAL memory per nlbd in MB, --no-huge (256; 96 is
+#                      enough for one worker at the default NIC profile,
+#                      whose two mbuf pools take 2 x 8191 x 2176 bytes; 64
+#                      is not)
+#   LAB_CLIENTS        client addresses 10.77.0.101.. (20, at most 100)
+#   LAB_START_WAIT_S   lab_start_nodes: seconds for all nodes to be ready
+#                      (10 + 1 per node)
+#   LAB_HB_INTERVAL_MS, LAB_HB_TOLERANCE  heartbeats (100, 5)
+#   LAB_SERVICES       0: start no services on the nodes (benchmarks; 1)
+#   LAB_CONV_POLL_S    lab_wait_converged: seconds between passes (0.01)
 
 LAB_VIP=10.77.0.10
 LAB_GW=10.77.0.1
 LAB_CLIENT_FIRST=101
-LAB_CLIENTS=20
+LAB_CLIENTS=${LAB_CLIENTS:-20}
+LAB_NODE_COUNT=${LAB_NODE_COUNT:-3}
+LAB_EAL_MEM=${LAB_EAL_MEM:-256}
 LAB_HB_INTERVAL_MS=${LAB_HB_INTERVAL_MS:-100}
 LAB_HB_TOLERANCE=${LAB_HB_TOLERANCE:-5}
 # IPv6 (LAB_IPV6=1; scripts/lab.sh sets it): the client and node namespaces
@@ -193,9 +215,14 @@ lab_cluster_mac() {
     printf '02:bf:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4"
 }
 
-# lab_topology N : switch, client and N node namespaces.
+# lab_node_ids N : "1 2 ... N".
+lab_node_ids() { seq -s ' ' 1 "${1:?lab_node_ids N}"; }
+
+# lab_topology N : switch, client and N node namespaces (default
+# LAB_NODE_COUNT).
 lab_topology() {
-    local n=${1:-3} i a
+    local n=${1:-$LAB_NODE_COUNT} i a
+    (( LAB_CLIENTS >= 1 && LAB_CLIENTS <= 100 )) || { echo "lab: LAB_CLIENTS=$LAB_CLIENTS is not 1..100" >&2; return 1; }
     LAB_NODES=$n
     local sw=$LAB_SW_NS cl=$LAB_CL_NS ns
     lab_ns_add "$sw" noipv6 || return 1
@@ -264,11 +291,69 @@ lab_write_config() {
     echo "$f"
 }
 
-lab_nlbd_supports() { "$LAB_NLBD" --help 2>&1 | grep -q -- "$1"; }
+# lab_nlbd_supports OPTION : nlbd's --help mentions it (--help read once).
+lab_nlbd_supports() {
+    [[ -n ${LAB_NLBD_HELP:-} ]] || LAB_NLBD_HELP=$("$LAB_NLBD" --help 2>&1 || true)
+    grep -q -- "$1" <<<"$LAB_NLBD_HELP"
+}
 
 # lab_start_node I [nlbd options...] : runs nlbd in node I's namespace, waits
 # for its tap, configures the node's stack on it and starts the services.
 lab_start_node() {
+    local i=$1; shift
+    lab_launch_node "$i" "$@" || return 1
+    # Wait for the tap and the lcores line (bounded: 200 x 0.1 s).
+    local k rc
+    for ((k = 0; k < 200; ++k)); do
+        rc=0; lab_node_ready "$i" || rc=$?
+        ((rc == 0)) && break
+        ((rc == 2)) && { echo "lab: nlbd $i exited at start" >&2; return 1; }
+        sleep 0.1
+    done
+    ((k < 200)) || { echo "lab: nlbd $i did not start (no tap or no worker) in 20 s" >&2; return 1; }
+    lab_configure_node "$i"
+}
+
+# lab_start_nodes "I J ..." [nlbd options...] : launches every listed nlbd at
+# once, then configures each node (tap, addresses, services) as soon as it is
+# ready, in whatever order they get there. Bounded: LAB_START_WAIT_S (10 s +
+# 1 s per node) for all of them. Sets LAB_LAUNCH_MS (wall clock, ms) to the
+# time just before the first launch. Few processes per pass (one grep over
+# the pending logs, one `ip -batch` per node): with 32 nodes on 2 busy CPUs
+# every fork counts.
+lab_start_nodes() {
+    local ids=($1); shift
+    local i end pending=() logs=() ready
+    LAB_LAUNCH_MS=$(lab_now_ms)
+    for i in "${ids[@]}"; do lab_launch_node "$i" "$@" || return 1; done
+    end=$(( $(lab_now_ms) + ${LAB_START_WAIT_S:-$((10 + ${#ids[@]}))} * 1000 ))
+    pending=("${ids[@]}")
+    while ((${#pending[@]})); do
+        logs=()
+        for i in "${pending[@]}"; do logs+=("$LAB_WORK/nlbd.$i.log"); done
+        # The lcores line comes after the ports started: the tap exists then.
+        ready=" $(grep -l "^nlbd: lcores:" "${logs[@]}" 2>/dev/null | sed 's/.*nlbd\.\([0-9]*\)\.log$/\1/' | tr '\n' ' ') "
+        local left=()
+        for i in "${pending[@]}"; do
+            if [[ $ready == *" $i "* ]]; then
+                lab_configure_node "$i" || { echo "lab: configuring node $i failed" >&2; return 1; }
+            elif ! kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null; then
+                echo "lab: nlbd $i exited at start" >&2; return 1
+            else
+                left+=("$i")
+            fi
+        done
+        pending=("${left[@]}")
+        ((${#pending[@]})) || break
+        (( $(lab_now_ms) < end )) || { echo "lab: nodes ${pending[*]} not ready after ${LAB_START_WAIT_S:-$((10 + ${#ids[@]}))} s" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# lab_launch_node I [nlbd options...] : starts nlbd in node I's namespace in
+# the background (pid of its `timeout` wrapper in LAB_NLBD_PID[I]); returns
+# at once. The node's lcores go to CPU (I-1) mod nproc.
+lab_launch_node() {
     local i=$1; shift
     local ns; ns=$(lab_node_ns "$i")
     local cpu=$(( (i - 1) % $(nproc) ))
@@ -288,30 +373,45 @@ lab_start_node() {
     fi
     ip netns exec "$ns" timeout -k 5 "${LAB_NLBD_TIMEOUT:-900}" "$LAB_NLBD" \
         --config "$LAB_WORK/node$i.toml" "${ctl[@]}" "${nic[@]}" --stats-json "$LAB_WORK/stats.$i.json" "$@" \
-        -- --no-huge -m 256 --no-pci --no-shconf "${lcores[@]}" --log-level=lib.eal:error \
+        -- --no-huge -m "$LAB_EAL_MEM" --no-pci --no-shconf "${lcores[@]}" --log-level=lib.eal:error \
         > "$LAB_WORK/nlbd.$i.log" 2>&1 &
     LAB_NLBD_PID[$i]=$!
-    # Wait for the tap (bounded: 100 x 0.1 s).
-    local k
-    for ((k = 0; k < 100; ++k)); do
-        ip -n "$ns" link show "${P}t" >/dev/null 2>&1 && break
-        kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null || { echo "lab: nlbd $i exited at start" >&2; return 1; }
-        sleep 0.1
-    done
-    ((k < 100)) || { echo "lab: nlbd $i made no tap in 10 s" >&2; return 1; }
-    # The PMD sets the tap's MAC when the port starts: configure the tap only
-    # once nlbd reports its lcores (after the ports started). Bounded: 10 s.
-    for ((k = 0; k < 100; ++k)); do
-        grep -q "^nlbd: lcores:" "$LAB_WORK/nlbd.$i.log" 2>/dev/null && break
-        kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null || { echo "lab: nlbd $i exited at start" >&2; return 1; }
-        sleep 0.1
-    done
-    ((k < 100)) || { echo "lab: nlbd $i did not start its worker in 10 s" >&2; return 1; }
+}
+
+# lab_node_ready I : 0 when node I's nlbd made its tap and reported its
+# lcores (the PMD sets the tap's MAC when the port starts: configure the tap
+# only then), 2 when it exited, 1 not yet.
+lab_node_ready() {
+    local i=$1 ns; ns=$(lab_node_ns "$i")
+    kill -0 "${LAB_NLBD_PID[$i]}" 2>/dev/null || return 2
+    grep -q "^nlbd: lcores:" "$LAB_WORK/nlbd.$i.log" 2>/dev/null || return 1
+    ip -n "$ns" link show "${P}t" >/dev/null 2>&1 || return 1
+    return 0
+}
+
+# lab_configure_node I : the node's stack on its tap (cluster MAC or the
+# multicast rule, VIP, gateway, routes) and its services.
+lab_configure_node() {
+    local i=$1 ns; ns=$(lab_node_ns "$i")
     if [[ $LAB_MODE == unicast ]]; then
-        local cmac; cmac=$(lab_cluster_mac)
-        ip -n "$ns" link set "${P}t" down
-        ip -n "$ns" link set "${P}t" address "$cmac"
-        ip -n "$ns" link set "${P}t" up
+        # One `ip` process for the whole node (see lab_start_nodes).
+        {
+            echo "link set ${P}t down"
+            echo "link set ${P}t address $(lab_cluster_mac)"
+            echo "link set ${P}t up"
+            echo "addr add $LAB_VIP/32 dev ${P}t"
+            echo "neigh replace $LAB_GW lladdr $LAB_CLIENT_MAC dev ${P}t nud permanent"
+            echo "route replace $LAB_GW/32 dev ${P}t"
+            echo "route replace 10.77.0.0/24 via $LAB_GW dev ${P}t onlink"
+            if [[ $LAB_IPV6 == 1 ]]; then
+                echo "addr add $LAB_VIP6/128 dev ${P}t nodad"
+                echo "neigh replace $LAB_GW6 lladdr $LAB_CLIENT_MAC dev ${P}t nud permanent"
+                echo "route replace $LAB_GW6/128 dev ${P}t"
+                echo "route replace $LAB_NET6 via $LAB_GW6 dev ${P}t onlink"
+            fi
+        } | ip -n "$ns" -batch - || { echo "lab: ip -batch on node $i failed" >&2; return 1; }
+        lab_start_services "$i"
+        return
     else
         # Multicast modes: nlbd hands the node frames addressed to the
         # multicast cluster MAC, which the kernel classifies as
@@ -349,6 +449,7 @@ NFT
 
 lab_start_services() {
     local i=$1 ns; ns=$(lab_node_ns "$i")
+    [[ ${LAB_SERVICES:-1} == 1 ]] || return 0   # LAB_SERVICES=0: none (benchmarks)
     # Stale servers of an earlier start of this node (rejoin) are still bound.
     if [[ -z ${LAB_SERVICES_UP[$i]:-} ]]; then
         ip netns exec "$ns" socat TCP-LISTEN:8080,bind=$LAB_VIP,fork,reuseaddr \
@@ -406,20 +507,49 @@ lab_now_ms() { date +%s%3N; }
 # lab_query I : node I's `nlbctl query --json` (one line), or nothing.
 lab_query() { lab_ctl "$1" --json query 2>/dev/null | jq -c . 2>/dev/null || true; }
 
+# lab_par_ctl "I J ..." NAME ARGS... : runs `nlbctl --json ARGS` on every
+# listed node at once (a background job each, bounded by lab_ctl's 5 s
+# timeout); node I's JSON answer goes to $LAB_WORK/NAME.I (empty when it
+# did not answer).
+lab_par_ctl() {
+    local nodes=($1) name=$2 i pids=(); shift 2
+    for i in "${nodes[@]}"; do
+        ( lab_ctl "$i" --json "$@" > "$LAB_WORK/$name.$i" 2>/dev/null || : > "$LAB_WORK/$name.$i" ) &
+        pids+=($!)
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+}
+
+# lab_query_all "I J ..." : every node's query at once into LAB_Q[I].
+lab_query_all() {
+    local i
+    lab_par_ctl "$1" q query
+    for i in $1; do LAB_Q[$i]=""; IFS= read -r -d '' "LAB_Q[$i]" 2>/dev/null < "$LAB_WORK/q.$i" || true; done
+}
+
 # lab_converged_on "I J ..." : true when every listed node says converged, all
 # have the same epoch, their members are exactly the listed nodes, and their
 # buckets_owned of rule 0 add up to the bucket count. Leaves the queries in
 # LAB_Q[I] and a one-line summary in LAB_CONV_SUMMARY.
 declare -gA LAB_Q=()
 lab_converged_on() {
-    local nodes=($1) want i q epoch="" sum=0 ok=0 buckets=0 summary=""
+    local nodes=($1) want i epoch="" sum=0 ok=0 buckets=0 summary="" files=()
     want=$(printf '%s\n' "${nodes[@]}" | sort -n | paste -sd, -)
+    lab_query_all "${nodes[*]}"
+    # One jq for every node's answer (an exec per node per pass is too much
+    # for many nodes on a busy machine).
+    declare -A row=()
+    for i in "${nodes[@]}"; do [[ -s $LAB_WORK/q.$i ]] && files+=("$LAB_WORK/q.$i"); done
+    if ((${#files[@]})); then
+        local f conv ep mem own b
+        while IFS=$'\t' read -r f conv ep mem own b; do
+            row[${f##*.}]="$conv $ep $mem $own $b"
+        done < <(jq -r '[input_filename, .converged, .epoch, (.members|map(tostring)|join(",")), (.rules[0].buckets_owned // 0), .buckets] | @tsv' "${files[@]}" 2>/dev/null)
+    fi
     for i in "${nodes[@]}"; do
-        q=$(lab_query "$i") || q=""
-        LAB_Q[$i]=$q
-        [[ -n $q ]] || { ok=1; summary+=" n$i:noanswer"; continue; }
+        [[ -n ${row[$i]:-} ]] || { ok=1; summary+=" n$i:noanswer"; continue; }
         local conv ep mem own b
-        read -r conv ep mem own b < <(jq -r '[.converged, .epoch, (.members|map(tostring)|join(",")), (.rules[0].buckets_owned // 0), .buckets] | @tsv' <<<"$q")
+        read -r conv ep mem own b <<<"${row[$i]}"
         summary+=" n$i:conv=$conv,epoch=$ep,members=[$mem],owned=$own"
         [[ $conv == true ]] || ok=1
         [[ -z $epoch || $epoch == "$ep" ]] || ok=1
@@ -432,7 +562,9 @@ lab_converged_on() {
     return $ok
 }
 
-# lab_wait_converged "I J ..." TIMEOUT_MS : polls every 10 ms (bounded).
+# lab_wait_converged "I J ..." TIMEOUT_MS : polls every LAB_CONV_POLL_S
+# (0.01 s; many nodes: the polls themselves load the CPUs the nodes need,
+# and the event log times convergence anyway) (bounded).
 lab_wait_converged() {
     local nodes=$1 timeout_ms=${2:-10000} t0 now
     t0=$(lab_now_ms)
@@ -440,7 +572,7 @@ lab_wait_converged() {
         lab_converged_on "$nodes" && return 0
         now=$(lab_now_ms)
         ((now - t0 < timeout_ms)) || { echo "lab: not converged on [$nodes] after $timeout_ms ms: $LAB_CONV_SUMMARY" >&2; return 1; }
-        sleep 0.01
+        sleep "${LAB_CONV_POLL_S:-0.01}"
     done
 }
 
@@ -535,4 +667,121 @@ lab_rst_report() {
     local n; n=$(grep -c . "$LAB_WORK/rst.txt" 2>/dev/null || true)
     echo "TCP resets seen by the client: ${n:-0}"
     [[ ${n:-0} == 0 ]] || head -n 10 "$LAB_WORK/rst.txt"
+}
+
+# ---- many hosts: events, bucket maps, processes --------------------------------
+
+# lab_events_all "I J ..." : every node's event log at once, one JSON event
+# per line in $LAB_WORK/events.I, each with "ms" added: its timestamp in
+# milliseconds since the epoch (nlbd's wall clock, the same clock as
+# lab_now_ms on this machine). `display` returns the latest 30 events.
+lab_events_all() {
+    local i
+    lab_par_ctl "$1" display display
+    for i in $1; do
+        jq -c '.events[] | . + {ms: (((.time[0:19] + "Z") | fromdateiso8601) * 1000 + (.time[20:23] | tonumber))}' \
+            "$LAB_WORK/display.$i" > "$LAB_WORK/events.$i" 2>/dev/null || : > "$LAB_WORK/events.$i"
+    done
+}
+
+# lab_converged_re "I J ..." : regex of the text of a `converged` event whose
+# members are exactly the listed hosts.
+lab_converged_re() {
+    local m; m=$(printf '%s\n' $1 | sort -n | paste -sd, -)
+    echo "^converged( as the default host)? at epoch [0-9]+ with hosts \\[$m\\]\$"
+}
+
+# lab_event_times "I J ..." KIND REGEX SINCE_MS : after lab_events_all, for
+# each listed node the first and the last time (ms) of an event of KIND whose
+# text matches REGEX, at or after SINCE_MS: "I FIRST LAST" per line in
+# LAB_EVT (-1 -1 when the node has none). Returns 1 when some node has none.
+lab_event_times() {
+    local i rc=0 line
+    LAB_EVT=""
+    for i in $1; do
+        line=$(jq -rs --arg k "$2" --arg r "$3" --argjson t "$4" \
+            '[.[] | select(.kind == $k and (.text | test($r)) and .ms >= $t) | .ms] | if length == 0 then "-1 -1" else "\(min) \(max)" end' \
+            "$LAB_WORK/events.$i" 2>/dev/null) || line="-1 -1"
+        [[ -n $line ]] || line="-1 -1"
+        [[ $line != "-1 -1" ]] || rc=1
+        LAB_EVT+="$i $line"$'\n'
+    done
+    return $rc
+}
+
+# lab_event_span COLUMN : over LAB_EVT, the latest FIRST (COLUMN 2) or LAST
+# (COLUMN 3) time: when the slowest node got there.
+lab_event_span() { awk -v c="$1" '$c > m {m = $c} END {printf "%.0f\n", m}' <<<"$LAB_EVT"; }
+
+# lab_buckets_all "I J ..." [PORT] : every node's bucket owners of the rule
+# that covers PORT (8080) at once (nlbctl buckets); owners of node I, one
+# host id per bucket, space separated, in LAB_OWNERS[I] (empty when it did
+# not answer), its epoch in LAB_OWNERS_EPOCH[I].
+declare -gA LAB_OWNERS=() LAB_OWNERS_EPOCH=()
+lab_buckets_all() {
+    local i
+    lab_par_ctl "$1" buckets buckets "${2:-8080}"
+    for i in $1; do
+        LAB_OWNERS[$i]=$(jq -r '.rules[0].owners | map(tostring) | join(" ")' "$LAB_WORK/buckets.$i" 2>/dev/null || true)
+        LAB_OWNERS_EPOCH[$i]=$(jq -r '.epoch' "$LAB_WORK/buckets.$i" 2>/dev/null || true)
+    done
+}
+
+# lab_same_map "I J ..." : after lab_buckets_all, every listed node has the
+# same owners (one agreed map); LAB_MAP is that map.
+lab_same_map() {
+    local nodes=($1) i
+    LAB_MAP=${LAB_OWNERS[${nodes[0]}]:-}
+    [[ -n $LAB_MAP ]] || { echo "lab: node ${nodes[0]} gave no bucket map" >&2; return 1; }
+    for i in "${nodes[@]}"; do
+        [[ ${LAB_OWNERS[$i]:-} == "$LAB_MAP" ]] || { echo "lab: node $i's bucket map differs from node ${nodes[0]}'s" >&2; return 1; }
+    done
+}
+
+# lab_map_moves BEFORE AFTER : "FROM>TO COUNT" per owner change between two
+# maps (space-separated owners), one per line; LAB_MOVED = buckets moved.
+lab_map_moves() {
+    LAB_MOVES=$(paste -d' ' <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") |
+        awk '$1 != $2 {n[$1 ">" $2]++} END {for (k in n) print k, n[k]}' | sort -n)
+    LAB_MOVED=$(awk '{s += $2} END {print s + 0}' <<<"$LAB_MOVES")
+}
+
+# lab_map_count MAP HOST : buckets HOST owns in MAP.
+lab_map_count() { tr ' ' '\n' <<<"$1" | grep -cx "$2" || true; }
+
+# lab_nlbd_pid I : the nlbd process of node I (the child of its `timeout`).
+# (/proc's children list; pgrep when the kernel has no such list).
+lab_nlbd_pid() {
+    local w=${LAB_NLBD_PID[$1]:-0} c
+    if [[ -r /proc/$w/task/$w/children ]]; then
+        for c in $(cat "/proc/$w/task/$w/children" 2>/dev/null); do
+            [[ $(cat "/proc/$c/comm" 2>/dev/null) == nlbd ]] && { echo "$c"; return 0; }
+        done
+        return 0
+    fi
+    pgrep -P "$w" -x nlbd 2>/dev/null | head -n 1
+}
+
+# lab_kill_node I : SIGKILL to node I's nlbd (a host that dies: no leave
+# announced, its tap goes away); waits (bounded) for it to be gone.
+lab_kill_node() {
+    local i=$1 p k
+    p=$(lab_nlbd_pid "$i")
+    [[ -n $p ]] || { echo "lab: node $i has no nlbd to kill" >&2; return 1; }
+    # Its `timeout` dies of the same signal: out of the job table first, so
+    # that bash prints no "Killed" report for it.
+    disown "${LAB_NLBD_PID[$i]}" 2>/dev/null || true
+    kill -KILL "$p" || return 1
+    for ((k = 0; k < 50; ++k)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    unset "LAB_NLBD_PID[$i]"
+}
+
+# lab_rss_kib "I J ..." : VmRSS (KiB) of every listed node's nlbd, one per
+# line "I KIB".
+lab_rss_kib() {
+    local i p
+    for i in $1; do
+        p=$(lab_nlbd_pid "$i")
+        echo "$i $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
+    done
 }

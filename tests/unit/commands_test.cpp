@@ -29,7 +29,7 @@ std::set<std::string_view> names_where(bool (*pred)(const ctl::Command&)) {
 
 // The commands that report and change nothing, SPEC §8 (nlb.exe's query,
 // display, params, plus stats).
-const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport"};
+const std::set<std::string_view> kNonMutating = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "buckets"};
 
 TEST(CommandRegistry, NamesAreUniqueAndFoundByName) {
     std::set<std::string_view> seen;
@@ -89,12 +89,12 @@ TEST(CommandRegistry, ReadCommandsAreAcceptedInEveryHostState) {
 
 TEST(CommandRegistry, SuspendedHostRefusesEveryStateChangeButResume) {
     // reload re-reads the files: a configuration change is no state change.
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "resume", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "buckets", "resume", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.while_suspended; }), expected);
 }
 
 TEST(CommandRegistry, StaticMembershipSupportsStartStopRuleStatesReloadAndTheReadCommands) {
-    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "start", "stop", "enable", "disable", "drain", "reload"};
+    const std::set<std::string_view> expected = {"query", "display", "params", "stats", "filter", "cluster", "ip2mac", "queryport", "buckets", "start", "stop", "enable", "disable", "drain", "reload"};
     EXPECT_EQ(names_where([](const ctl::Command& c) { return c.with_static; }), expected);
 }
 

@@ -128,6 +128,7 @@ TEST(ConfigLoad, MinimalFileGetsDocumentedDefaults) {
     EXPECT_TRUE(cfg.cluster.static_members.empty());
     EXPECT_EQ(cfg.cluster.heartbeat_interval_ms, 1000u);
     EXPECT_EQ(cfg.cluster.heartbeat_tolerance, 5u);
+    EXPECT_EQ(cfg.cluster.heartbeat_redundancy, 3u);
     EXPECT_EQ(cfg.cluster.heartbeat_ethertype, 0x88B5);
     EXPECT_TRUE(cfg.cluster.secret_file.empty());
     EXPECT_EQ(cfg.host.id, 1);
@@ -165,6 +166,7 @@ buckets = 60
 static_members = [1, 2, 3]
 heartbeat_interval_ms = 100
 heartbeat_tolerance = 3
+heartbeat_redundancy = 4
 heartbeat_ethertype = 0x88B6
 secret_file = "secret.key"
 nic_profile = "nic/x.toml"
@@ -215,6 +217,7 @@ static_priorities = [1, 2, 3]
     EXPECT_EQ(cfg.cluster.static_members, (std::vector<nlbd::HostId>{1, 2, 3}));
     EXPECT_EQ(cfg.cluster.heartbeat_interval_ms, 100u);
     EXPECT_EQ(cfg.cluster.heartbeat_tolerance, 3u);
+    EXPECT_EQ(cfg.cluster.heartbeat_redundancy, 4u);
     EXPECT_EQ(cfg.cluster.heartbeat_ethertype, 0x88B6);
     EXPECT_EQ(fs::path(cfg.cluster.secret_file), dir.path() / "secret.key");
     EXPECT_EQ(cfg.nic.name, "x");
@@ -438,6 +441,12 @@ TEST(ConfigReject, HeartbeatIntervalBelowTenMs) {
     const std::string base =
         "[cluster]\nname = \"x\"\nvips = [\"10.0.0.10\"]\nheartbeat_interval_ms = 5\n[host]\nid = 1\n";
     expect_cluster_error("", "heartbeat_interval_ms", "cluster.heartbeat_interval_ms", "10..10000", base);
+}
+
+TEST(ConfigReject, HeartbeatRedundancyOutOfRange) {
+    const std::string base =
+        "[cluster]\nname = \"x\"\nvips = [\"10.0.0.10\"]\nheartbeat_redundancy = 0\n[host]\nid = 1\n";
+    expect_cluster_error("", "heartbeat_redundancy", "cluster.heartbeat_redundancy", "1..10", base);
 }
 
 TEST(ConfigReject, NlbHeartbeatEthertype) {

@@ -36,6 +36,7 @@ Heartbeat sample(size_t rules = 3) {
     hb.map_digest = 0xa1a2a3a4a5a6a7a8ull;
     hb.buckets = 4096;
     hb.held_foreign = 12345;
+    hb.heard = 0x4000'0000'0000'0005ull;
     for (size_t i = 0; i < rules; ++i) {
         const bool single = i % 3 == 1;
         hb.weights.push_back(single ? 0 : static_cast<uint8_t>(i % 101));
@@ -87,6 +88,26 @@ TEST(Heartbeat, RoundTripWithoutMacIsExact) {
     Heartbeat out;
     ASSERT_EQ(decode(f, kNoKey, out), HeartbeatError::none);
     EXPECT_EQ(out, hb);
+}
+
+// Senders before the `heard` field wrote an 80-byte header: still accepted,
+// `heard` reads 0, everything else is intact.
+TEST(Heartbeat, EightyByteHeaderOfEarlierSendersDecodesWithHeardZero) {
+    Heartbeat hb = sample(10);
+    auto f = encode(hb, kNoKey);
+    ASSERT_EQ(kHeartbeatHeaderLen, kHeartbeatMinHeaderLen + 8);
+    f.erase(f.begin() + static_cast<ptrdiff_t>(kP + kHeartbeatMinHeaderLen),
+            f.begin() + static_cast<ptrdiff_t>(kP + kHeartbeatHeaderLen));
+    put16(f, kP + 6, static_cast<uint16_t>(kHeartbeatMinHeaderLen));
+    put16(f, kP + 8, static_cast<uint16_t>(f.size() - kP));
+    Heartbeat out;
+    ASSERT_EQ(decode(f, kNoKey, out), HeartbeatError::none);
+    EXPECT_EQ(out.heard, 0u);
+    hb.heard = 0;
+    EXPECT_EQ(out, hb);
+    // A header shorter than that is refused.
+    put16(f, kP + 6, static_cast<uint16_t>(kHeartbeatMinHeaderLen - 1));
+    EXPECT_EQ(decode(f, kNoKey, out), HeartbeatError::bad_length);
 }
 
 TEST(Heartbeat, RoundTripWithMacIsExact) {

@@ -22,6 +22,9 @@ namespace {
 constexpr uint64_t kMs = 1'000'000;
 constexpr uint64_t kInterval = 100 * kMs;
 constexpr uint32_t kTolerance = 3;
+// A host declared dead counts as holding its connections until it has been
+// silent for the dead interval and the hold (3 dead intervals) after it.
+constexpr uint64_t kHoldEnd = 4 * kTolerance * kInterval;
 
 PortRule multiple_rule(uint16_t lo, uint16_t hi, uint8_t weight = 0) {
     PortRule r;
@@ -71,7 +74,8 @@ public:
         c.boot_id = 1000 + id;
         c.buckets = buckets;
         c.interval_ns = kInterval;
-        c.tolerance = kTolerance;
+        c.tolerance = tolerance;
+        c.redundancy = redundancy;
         c.rules = std::move(rules);
         c.vips = vips;
         c.chunk_buckets = 100;
@@ -209,6 +213,8 @@ public:
     }
 
     uint32_t buckets = 240;
+    uint32_t tolerance = kTolerance;
+    uint32_t redundancy = 3;
     std::vector<IpAddr> vips;  // MembershipConfig::vips of every node (for decide())
     std::vector<Node> nodes;
 
@@ -337,8 +343,174 @@ TEST(Membership, SurvivorsOwnDeadHostsBucketsWithinBoundAndOnlyThoseMove) {
               adoptions);
     EXPECT_EQ(net.map_of(2), after);
     EXPECT_EQ(net.node(1).m->status(net.now).members, (std::vector<HostId>{1, 2, 4}));
-    // The dead host left nothing dirty behind.
+    // Until the hold ends, the buckets taken from the dead host are dirty
+    // (it may be alive behind a lossy path): new connections only.
+    uint32_t taken = 0;
+    for (uint32_t b = 0; b < net.buckets; ++b) {
+        if (after[b] != 2) continue;
+        taken += before[b] == 3;
+        EXPECT_EQ(net.node(2).snap->is_dirty(0, b), before[b] == 3) << "bucket " << b;
+    }
+    EXPECT_GT(taken, 0u);
+    EXPECT_EQ(net.node(2).m->status(net.now).dirty_buckets, taken);
+    // Then the dead host leaves nothing dirty behind.
+    ASSERT_LT(net.now, died + kHoldEnd);
+    net.run_for(died + kHoldEnd + kInterval - net.now);
     EXPECT_EQ(net.node(2).m->status(net.now).dirty_buckets, 0u);
+}
+
+
+// ---- Failure detection under heartbeat loss (docs/cluster.md) -------------
+
+// Epoch changes summed over the nodes, and whether any node ever lost a
+// member, over `duration` of virtual time.
+struct LossRun {
+    uint64_t epoch_changes = 0;
+    bool member_lost = false;
+};
+LossRun run_with_loss(Net& net, size_t hosts, uint64_t duration) {
+    const uint64_t before = [&] {
+        uint64_t e = 0;
+        for (const auto& n : net.nodes) e += n.m->status(net.now).epoch_changes;
+        return e;
+    }();
+    LossRun r;
+    const uint64_t end = net.now + duration;
+    while (net.now < end) {
+        net.step(kInterval / 10);
+        for (const auto& n : net.nodes)
+            if (n.m->status(net.now).members.size() != hosts) r.member_lost = true;
+    }
+    for (const auto& n : net.nodes) r.epoch_changes += n.m->status(net.now).epoch_changes;
+    r.epoch_changes -= before;
+    return r;
+}
+
+// NLB's lab setting (100 ms x 5) with 20% of the heartbeat frames lost at
+// random, independently per frame and receiver: ten minutes without a death
+// with three heartbeats per interval; one per interval (NLB) flaps.
+TEST(Membership, TwentyPercentHeartbeatLossKillsNobodyForTenMinutes) {
+    for (const uint32_t redundancy : {3u, 1u}) {
+        Net net(97);
+        net.tolerance = 5;
+        net.redundancy = redundancy;
+        for (HostId h : ids(2)) net.add(h);
+        ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2}); }, 30 * kInterval));
+        net.loss = 0.20;
+        const LossRun r = run_with_loss(net, 2, 600'000 * kMs);
+        if (redundancy == 3) {
+            EXPECT_FALSE(r.member_lost);
+            EXPECT_EQ(r.epoch_changes, 0u);
+        } else {
+            EXPECT_TRUE(r.member_lost) << "one heartbeat per interval should flap at 20% loss";
+            EXPECT_GT(r.epoch_changes, 0u);
+        }
+    }
+}
+
+// Indirect confirmation: heavy loss on the path between hosts 1 and 2 only;
+// host 3 hears both and says so in its heartbeats, so neither declares the
+// other dead. Without a third host the same path flaps.
+TEST(Membership, AThirdHostVouchesForAPeerBehindALossyPath) {
+    for (const size_t hosts : {size_t{3}, size_t{2}}) {
+        Net net(101);
+        net.tolerance = 5;
+        for (HostId h : ids(hosts)) net.add(h);
+        ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 30 * kInterval));
+        std::mt19937_64 rng(7);
+        net.link = [&rng](HostId a, HostId b) {
+            if ((a == 1 && b == 2) || (a == 2 && b == 1))
+                return std::uniform_real_distribution<double>(0, 1)(rng) >= 0.7;
+            return true;
+        };
+        const LossRun r = run_with_loss(net, hosts, 120'000 * kMs);
+        if (hosts == 3) {
+            EXPECT_FALSE(r.member_lost);
+            EXPECT_EQ(r.epoch_changes, 0u);
+        } else {
+            EXPECT_TRUE(r.member_lost) << "70% loss should flap between two hosts alone";
+        }
+    }
+}
+
+// Sixteen hosts, 40% of every frame lost independently per receiver, two
+// minutes: redundancy and vouching keep every host in every view.
+TEST(Membership, SixteenHostsAtFortyPercentLossKeepOneView) {
+    Net net(109);
+    net.tolerance = 5;
+    net.buckets = 1024;
+    for (HostId h : ids(16)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.all_converged(); }, 50 * kInterval));
+    net.loss = 0.40;
+    const LossRun r = run_with_loss(net, 16, 120'000 * kMs);
+    EXPECT_FALSE(r.member_lost);
+    EXPECT_EQ(r.epoch_changes, 0u);
+}
+
+// A real death is still seen within (tolerance + 2) x interval although the
+// dead host's last heartbeats were vouched for by the others.
+TEST(Membership, VouchingDelaysARealDeathByAtMostTwoIntervals) {
+    Net net(103);
+    net.tolerance = 5;
+    for (HostId h : ids(5)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2, 3, 4, 5}); }, 30 * kInterval));
+    net.run_for(kInterval / 7);
+    net.node(5).up = false;
+    const uint64_t died = net.now;
+    const uint64_t bound = (net.tolerance + 2) * kInterval;
+    ASSERT_TRUE(net.run_until(
+        [&] {
+            for (HostId h : ids(4))
+                if ((net.node(h).m->view() & (1ull << 4)) != 0) return false;
+            return true;
+        },
+        bound));
+    EXPECT_LE(net.now - died, bound);
+}
+
+// A host declared dead while alive (every frame between the two lost for
+// longer than the dead interval: a partition) loses no connection: from the
+// death until the two have converged again, every bucket the survivor took
+// from it is dirty on the survivor (new connections only), so packets of its
+// established connections are left to it.
+TEST(Membership, AFalseDeathLeavesTheLivingHostsConnectionsToIt) {
+    Net net(107);
+    net.tolerance = 5;
+    for (HostId h : ids(2)) net.add(h);
+    ASSERT_TRUE(net.run_until([&] { return net.converged_on({1, 2}); }, 30 * kInterval));
+    const auto before = net.map_of(2);
+    net.node(1).held = 0;
+    net.link = [](HostId, HostId) { return false; };
+    const uint64_t cut = net.now;
+    bool took = false;
+    uint64_t violations = 0;
+    auto check = [&] {
+        const Net::Node& n2 = net.node(2);
+        for (uint32_t b = 0; b < net.buckets; ++b) {
+            if (before[b] != 1 || n2.m->owner(0, b) != 2) continue;
+            took = true;
+            if (!n2.snap->is_dirty(0, b)) ++violations;
+        }
+    };
+    while (net.now < cut + 8 * net.tolerance * kInterval / 5) {  // 1.6 dead intervals
+        net.step(kInterval / 10);
+        check();
+    }
+    EXPECT_TRUE(took) << "host 2 should have declared host 1 dead and taken its buckets";
+    // Heal: host 1 was alive all along and holds connections in what it owned.
+    net.link = [](HostId, HostId) { return true; };
+    net.node(1).held = 3;
+    const uint64_t healed = net.now;
+    while (!net.converged_on({1, 2}) && net.now < healed + 60 * kInterval) {
+        net.step(kInterval / 10);
+        check();
+    }
+    ASSERT_TRUE(net.converged_on({1, 2}));
+    EXPECT_EQ(violations, 0u);
+    // Host 1's connections end: the marks clear.
+    net.node(1).held = 0;
+    ASSERT_TRUE(net.run_until([&] { return net.node(2).m->status(net.now).dirty_buckets == 0; },
+                              20 * kInterval));
 }
 
 TEST(Membership, TwoSimultaneousDeathsGiveTheSameMapOnEverySurvivor) {
@@ -720,11 +892,15 @@ TEST(Membership, SingleHostRuleFailsOverToBestLivePriority) {
         EXPECT_EQ(net.node(h).snap->rules.rules[1].single_owner, 2);
     }
     net.node(2).up = false;
+    const uint64_t died = net.now;
     ASSERT_TRUE(net.run_until(
         [&] { return net.node(1).m->single_owner(1) == 3 && net.node(3).m->single_owner(1) == 3; },
         (kTolerance + 2) * kInterval));
     net.run_for(kInterval);
     EXPECT_EQ(net.node(3).snap->rules.rules[1].single_owner, 3);
+    // New connections only while the old owner may still be alive (hold).
+    EXPECT_TRUE(net.node(3).snap->rules.rules[1].single_dirty);
+    net.run_for(died + kHoldEnd + kInterval - net.now);
     EXPECT_FALSE(net.node(3).snap->rules.rules[1].single_dirty);  // the old owner is dead
     const auto st = net.node(3).m->status(net.now);
     EXPECT_EQ(st.rules[1].owned, 1u);
@@ -904,8 +1080,9 @@ TEST(Membership, IsolatedLowestIdHostRejoinsWithTheMajorityMapAndTakesOnlyItsSha
                    net.node(1).m->view() == 0b001;
         },
         20 * kInterval));
-    net.run_for(5 * kInterval);
-    // Alone, host 1 owns everything, and nothing is dirty (its peers look dead).
+    net.run_for(kHoldEnd);
+    // Alone, host 1 owns everything, and once the hold is over nothing is
+    // dirty (its peers look dead).
     EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
     EXPECT_EQ(net.node(1).m->status(net.now).dirty_buckets, 0u);
     const auto m23 = net.map_of(2);
@@ -1194,6 +1371,9 @@ TEST(Membership, LinkUpWithEveryPeerDeadContinuesAloneAfterTheGraceNotDirty) {
     EXPECT_LE(net.now - t_up, (kTolerance + 2) * kInterval);
     net.run_for(kInterval);
     EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
+    // The peers' buckets stay dirty for the hold after their death.
+    EXPECT_GT(net.node(1).m->status(net.now).dirty_buckets, 0u);
+    net.run_for(t_up + kHoldEnd + kInterval - net.now);
     const auto st = net.node(1).m->status(net.now);
     EXPECT_FALSE(st.rejoining);
     EXPECT_EQ(st.dirty_buckets, 0u);
@@ -1220,7 +1400,7 @@ TEST(Membership, DrainedBucketsStayDirtyWhenTheirNewOwnerDies) {
     ASSERT_GT(via3, 0u);
     net.node(3).up = false;
     ASSERT_TRUE(net.run_until([&] { return net.converged_on({1}); }, (kTolerance + 4) * kInterval));
-    net.run_for(kInterval);
+    net.run_for(kHoldEnd);  // host 3's own buckets are clean again after the hold
     EXPECT_EQ(counts(net.map_of(1))[1], net.buckets);
     const core::Snapshot& snap = *net.node(1).snap;
     for (uint32_t b = 0; b < net.buckets; ++b)

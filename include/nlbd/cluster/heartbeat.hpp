@@ -29,7 +29,8 @@ enum class RuleState : uint8_t { enabled = 0, draining = 1, disabled = 2 };
 
 // ---- Wire layout (docs/heartbeat.md has the field table) -------------------
 inline constexpr size_t kEthHeaderLen = 14;           // dst, src, EtherType
-inline constexpr size_t kHeartbeatHeaderLen = 80;     // fixed header, "NLBh" .. reserved
+inline constexpr size_t kHeartbeatHeaderLen = 88;     // fixed header, "NLBh" .. heard
+inline constexpr size_t kHeartbeatMinHeaderLen = 80;  // what senders before `heard` wrote
 inline constexpr size_t kChunkHeaderLen = 20;         // map chunk before its owners
 inline constexpr size_t kHeartbeatMacLen = 32;        // HMAC-SHA256
 inline constexpr size_t kMaxHeartbeatFrame = 1514;    // untagged, without FCS
@@ -139,6 +140,10 @@ struct Heartbeat {
     uint32_t buckets = 0;
     uint32_t held_foreign = 0;      // connections held in buckets the sender does not own
     uint16_t health_down = 0;       // the sender's rules whose health check is down (was reserved: 0)
+    // Bit h-1 set: the sender heard host h within the last heartbeat interval
+    // (indirect confirmation, docs/cluster.md "Failure detection"); 0 from
+    // senders that wrote the 80-byte header.
+    uint64_t heard = 0;
     std::vector<uint8_t> weights;      // per rule (0..100; multiple mode)
     std::vector<uint8_t> priorities;   // per rule (1..64; single mode; 0 = none)
     std::vector<RuleState> rule_states;

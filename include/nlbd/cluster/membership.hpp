@@ -42,7 +42,22 @@
 //    one is heard every bucket this host owns is dirty from it (kAnyHost when
 //    several); after convergence the marks clear by the rule above. Fresh
 //    joiners (epoch 0), restarted processes and survivors of a failover are
-//    never merging peers: failover and cold start mark nothing.
+//    never merging peers: cold start marks nothing, failover only the
+//    buckets taken from the dead host, for the hold (below).
+//  - Failure detection (docs/cluster.md, "Failure detection"): a host sends
+//    `redundancy` heartbeats per interval, each saying which hosts it heard
+//    within the last interval (Heartbeat::heard). A peer silent for
+//    tolerance x interval is still alive while another peer heard within
+//    the last interval says it heard it within the interval before (a real
+//    death ends the vouching within two intervals, so it is still seen
+//    within (tolerance + 2) x interval; at most 2 x tolerance x interval of
+//    silence in any case). A peer
+//    declared dead may still be alive behind a lossy path: until it has
+//    been silent for dead + hold (hold = 3 x tolerance x interval) it
+//    counts as holding connections, so the buckets taken from it are dirty
+//    (new connections only) and its established connections are left to
+//    it. If it is heard again it is a merging peer (above) and the marks
+//    stay until it has converged with us.
 //  - Wire link (set_link): while this host's own link is down it hears
 //    nothing because of itself, so it declares no peer dead and recomputes
 //    no map (peers' liveness clocks are frozen at the link-down time). From
@@ -100,6 +115,9 @@ struct MembershipConfig {
     uint32_t buckets = kDefaultBuckets;
     uint64_t interval_ns = 1'000'000'000; // heartbeat_interval
     uint32_t tolerance = 5;               // dead after tolerance x interval of silence
+    // Heartbeats sent per interval (docs/cluster.md, "Failure detection"):
+    // a peer dies only after redundancy x tolerance frames in a row are lost.
+    uint32_t redundancy = 3;
     ClusterMode mode = ClusterMode::unicast;
     std::vector<IpAddr> vips;             // for snapshot_input()
     std::vector<PortRule> rules;          // validated (empty = NLB default rule), any order
@@ -156,6 +174,8 @@ struct PeerStatus {
     bool same_map = false;   // same view, epoch and digest as this host
     uint32_t held_foreign = 0;
     uint16_t health_down = 0;  // its rules whose health check is down
+    uint64_t heard = 0;        // bit h-1: it heard host h within its last interval
+    bool vouched = false;      // silent for the dead interval, kept alive by another's `heard`
 };
 
 // One rule key (VIP, ports, protocol) that live members hold in different
@@ -198,6 +218,7 @@ struct MembershipStatus {
     HostId self = kNoHost;
     HostId default_host = kNoHost;
     std::vector<HostId> members;  // ascending
+    uint64_t heard = 0;           // bit h-1: this host heard host h within the last interval
     std::vector<PeerStatus> peers;  // every host heard, ascending id
     std::vector<Mismatch> mismatches;
     std::vector<RuleDifference> rule_differences;  // empty when every member agrees
@@ -386,6 +407,10 @@ private:
     bool rule_frames_due(uint64_t now_ns) const;
     bool dynamic_peers_heard() const;
     bool alive(HostId h, uint64_t now_ns) const;
+    uint64_t liveness_clock(uint64_t now_ns) const;
+    bool vouched(HostId h, uint64_t t) const;
+    bool may_hold(HostId h, uint64_t now_ns) const;
+    uint64_t heard_bits(uint64_t now_ns) const;
     bool stale(HostId h) const;  // rejoining and not heard since link-up
     void mark_rejoining();
     bool excluded(HostId h, uint64_t now_ns) const;
@@ -408,7 +433,7 @@ private:
     bool peers_have_maps(uint64_t now_ns) const;
     uint8_t own_weight(size_t rule) const;
     uint8_t own_priority(size_t rule) const;
-    Heartbeat base_heartbeat(uint64_t wall_ns);
+    Heartbeat base_heartbeat(uint64_t wall_ns, uint64_t now_ns = 0);
 
     MembershipConfig cfg_;
     // This host's rules in canonical order (cfg_.rules or the NLB default).

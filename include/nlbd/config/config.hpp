@@ -47,6 +47,7 @@ struct ClusterConfig {
     std::vector<HostId> static_members;       // empty = dynamic (heartbeats)
     uint32_t heartbeat_interval_ms = 1000;     // 10..10000
     uint32_t heartbeat_tolerance = 5;          // 2..100
+    uint32_t heartbeat_redundancy = 3;         // 1..10 heartbeats per interval
     uint16_t heartbeat_ethertype = 0x88B5;
     std::string secret_file;                   // empty = unauthenticated (warned); load_config
                                                // resolves it against the cluster file's dir

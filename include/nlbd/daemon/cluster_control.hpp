@@ -165,7 +165,7 @@ private:
     void send_frame(const std::vector<uint8_t>& frame);
     void send_igmp_join();
     void send_igmp_leave();
-    void publish_if_changed();
+    bool publish_if_changed();  // true when a snapshot was published
     // Compiles and publishes `in` (stamped with rules_generation_).
     void publish(core::SnapshotInput in);
     // Static membership: a snapshot of `c` with this host started or not, at
@@ -193,6 +193,10 @@ private:
     ctl::Json cluster_view() const;
     ctl::Json ip2mac(const std::string& vip) const;
     ctl::Json queryport(const std::string& target) const;
+    // buckets <vip:port|port>: the owner of every bucket of the matching
+    // multiple-host rules in the snapshot in force (what changed hands on a
+    // failover, bucket by bucket).
+    ctl::Json bucket_owners(const std::string& target) const;
 
     config::Config cfg_;  // the running configuration (replaced by reload)
     SnapshotPublisher& publisher_;
@@ -234,6 +238,11 @@ private:
     };
     Watched watched_;
     uint64_t next_watch_ns_ = 0;
+    // Cheap summary of the membership (converged, epoch, state, link,
+    // rejoining) at the last poll: a change runs watch_membership() at once,
+    // so that events carry the time of the change, not of the next 100 ms
+    // watch (the lab times convergence from the event timestamps).
+    uint64_t watch_key_ = 0;
     // drainstop --timeout: when the draining host stops regardless (0: none).
     uint64_t drain_deadline_ns_ = 0;
     // Static membership: this host's rule states by rule name (enable,
