@@ -56,7 +56,7 @@ ctl::Json EventLog::to_json(size_t n) const {
         const std::time_t t = static_cast<std::time_t>(e.wall_ms / 1000);
         std::tm tm{};
         gmtime_r(&t, &tm);
-        char when[40];
+        char when[80];  // room for any int the compiler cannot bound
         std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(e.wall_ms % 1000));
         o["time"] = std::string(when);
