@@ -80,6 +80,12 @@ client_buckets() {
     wait "${pids[@]}" 2>/dev/null || true
     for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
         cbucket[$a]=$(cat "$LAB_WORK/cb.$a" 2>/dev/null || true)
+        # The control socket's listen backlog may refuse some of 20 connects
+        # at once: ask again, one at a time (bounded).
+        for ((k = 0; k < 3; ++k)); do
+            [[ ${cbucket[$a]} =~ ^[0-9]+$ ]] && break
+            cbucket[$a]=$(lab_ctl "$1" --json filter "10.77.0.$a" "$LAB_VIP:8080" 2>/dev/null | jq -r .bucket || true)
+        done
         [[ ${cbucket[$a]} =~ ^[0-9]+$ ]] || lab_fail "nlbctl filter gave no bucket for 10.77.0.$a"
     done
 }
