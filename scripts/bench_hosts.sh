@@ -58,6 +58,7 @@ n=${2:?--one N}
 # shellcheck source=../tests/cluster/lib.sh
 source tests/cluster/lib.sh
 lab_require
+# shellcheck disable=SC2034  # read by lib.sh
 LAB_SERVICES=0
 lab_init "$build"
 [[ -x $LAB_NLBCTL ]] || lab_fail "nlbctl not built ($LAB_NLBCTL)"

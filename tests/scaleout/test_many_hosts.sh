@@ -54,6 +54,7 @@ echo "scaleout: $n hosts (+1 joiner), heartbeat ${LAB_HB_INTERVAL_MS} ms x ${LAB
 without() { tr ' ' '\n' <<<"$2" | grep -vx "$1" | paste -sd' ' -; }
 # fair_share MAP "IDS" : every listed host owns buckets/members +-1.
 fair_share() {
+    # shellcheck disable=SC2206  # a list of ids
     local map=$1 ids=($2) i c b lo hi
     b=$(wc -w <<<"$map"); lo=$(( b / ${#ids[@]} - 1 )); hi=$(( (b + ${#ids[@]} - 1) / ${#ids[@]} + 1 ))
     for i in "${ids[@]}"; do
@@ -79,6 +80,12 @@ client_buckets() {
     wait "${pids[@]}" 2>/dev/null || true
     for ((a = LAB_CLIENT_FIRST; a < LAB_CLIENT_FIRST + LAB_CLIENTS; ++a)); do
         cbucket[$a]=$(cat "$LAB_WORK/cb.$a" 2>/dev/null || true)
+        # The control socket's listen backlog may refuse some of 20 connects
+        # at once: ask again, one at a time (bounded).
+        for ((k = 0; k < 3; ++k)); do
+            [[ ${cbucket[$a]} =~ ^[0-9]+$ ]] && break
+            cbucket[$a]=$(lab_ctl "$1" --json filter "10.77.0.$a" "$LAB_VIP:8080" 2>/dev/null | jq -r .bucket || true)
+        done
         [[ ${cbucket[$a]} =~ ^[0-9]+$ ]] || lab_fail "nlbctl filter gave no bucket for 10.77.0.$a"
     done
 }
@@ -123,7 +130,7 @@ map0=$LAB_MAP
 rss=$(lab_rss_kib "$all" | awk '{s += $2; if ($2 > m) m = $2} END {printf "%d %d", s / NR / 1024, m / 1024}')
 echo "scaleout: cold start: $n nodes ready (taps configured) $ready_ms ms after launch; one converged view $cold_ms ms after launch (events; first node $LAB_T_FIRST ms); RSS mean/max $(cut -d' ' -f1 <<<"$rss")/$(cut -d' ' -f2 <<<"$rss") MiB"
 
-lab_wait_answer $LAB_CLIENT_FIRST 50 >/dev/null || lab_fail "no answer from the VIP"
+lab_wait_answer "$LAB_CLIENT_FIRST" 50 >/dev/null || lab_fail "no answer from the VIP"
 client_buckets 1
 served_by_owner "cold start"
 
@@ -162,7 +169,7 @@ lab_echo_result fo 60 || lab_fail "the long-lived connection on survivor $ll_nod
 echo "scaleout: failover: $LAB_ECHO_SUMMARY (client 10.77.0.$ll on host $ll_node)"
 
 # --- 3. a new host joins --------------------------------------------------------
-members=$(printf '%s\n' $survivors "$joiner" | sort -n | paste -sd' ' -)
+members=$(tr ' ' '\n' <<<"$survivors $joiner" | sort -n | paste -sd' ' -)
 lab_start_nodes "$joiner" || lab_fail "start of node $joiner"
 converged_after "$members" "$LAB_LAUNCH_MS" "join"
 join_ms=$LAB_T_LAST
