@@ -125,7 +125,9 @@ ControlServer::ControlServer(std::string path, Handler handler, ServerOptions op
     };
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0) cleanup("bind", errno);
     if (::chmod(tmp.c_str(), 0600) != 0) cleanup("chmod 0600", errno);
-    if (::listen(listen_fd_, 16) != 0) cleanup("listen", errno);
+    // SOMAXCONN: scripts fan nlbctl out over a fleet at once; a full backlog
+    // refuses a local client outright (EAGAIN), it does not queue it.
+    if (::listen(listen_fd_, SOMAXCONN) != 0) cleanup("listen", errno);
     if (::rename(tmp.c_str(), path_.c_str()) != 0) cleanup("rename into place", errno);
     struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0) {
