@@ -17,6 +17,8 @@
 #include "nlbd/config/config.hpp"
 #include "nlbd/config/diff.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using nlbd::IpAddr;
 using nlbd::cluster::AnnounceInput;
@@ -171,28 +173,7 @@ TEST(BirdInclude, NothingAnnouncedIsAnEmptyProtocolAndTheSameFilter) {
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<unsigned> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("nlbd_announce_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string write(const std::string& name, const std::string& text) const {
-        const fs::path p = path_ / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using nlbd::test::TempDir;
 
 const std::string kBase = R"([cluster]
 name = "a.example"

@@ -19,6 +19,8 @@
 
 #include "nlbd/daemon/announcer.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using nlbd::IpAddr;
 using nlbd::daemon::Announcer;
@@ -27,30 +29,7 @@ using nlbd::daemon::AnnouncerState;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<unsigned> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("nlbd_announcer_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string path(const std::string& name) const { return (path_ / name).string(); }
-    // An executable shell script.
-    std::string script(const std::string& name, const std::string& body) const {
-        const std::string p = path(name);
-        std::ofstream(p) << "#!/bin/sh\n" << body << "\n";
-        ::chmod(p.c_str(), 0700);
-        return p;
-    }
-
-private:
-    fs::path path_;
-};
+using nlbd::test::TempDir;
 
 std::string slurp(const std::string& p) {
     std::ifstream f(p);
@@ -63,8 +42,8 @@ IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 
 AnnouncerSettings settings(const TempDir& d, const std::string& birdc, uint32_t timeout_ms = 2000) {
     AnnouncerSettings s;
-    s.include_file = d.path("announce.conf");
-    s.control_socket = d.path("bird.ctl");
+    s.include_file = d.file("announce.conf");
+    s.control_socket = d.file("bird.ctl");
     s.birdc = birdc;
     s.next_hop = ip("10.77.1.10");
     s.command_timeout_ms = timeout_ms;
@@ -88,16 +67,16 @@ AnnouncerState wait_for(Announcer& a, Pred pred) {
 
 TEST(Announcer, WritesTheIncludeFileAndRunsBirdcConfigure) {
     TempDir d;
-    const std::string birdc = d.script("birdc", "echo \"$@\" >> " + d.path("calls") + "\necho 'BIRD 2.0.12 ready.'\necho 'Reconfigured'");
+    const std::string birdc = d.script("birdc", "echo \"$@\" >> " + d.file("calls") + "\necho 'BIRD 2.0.12 ready.'\necho 'Reconfigured'");
     Announcer a(settings(d, birdc));
     const uint64_t gen = a.want({ip("10.99.0.10")});
     const AnnouncerState s = wait_for(a, [&](const AnnouncerState& x) { return x.applied_generation >= gen; });
     EXPECT_EQ(s.applied, std::vector<IpAddr>{ip("10.99.0.10")});
     EXPECT_TRUE(s.in_sync);
     EXPECT_EQ(s.failures, 0u);
-    EXPECT_NE(slurp(d.path("announce.conf")).find("route 10.99.0.10/32 blackhole;"), std::string::npos);
-    EXPECT_FALSE(fs::exists(d.path("announce.conf.tmp")));
-    EXPECT_NE(slurp(d.path("calls")).find("-s " + d.path("bird.ctl") + " configure"), std::string::npos);
+    EXPECT_NE(slurp(d.file("announce.conf")).find("route 10.99.0.10/32 blackhole;"), std::string::npos);
+    EXPECT_FALSE(fs::exists(d.file("announce.conf.tmp")));
+    EXPECT_NE(slurp(d.file("calls")).find("-s " + d.file("bird.ctl") + " configure"), std::string::npos);
     const auto results = a.take_results();
     ASSERT_FALSE(results.empty());
     EXPECT_TRUE(results.back().ok);
@@ -107,7 +86,7 @@ TEST(Announcer, WritesTheIncludeFileAndRunsBirdcConfigure) {
 TEST(Announcer, RefusedConfigurationIsAFailureRetriedUntilBirdTakesIt) {
     TempDir d;
     // Refuses twice (birdc exits 0 with BIRD's error), then accepts.
-    const std::string n = d.path("n");
+    const std::string n = d.file("n");
     const std::string birdc = d.script(
         "birdc", "c=$(cat " + n + " 2>/dev/null || echo 0); c=$((c+1)); echo $c > " + n +
                      "\nif [ $c -le 2 ]; then echo 'announce.conf:3:5 syntax error, unexpected CF_SYM_UNDEFINED'; "
@@ -139,7 +118,7 @@ TEST(Announcer, HungBirdcIsKilledAtTheTimeout) {
 
 TEST(Announcer, MissingBirdcIsReportedNotThrown) {
     TempDir d;
-    Announcer a(settings(d, d.path("no-such-birdc")));
+    Announcer a(settings(d, d.file("no-such-birdc")));
     a.want({ip("10.99.0.10")});
     const AnnouncerState s = wait_for(a, [](const AnnouncerState& x) { return x.failures >= 1; });
     EXPECT_NE(s.last_error.find("cannot run"), std::string::npos) << s.last_error;
@@ -148,7 +127,7 @@ TEST(Announcer, MissingBirdcIsReportedNotThrown) {
 TEST(Announcer, UnwritableIncludeFileIsReported) {
     TempDir d;
     AnnouncerSettings st = settings(d, d.script("birdc", "echo Reconfigured"));
-    st.include_file = d.path("no-such-dir/announce.conf");
+    st.include_file = d.file("no-such-dir/announce.conf");
     Announcer a(st);
     a.want({ip("10.99.0.10")});
     const AnnouncerState s = wait_for(a, [](const AnnouncerState& x) { return x.failures >= 1; });
@@ -162,8 +141,8 @@ TEST(Announcer, DestructorAppliesAPendingWithdrawal) {
         Announcer a(settings(d, birdc));
         const uint64_t gen = a.want({ip("10.99.0.10")});
         wait_for(a, [&](const AnnouncerState& x) { return x.applied_generation >= gen; });
-        ASSERT_NE(slurp(d.path("announce.conf")).find("route 10.99.0.10/32"), std::string::npos);
+        ASSERT_NE(slurp(d.file("announce.conf")).find("route 10.99.0.10/32"), std::string::npos);
         a.want({});  // nlbd stops: leave() withdraws
     }
-    EXPECT_EQ(slurp(d.path("announce.conf")).find("route "), std::string::npos) << slurp(d.path("announce.conf"));
+    EXPECT_EQ(slurp(d.file("announce.conf")).find("route "), std::string::npos) << slurp(d.file("announce.conf"));
 }

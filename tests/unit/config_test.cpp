@@ -15,6 +15,8 @@
 
 #include "nlbd/config/config.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using nlbd::config::ConfigError;
 using nlbd::config::load_config;
@@ -22,29 +24,7 @@ using nlbd::config::load_nic_profile;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<unsigned> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("nlbd_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string write(const std::string& name, const std::string& text) const {
-        const fs::path p = path_ / name;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p) << text;
-        return p.string();
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using nlbd::test::TempDir;
 
 // 1-based line of the first line of text that contains marker.
 unsigned line_of(const std::string& text, const std::string& marker) {

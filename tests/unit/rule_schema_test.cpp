@@ -26,33 +26,15 @@
 #include "nlbd/config/rule_keys.hpp"
 #include "nlbd/core/snapshot.hpp"
 
+#include "temp_dir.hpp"
+
 namespace nlbd {
 namespace {
 
 namespace fs = std::filesystem;
 using config::ConfigError;
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<unsigned> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("nlbd_rule_schema_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string write(const std::string& name, const std::string& text) const {
-        const fs::path p = path_ / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-
-private:
-    fs::path path_;
-};
+using nlbd::test::TempDir;
 
 const std::string kDynamic = R"([cluster]
 name = "mail.ehlo.dk"

@@ -22,6 +22,8 @@
 
 #include "nlbd/core/rules.hpp"
 
+#include "temp_dir.hpp"
+
 using namespace nlbd;
 using namespace nlbd::cluster;
 namespace fs = std::filesystem;
@@ -31,24 +33,7 @@ namespace {
 constexpr HostId kSelf = 2;
 const std::string kCluster = "mail.ehlo.dk";
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<unsigned> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("nlbd_state_file_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using nlbd::test::TempDir;
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
