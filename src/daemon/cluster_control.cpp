@@ -131,6 +131,31 @@ std::string hex64(uint64_t v) {
     return b;
 }
 
+// The rules that a `vip:port` or `port` target of nlbctl falls under, each
+// as {index, rule, mode}; WHAT names the command in errors.
+std::vector<std::pair<size_t, ctl::Json>> rules_covering(const char* what, const std::string& target,
+                                                         const std::vector<PortRule>& rules) {
+    const auto t = ctl::parse_rule_target(target);
+    if (!t || t->all_ports) throw std::runtime_error(std::string(what) + ": '" + target + "' is not vip:port or port");
+    std::optional<IpAddr> vip;
+    if (!t->vip.empty()) {
+        vip = IpAddr::parse(t->vip);
+        if (!vip) throw std::runtime_error(std::string(what) + ": '" + t->vip + "' is not an IP address");
+    }
+    std::vector<std::pair<size_t, ctl::Json>> out;
+    for (size_t i = 0; i < rules.size(); ++i) {
+        const PortRule& r = rules[i];
+        if (t->port < r.port_lo || t->port > r.port_hi) continue;
+        if (vip && r.vip && !(*r.vip == *vip)) continue;
+        ctl::Json o = ctl::Json::object();
+        o["index"] = static_cast<unsigned>(i);
+        o["rule"] = rule_name(r);
+        o["mode"] = std::string(name_of(r.mode));
+        out.emplace_back(i, std::move(o));
+    }
+    return out;
+}
+
 }  // namespace
 
 ClusterControl::ClusterControl(const config::Config& cfg, SnapshotPublisher& publisher,
@@ -1286,25 +1311,13 @@ ctl::Json ClusterControl::ip2mac(const std::string& vip) const {
 }
 
 ctl::Json ClusterControl::queryport(const std::string& target) const {
-    const auto t = ctl::parse_rule_target(target);
-    if (!t || t->all_ports) throw std::runtime_error("queryport: '" + target + "' is not vip:port or port");
-    std::optional<IpAddr> vip;
-    if (!t->vip.empty()) {
-        vip = IpAddr::parse(t->vip);
-        if (!vip) throw std::runtime_error("queryport: '" + t->vip + "' is not an IP address");
-    }
     const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    auto covering = rules_covering("queryport", target, rules);
     ctl::Json q = query();
     ctl::Json stats = stats_provider ? ctl::Json::parse(stats_provider()) : ctl::Json::object();
     ctl::Json matches = ctl::Json::array();
-    for (size_t i = 0; i < rules.size(); ++i) {
+    for (auto& [i, o] : covering) {
         const PortRule& r = rules[i];
-        if (t->port < r.port_lo || t->port > r.port_hi) continue;
-        if (vip && r.vip && !(*r.vip == *vip)) continue;
-        ctl::Json o = ctl::Json::object();
-        o["index"] = static_cast<unsigned>(i);
-        o["rule"] = rule_name(r);
-        o["mode"] = std::string(name_of(r.mode));
         o["affinity"] = std::string(name_of(r.affinity));
         if (const ctl::Json* rs = q.find("rules"); rs != nullptr && rs->is_array())
             for (size_t k = 0; k < rs->size(); ++k)
@@ -1329,26 +1342,13 @@ ctl::Json ClusterControl::queryport(const std::string& target) const {
 }
 
 ctl::Json ClusterControl::bucket_owners(const std::string& target) const {
-    const auto t = ctl::parse_rule_target(target);
-    if (!t || t->all_ports) throw std::runtime_error("buckets: '" + target + "' is not vip:port or port");
-    std::optional<IpAddr> vip;
-    if (!t->vip.empty()) {
-        vip = IpAddr::parse(t->vip);
-        if (!vip) throw std::runtime_error("buckets: '" + t->vip + "' is not an IP address");
-    }
+    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
+    auto covering = rules_covering("buckets", target, rules);
     const std::shared_ptr<const core::Snapshot> cur = publisher_.current();
     if (!cur) throw std::runtime_error("buckets: no snapshot published yet");
     const core::Snapshot& s = *cur;
-    const std::vector<PortRule> rules = rules_or_default(cfg_.rules);
     ctl::Json matches = ctl::Json::array();
-    for (size_t i = 0; i < rules.size(); ++i) {
-        const PortRule& r = rules[i];
-        if (t->port < r.port_lo || t->port > r.port_hi) continue;
-        if (vip && r.vip && !(*r.vip == *vip)) continue;
-        ctl::Json o = ctl::Json::object();
-        o["index"] = static_cast<unsigned>(i);
-        o["rule"] = rule_name(r);
-        o["mode"] = std::string(name_of(r.mode));
+    for (auto& [i, o] : covering) {
         // The first compiled rule of this config rule (a rule on every VIP
         // compiles to one per family; they share the config rule's map).
         for (size_t k = 0; k < s.rules.rules.size(); ++k) {
