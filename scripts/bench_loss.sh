@@ -35,19 +35,7 @@ run_one() {
         for i in 1 2; do lab_write_config "$i" "" "heartbeat_redundancy = $red" >/dev/null; done
         for i in 1 2; do lab_start_node "$i" >/dev/null || lab_fail "start node $i"; done
         lab_wait_converged "1 2" 15000 >/dev/null || lab_fail "cold start: no convergence"
-        if (( pct > 0 )); then
-            ip netns exec "$LAB_SW_NS" nft -f - <<EOF
-table bridge hbloss {
-  counter seen { }
-  counter dropped { }
-  chain hb {
-    type filter hook forward priority 0; policy accept;
-    ether type 0x88b5 counter name seen
-    ether type 0x88b5 numgen random mod 100 < $pct counter name dropped drop
-  }
-}
-EOF
-        fi
+        lab_hb_loss "$pct" || lab_fail "cannot install the loss rule"
         local e0 e1 l0 l1
         e0=$(( $(lab_query 1 | jq .epoch_changes) + $(lab_query 2 | jq .epoch_changes) ))
         l0=$(for i in 1 2; do lab_events "$i" | jq -c 'select(.kind == "host_left")'; done | wc -l)
@@ -56,12 +44,12 @@ EOF
         l1=$(for i in 1 2; do lab_events "$i" | jq -c 'select(.kind == "host_left")'; done | wc -l)
         local dropped=0 seen=1
         if (( pct > 0 )); then
-            seen=$(ip netns exec "$LAB_SW_NS" nft -j list counter bridge hbloss seen | jq '.nftables[] | select(.counter) | .counter.packets')
-            dropped=$(ip netns exec "$LAB_SW_NS" nft -j list counter bridge hbloss dropped | jq '.nftables[] | select(.counter) | .counter.packets')
+            seen=$(lab_hb_counter seen)
+            dropped=$(lab_hb_counter dropped)
         fi
         # A real death, the loss still on.
         lab_wait_converged "1 2" 15000 >/dev/null || true
-        local p t0 t1 det=-1
+        local p t0 det=-1
         p=$(pgrep -P "${LAB_NLBD_PID[2]}" -x nlbd || echo "${LAB_NLBD_PID[2]}")
         t0=$(lab_now_ms)
         kill -KILL "$p"

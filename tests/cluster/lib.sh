@@ -762,6 +762,31 @@ lab_nlbd_pid() {
     pgrep -P "$w" -x nlbd 2>/dev/null | head -n 1
 }
 
+# lab_hb_loss PCT : the switch drops PCT % of the heartbeat frames (EtherType
+# 0x88B5) it forwards, at random, independently per frame and receiver
+# (nftables numgen), counting them; 100 drops all; 0 removes the rule.
+lab_hb_loss() {
+    ip netns exec "$LAB_SW_NS" nft delete table bridge hbloss 2>/dev/null || true
+    (( $1 > 0 )) || return 0
+    local pick="numgen random mod 100 < $1"
+    (( $1 < 100 )) || pick=""
+    ip netns exec "$LAB_SW_NS" nft -f - <<EOF
+table bridge hbloss {
+  counter seen { }
+  counter dropped { }
+  chain hb {
+    type filter hook forward priority 0; policy accept;
+    ether type 0x88b5 counter name seen
+    ether type 0x88b5 $pick counter name dropped drop
+  }
+}
+EOF
+}
+# lab_hb_counter seen|dropped : heartbeat frames the loss rule saw / dropped.
+lab_hb_counter() {
+    ip netns exec "$LAB_SW_NS" nft -j list counter bridge hbloss "$1" | jq '.nftables[] | select(.counter) | .counter.packets'
+}
+
 # lab_kill_node I : SIGKILL to node I's nlbd (a host that dies: no leave
 # announced, its tap goes away); waits (bounded) for it to be gone.
 lab_kill_node() {

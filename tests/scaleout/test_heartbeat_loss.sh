@@ -54,34 +54,13 @@ lab_rst_watch
 for a in "${sessions[@]}"; do lab_echo_client "s$a" "$a" "$lines" "$period"; done
 sleep 2
 
-# hb_loss PCT : drop PCT % of heartbeat frames on the switch (0 removes the rule).
-hb_loss() {
-    ip netns exec "$LAB_SW_NS" nft delete table bridge hbloss 2>/dev/null || true
-    (( $1 > 0 )) || return 0
-    local pick="numgen random mod 100 < $1"
-    (( $1 < 100 )) || pick=""
-    ip netns exec "$LAB_SW_NS" nft -f - <<EOF
-table bridge hbloss {
-  counter seen { }
-  counter dropped { }
-  chain hb {
-    type filter hook forward priority 0; policy accept;
-    ether type 0x88b5 counter name seen
-    ether type 0x88b5 $pick counter name dropped drop
-  }
-}
-EOF
-}
-hb_counter() {
-    ip netns exec "$LAB_SW_NS" nft -j list counter bridge hbloss "$1" | jq '.nftables[] | select(.counter) | .counter.packets'
-}
 epochs() { local i s=0 e; for i in 1 2; do e=$(lab_query "$i" | jq -r '.epoch_changes // empty'); [[ -n $e ]] || return 1; s=$((s + e)); done; echo "$s"; }
 left_events() { local i; for i in 1 2; do lab_events "$i" | jq -c 'select(.kind == "host_left")'; done | wc -l; }
 
 # --- 1. random loss ---------------------------------------------------------
 e0=$(epochs) || lab_fail "no query answer"
 l0=$(left_events)
-hb_loss "$loss_pct" || lab_fail "cannot install the loss rule"
+lab_hb_loss "$loss_pct" || lab_fail "cannot install the loss rule"
 echo "dropping $loss_pct% of heartbeat frames for $loss_s s"
 end=$(( $(lab_now_ms) + loss_s * 1000 ))
 flaps=0
@@ -89,8 +68,8 @@ while (( $(lab_now_ms) < end )); do
     sleep 5
     lab_converged_on "1 2" || { flaps=$((flaps + 1)); echo "  not converged: $LAB_CONV_SUMMARY"; }
 done
-seen=$(hb_counter seen); dropped=$(hb_counter dropped)
-hb_loss 0
+seen=$(lab_hb_counter seen); dropped=$(lab_hb_counter dropped)
+lab_hb_loss 0
 e1=$(epochs) || lab_fail "no query answer after the loss"
 l1=$(left_events)
 pct_x10=$(( dropped * 1000 / (seen > 0 ? seen : 1) ))
@@ -102,10 +81,10 @@ echo "loss: $dropped of $seen heartbeat frames dropped ($((pct_x10 / 10)).$((pct
 (( l1 == l0 )) || lab_soft_fail "a host left a view $((l1 - l0)) times under $loss_pct % heartbeat loss"
 
 # --- 2. heartbeat blackout: a false death on both sides ---------------------
-hb_loss 100 || lab_fail "cannot install the blackout rule"
+lab_hb_loss 100 || lab_fail "cannot install the blackout rule"
 t0=$(lab_now_ms)
 sleep "$(awk -v m="$blackout_ms" 'BEGIN { printf "%.3f", m / 1000 }')"
-hb_loss 0
+lab_hb_loss 0
 echo "heartbeat blackout of $(( $(lab_now_ms) - t0 )) ms"
 for i in 1 2; do
     lab_wait_event "$i" host_left "host $((3 - i)) left the view: dead" 3000 ||
