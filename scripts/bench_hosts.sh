@@ -48,7 +48,7 @@ if [[ ${1:-} != --one ]]; then
         # shellcheck disable=SC2086
         set -- $r
         if [[ $3 == FAILED ]]; then echo "$2 failed: ${*:3}"; continue; fi
-        printf '%-6s %10s %12s %14s %16s %22s %22s\n' "$2" "$3" "$4" "$5/$6" "$7" "$8" "$9"
+        printf '%-6s %10s %12s %14s %16s %22s %22s\n' "$2" "$3" "$4" "$5/$6" "$7" "${8:--}" "${9:--}"
     done
     exit 0
 fi
@@ -83,7 +83,7 @@ echo "RSS per nlbd: mean/max $rss MiB; MemAvailable dropped by $used MiB for $n 
 
 left=$all
 fo=(); dead=()
-for ((r = 1; r <= runs && r < n - 1; ++r)); do
+for ((r = 1; r <= runs && r < n; ++r)); do
     v=$((r + 1))
     left=$(tr ' ' '\n' <<<"$left" | grep -vx "$v" | paste -sd' ' -)
     sleep 1
