@@ -519,6 +519,121 @@ void BM_CopyPipeline(benchmark::State& state) {
 }
 BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 
+// ---------------------------------------------------------------- per class
+
+// The three kinds of packet whose cost sets a cluster's capacity (issue 15),
+// each alone, 64-byte TCP/IPv4 frames toward VIP:443 (seed rules: multiple
+// hosts, affinity none), this node host 1 of 3, swept table (steady state):
+//   foreign: owned by another host (not_owner): what every host spends on
+//            the (N-1)/N of the traffic it drops;
+//   known:   ACKs of connections this host tracks (accepted, table hit);
+//   new:     SYNs this host owns (accepted, table miss + insert); the table
+//            is cleared (untimed) when the 16384 distinct SYNs are used up.
+// Stages as BM_CopyPipeline: range(1) = 0 copy only (the PMD's part), 1 copy
+// + parse + decide + persistence; the difference is nlbd's own work.
+struct ClassCorpus {
+    Corpus frames;
+    size_t count = 0;
+};
+
+ClassCorpus class_corpus(unsigned cls) {
+    const Snapshot& s = snapshot(0);
+    constexpr size_t kWant = 16384;
+    ClassCorpus out;
+    out.frames.arena.assign(kWant * kSlot, 0);
+    for (uint32_t i = 0; out.count < kWant && i < 64 * kWant; ++i) {
+        nlbd::testing::PacketBuilder b;
+        b.eth("02:00:00:00:00:01", nlbd::bench::kClusterMac)
+            .ipv4(nlbd::bench::detail::v4_client(i), nlbd::bench::kVip4[i % 4])
+            .tcp(static_cast<uint16_t>(1024 + (i * 7919) % 64000), 443,
+                 cls == 2 ? nlbd::testing::kSyn : nlbd::testing::kAck)
+            .eth_pad();
+        const Bytes f = b.build();
+        ParsedFrame p;
+        if (parse_frame({f.data(), f.size()}, p) != ParseError::none) std::abort();
+        const Verdict v = decide(p, s).verdict;
+        if ((cls == 0) != (v == Verdict::not_owner) || (cls != 0 && v != Verdict::accepted)) continue;
+        std::memcpy(out.frames.arena.data() + out.count * kSlot, f.data(), f.size());
+        out.frames.length.push_back(static_cast<uint16_t>(f.size()));
+        out.frames.kind.push_back("tcp4");
+        ++out.count;
+    }
+    if (out.count != kWant) std::abort();
+    return out;
+}
+
+void BM_ByClass(benchmark::State& state) {
+    static const char* const kClass[] = {"foreign", "known", "new"};
+    const auto cls = static_cast<unsigned>(state.range(0));
+    const bool work = state.range(1) != 0;
+    static std::array<std::optional<ClassCorpus>, 3> cache;
+    if (!cache[cls]) cache[cls] = class_corpus(cls);
+    const ClassCorpus& cc = *cache[cls];
+    const Snapshot& s = snapshot(0);
+    constexpr size_t kPool = 512;
+    std::vector<uint8_t> pool(kPool * kSlot);
+    ConnTable t(ConnTable::Config{});
+    std::array<ParsedFrame, kBurst> frames;
+    std::array<Decision, kBurst> out;
+    std::array<uint64_t, kVerdictCount> verdicts{};
+    uint64_t now = kNow;
+    size_t base = 0, slot = 0;
+    auto burst = [&](bool timed) {
+        uint8_t* data[kBurst];
+        for (size_t i = 0; i < kBurst; ++i) {
+            const auto f = cc.frames.frame(base + i);
+            data[i] = pool.data() + slot * kSlot;
+            slot = (slot + 1) % kPool;
+            std::memcpy(data[i], f.data(), f.size());
+        }
+        if (work) {
+            uint16_t ok = 0;
+            for (size_t i = 0; i < kBurst; ++i)
+                if (parse_frame({data[i], cc.frames.length[base + i]}, frames[ok]) == ParseError::none) ++ok;
+            const std::span<const ParsedFrame> fs(frames.data(), ok);
+            const std::span<Decision> ds(out.data(), ok);
+            decide_burst(fs, s, ds);
+            apply_persistence_burst(fs, ds, s, t, now);
+            for (uint16_t i = 0; i < ok; ++i) ++verdicts[static_cast<unsigned>(out[i].verdict)];
+        }
+        benchmark::ClobberMemory();
+        now += 1000;
+        base += kBurst;
+        if (base == cc.count) {
+            base = 0;
+            if (cls == 2 && timed) {  // every SYN again new
+                state.PauseTiming();
+                t.clear();
+                state.ResumeTiming();
+            }
+        }
+    };
+    // Warm-up: known connections are tracked (adopted) by one pass; then a
+    // whole sweep, so that foreign packets skip the lookup (steady state).
+    for (size_t i = 0; i < cc.count; i += kBurst) burst(false);
+    while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+    }
+    while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+    }
+    if (cls == 2) t.clear();
+    verdicts = {};
+    for (auto _ : state) burst(true);
+    benchmark::DoNotOptimize(verdicts);
+    report(state, kBurst);
+    state.SetLabel(std::string(kClass[cls]) + (work ? " copy+parse+decide+persist" : " copy"));
+    if (work) {
+        // The verdict every frame of the class must get (a check, not a timing).
+        const Verdict want = cls == 0 ? Verdict::not_owner : Verdict::accepted;
+        uint64_t total = 0;
+        for (uint64_t v : verdicts) total += v;
+        state.counters["expected_pct"] =
+            total ? 100.0 * static_cast<double>(verdicts[static_cast<unsigned>(want)]) / static_cast<double>(total) : 0;
+    }
+}
+BENCHMARK(BM_ByClass)
+    ->ArgNames({"class", "work"})
+    ->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->Args({2, 0})->Args({2, 1});
+
 // ---------------------------------------------------------------- bucket map
 
 std::vector<MemberWeight> hosts(unsigned n, HostId skip = kNoHost) {

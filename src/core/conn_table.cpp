@@ -69,8 +69,8 @@ ConnTable::ConnTable(const Config& cfg)
     const uint64_t want = (static_cast<uint64_t>(capacity_) * 5 / 4 + kWays - 1) / kWays;
     nbuckets_ = next_pow2(want < 2 ? 2 : want);
     mask_ = nbuckets_ - 1;
-    tags_ = static_cast<uint16_t*>(tag_mem_.allocate(sizeof(uint16_t) * slots()));
-    entries_ = static_cast<ConnEntry*>(entry_mem_.allocate(sizeof(ConnEntry) * slots()));
+    tags_ = static_cast<uint16_t*>(tag_mem_.allocate(sizeof(uint16_t) * slots(), cfg.memory));
+    entries_ = static_cast<ConnEntry*>(entry_mem_.allocate(sizeof(ConnEntry) * slots(), cfg.memory));
     std::memset(tags_, 0, sizeof(uint16_t) * slots());
     for (uint32_t i = 0; i < slots(); ++i) new (&entries_[i]) ConnEntry();
 }
@@ -79,8 +79,16 @@ ConnTable::~ConnTable() = default;  // ConnEntry is trivially destructible
 
 namespace detail {
 
-void* TableMemory::allocate(size_t bytes) {
+void* TableMemory::allocate(size_t bytes, const TableAllocator& from) {
     constexpr size_t kHuge = size_t{2} << 20;
+    if (from.alloc != nullptr && from.free != nullptr) {
+        if (void* p = from.alloc(bytes < 64 ? 64 : bytes, from.ctx); p != nullptr) {
+            from_ = from;
+            data_ = p;
+            backing_ = TableBacking::allocator;
+            return data_;
+        }
+    }
 #if defined(__linux__)
     if (bytes >= kHuge / 2) {  // smaller arrays: the heap (4 KiB pages are few)
         const size_t len = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;
@@ -92,6 +100,7 @@ void* TableMemory::allocate(size_t bytes) {
             data_ = reinterpret_cast<void*>(a);
             const size_t usable = (len - (a - reinterpret_cast<uintptr_t>(m))) & ~(kHuge - 1);
             madvise(data_, usable, MADV_HUGEPAGE);  // advisory: 4 KiB pages if refused
+            backing_ = TableBacking::mapping;
             return data_;
         }
     }
@@ -101,6 +110,10 @@ void* TableMemory::allocate(size_t bytes) {
 }
 
 TableMemory::~TableMemory() {
+    if (from_.free != nullptr) {
+        from_.free(data_, from_.ctx);
+        return;
+    }
 #if defined(__linux__)
     if (map_ != nullptr) {
         munmap(map_, map_len_);

@@ -8,6 +8,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_pdump.h>
 #include <rte_ring.h>
 #include <sys/stat.h>
@@ -33,6 +34,22 @@
 namespace nlbd::daemon {
 
 namespace {
+
+// Connection tables on the EAL's hugepage heap, on the NUMA socket of the
+// lcore that builds them (each worker is built on its own lcore).
+void* conn_table_alloc(size_t bytes, void*) {
+    return rte_malloc_socket("nlbd_conn_table", bytes, RTE_CACHE_LINE_SIZE, static_cast<int>(rte_socket_id()));
+}
+void conn_table_free(void* p, void*) { rte_free(p); }
+
+const char* backing_name(core::TableBacking b) {
+    switch (b) {
+    case core::TableBacking::allocator: return "hugepages (EAL, the worker's socket)";
+    case core::TableBacking::mapping: return "anonymous mapping (transparent huge pages requested)";
+    case core::TableBacking::heap: return "heap (4 KiB pages)";
+    }
+    return "?";
+}
 
 // Signals only set a flag; the control loop turns it into a stop or a reload.
 std::atomic<bool> g_signal{false};
@@ -370,6 +387,10 @@ DataPlane::DataPlane(const config::Config& cfg, const Ports& ports, SnapshotPubl
             wc.conn.timeouts.established_s = cfg.dataplane.tcp_established_timeout_s;
             wc.conn.timeouts.fin_s = cfg.dataplane.tcp_fin_timeout_s;
             wc.conn.seed = seed + 0x9e3779b97f4a7c15ull * i;
+            if (rte_eal_has_hugepages() != 0) {
+                wc.conn.memory.alloc = conn_table_alloc;
+                wc.conn.memory.free = conn_table_free;
+            }
             wc.heartbeat_ethertype = cfg.cluster.heartbeat_ethertype;
             wc.heartbeat_rx = cluster.heartbeat_rx();
             // Built where it will run: its tables are first touched on that
@@ -378,6 +399,9 @@ DataPlane::DataPlane(const config::Config& cfg, const Ports& ports, SnapshotPubl
             auto build = [&] { w = std::make_unique<dp::Worker>(wc, publisher.pointer()); };
             if (i < plan_.worker_lcores.size()) run_on_lcore(plan_.worker_lcores[i], build);
             else build();
+            const core::ConnTable& t = w->conn_table();
+            NLBD_LOG(info, "worker %u: connection table %u slots, %.1f MB, on %s", i, t.slots(),
+                     static_cast<double>(t.memory_bytes()) / 1e6, backing_name(t.backing()));
             workers_.push_back(std::move(w));
         }
         if (plan_.mode == config::DispatchMode::distributor) {

@@ -363,3 +363,59 @@ TEST(ConnTable, FiveTupleKeyEqualsTheKeyBuiltFieldByField) {
         EXPECT_FALSE(got == other) << "a one-bit difference in the second word";
     }
 }
+
+// The caller's allocator (the daemon: EAL hugepages on the worker's socket)
+// holds both arrays and gets them back; one that fails leaves the table on
+// its own memory, working the same.
+struct CountingAllocator {
+    int allocs = 0;
+    int frees = 0;
+    size_t bytes = 0;
+    bool fail = false;
+    static void* alloc(size_t n, void* ctx) {
+        auto* a = static_cast<CountingAllocator*>(ctx);
+        if (a->fail) return nullptr;
+        ++a->allocs;
+        a->bytes += n;
+        return ::operator new(n, std::align_val_t{64});
+    }
+    static void free(void* p, void* ctx) {
+        ++static_cast<CountingAllocator*>(ctx)->frees;
+        ::operator delete(p, std::align_val_t{64});
+    }
+    TableAllocator get() { return {&alloc, &free, this}; }
+};
+
+TEST(ConnTable, LivesInTheCallersMemoryWhenGivenAndGivesItBack) {
+    CountingAllocator a;
+    {
+        ConnTable::Config cfg;
+        cfg.capacity = 1000;
+        cfg.memory = a.get();
+        ConnTable t(cfg);
+        EXPECT_EQ(t.backing(), TableBacking::allocator);
+        EXPECT_EQ(a.allocs, 2);  // tags and entries
+        EXPECT_EQ(a.bytes, t.memory_bytes());
+        const ConnKey k = key(1);
+        ASSERT_NE(t.insert(k, t.hash(k), ConnState::established, 0, 0, 1), nullptr);
+        EXPECT_NE(t.find(k, t.hash(k), 2), nullptr);
+        EXPECT_EQ(a.frees, 0);
+    }
+    EXPECT_EQ(a.frees, 2);
+}
+
+TEST(ConnTable, FallsBackToItsOwnMemoryWhenTheAllocatorFails) {
+    CountingAllocator a;
+    a.fail = true;
+    ConnTable::Config cfg;
+    cfg.capacity = 1u << 16;  // arrays of megabytes: the mapping
+    cfg.memory = a.get();
+    {
+        ConnTable t(cfg);
+        EXPECT_NE(t.backing(), TableBacking::allocator);
+        const ConnKey k = key(7);
+        ASSERT_NE(t.insert(k, t.hash(k), ConnState::established, 0, 0, 1), nullptr);
+        EXPECT_NE(t.find(k, t.hash(k), 2), nullptr);
+    }
+    EXPECT_EQ(a.frees, 0);
+}

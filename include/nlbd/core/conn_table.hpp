@@ -218,8 +218,28 @@ struct ForeignCount {
     bool valid = false;
 };
 
+// Where a table's large arrays come from, when the caller has better memory
+// than the process heap: the daemon passes the EAL's hugepage heap on the
+// worker's NUMA socket (rte_malloc_socket) when EAL runs on hugepages. alloc
+// returns memory aligned to 64 bytes at least, or nullptr (then the table
+// falls back to its own mapping); free releases what alloc returned. Both
+// are called off the packet path only (construction, destruction).
+struct TableAllocator {
+    void* (*alloc)(size_t bytes, void* ctx) = nullptr;
+    void (*free)(void* p, void* ctx) = nullptr;
+    void* ctx = nullptr;
+};
+
+// Which memory a table ended up in (for the start-up log and stats).
+enum class TableBacking : uint8_t {
+    allocator,  // TableAllocator (hugetlbfs pages through EAL)
+    mapping,    // anonymous mapping, transparent huge pages requested
+    heap,       // the process heap (4 KiB pages)
+};
+
 namespace detail {
-// Owner of a large table array: an anonymous mapping aligned to 2 MiB with
+// Owner of a large table array: from the caller's TableAllocator when given
+// (and it succeeds), else an anonymous mapping aligned to 2 MiB with
 // transparent huge pages requested (Linux, madvise), so that a table of tens
 // of megabytes costs a handful of TLB entries instead of thousands of 4 KiB
 // ones (lookups touch random lines of it). Falls back to the heap when the
@@ -230,15 +250,18 @@ public:
     ~TableMemory();
     // Allocates `bytes` (once, uninitialised); returns the start, aligned to
     // 64 bytes at least.
-    void* allocate(size_t bytes);
+    void* allocate(size_t bytes, const TableAllocator& from = {});
     TableMemory(const TableMemory&) = delete;
     TableMemory& operator=(const TableMemory&) = delete;
     void* get() const noexcept { return data_; }
+    TableBacking backing() const noexcept { return backing_; }
 
 private:
     void* data_ = nullptr;   // aligned start
     void* map_ = nullptr;    // whole mapping (nullptr: heap block in data_)
     size_t map_len_ = 0;
+    TableAllocator from_;    // set when data_ came from it
+    TableBacking backing_ = TableBacking::heap;
 };
 }  // namespace detail
 
@@ -249,6 +272,7 @@ public:
         ConnTimeouts timeouts;
         bool evict_established = false;  // last resort: evict oldest established
         uint64_t seed = 0x6e6c6264636f6e6eull;  // hash seed (randomize per start)
+        TableAllocator memory;                  // default: own mapping (THP)
     };
     static constexpr unsigned kWays = 8;
     static constexpr unsigned kBytesPerSlot = sizeof(ConnEntry) + sizeof(uint16_t);
@@ -317,6 +341,9 @@ public:
     const ConnStats& stats() const noexcept { return stats_; }
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t slots() const noexcept { return nbuckets_ * kWays; }
+    // Where the entry array lives (the larger of the two arrays).
+    TableBacking backing() const noexcept { return entry_mem_.backing(); }
+    size_t memory_bytes() const noexcept { return size_t{slots()} * kBytesPerSlot; }
     const ConnTimeouts& timeouts() const noexcept { return timeouts_; }
 
 private:

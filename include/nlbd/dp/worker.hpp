@@ -192,6 +192,7 @@ public:
     const core::FragStats& frag_stats() const noexcept;
     const core::ConnStats& conn_stats() const noexcept;
     uint32_t conn_capacity() const noexcept;
+    const core::ConnTable& conn_table() const noexcept { return *conns_; }
     // counters().verdicts with fragments still held counted as frag_held.
     void verdicts_at_exit(uint64_t (&out)[kVerdictCount]) const noexcept;
 
