@@ -236,12 +236,7 @@ ConnEntry* ConnTable::insert(const ConnKey& k, uint64_t h, ConnState st, uint16_
     bucket_pair(h, b1, b2, tag);
     ConnEntry* e = nullptr;
     if (stats_.entries < capacity_) {
-        // Two-choice: the less loaded bucket with a free way.
-        const unsigned f1 = conn_match_tags(&tags_[static_cast<size_t>(b1) * kWays], 0);
-        const unsigned f2 = conn_match_tags(&tags_[static_cast<size_t>(b2) * kWays], 0);
-        const uint32_t bb = __builtin_popcount(f2) > __builtin_popcount(f1) ? b2 : b1;
-        const unsigned f = bb == b1 ? f1 : f2;
-        if (f) e = &entries_[bb * kWays + (static_cast<unsigned>(__builtin_ctz(f)) >> 1)];
+        if (const uint32_t slot = free_slot(b1, b2); slot != kNoSlot) e = &entries_[slot];
     }
     if (!e) e = insert_slow(b1, b2, st, now_ns);
     if (!e) {

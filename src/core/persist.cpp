@@ -284,8 +284,11 @@ void apply_persistence_burst(std::span<const ParsedFrame> frames, std::span<Deci
             t.prefetch(hashes[k]);
             idx[k++] = static_cast<uint8_t>(i);
         }
-        // Stage two: resolve in frame order (frames of one flow in one chunk
-        // see each other's inserts and state changes).
+        // Stage two: the matching entries' lines (hits), from the tag lines
+        // stage one brought in.
+        for (unsigned j = 0; j < k; ++j) t.prefetch_entry(hashes[j]);
+        // Stage three: resolve in frame order (frames of one flow in one
+        // chunk see each other's inserts and state changes).
         for (unsigned j = 0; j < k; ++j) {
             const size_t i = base + idx[j];
             decisions[i] = resolve(kinds[j], frames[i], decisions[i], s, t, now_ns, keys[j],

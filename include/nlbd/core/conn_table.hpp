@@ -286,6 +286,11 @@ public:
     uint64_t hash(const ConnKey& k) const noexcept;
     // Prefetches the tag lines a lookup of hash h will read (burst form).
     void prefetch(uint64_t h) const noexcept;
+    // Second stage of the burst form, once the tag lines are (likely) in
+    // cache: prefetches the entry whose tag matches h's (a hit's key compare
+    // is otherwise a miss to memory in a table of megabytes), or on a miss
+    // the free slot an insert would fill first.
+    void prefetch_entry(uint64_t h) const noexcept;
 
     // The live entry for k (h = hash(k)), or nullptr. An entry found past its
     // idle timeout is removed (counted as expired) and nullptr returned.
@@ -351,6 +356,9 @@ private:
     void release_slot(uint32_t slot) noexcept;
     ConnEntry* insert_slow(uint32_t b1, uint32_t b2, ConnState st, uint64_t now_ns) noexcept;
     void bucket_pair(uint64_t h, uint32_t& b1, uint32_t& b2, uint16_t& tag) const noexcept;
+    static constexpr uint32_t kNoSlot = ~0u;
+    // The free slot insert() fills first for the bucket pair, or kNoSlot.
+    uint32_t free_slot(uint32_t b1, uint32_t b2) const noexcept;
     [[gnu::cold]] void expire_on_find(uint32_t slot) noexcept;
 
     uint32_t capacity_ = 0;
@@ -405,6 +413,16 @@ inline unsigned conn_match_tags(const uint16_t* line, uint16_t tag) noexcept {
 #endif
 }
 
+// A prefetch the compiler keeps: GCC deletes a loop whose only effect is
+// __builtin_prefetch (seen with GCC 12 -O3 on prefetch_entry's loop).
+inline void conn_prefetch(const void* p) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 inline bool conn_idle_past(const ConnEntry& e, uint64_t now_ns) noexcept {
     return now_ns > e.last_seen_ns &&
            now_ns - e.last_seen_ns > static_cast<uint64_t>(e.timeout_s) * 1'000'000'000ull;
@@ -439,6 +457,30 @@ inline void ConnTable::prefetch(uint64_t h) const noexcept {
     bucket_pair(h, b1, b2, tag);
     __builtin_prefetch(&tags_[static_cast<size_t>(b1) * kWays]);
     __builtin_prefetch(&tags_[static_cast<size_t>(b2) * kWays]);
+}
+
+inline void ConnTable::prefetch_entry(uint64_t h) const noexcept {
+    uint32_t b[2];
+    uint16_t tag;
+    bucket_pair(h, b[0], b[1], tag);
+    for (uint32_t bucket : b) {
+        const uint32_t base = bucket * kWays;
+        if (const unsigned m = detail::conn_match_tags(&tags_[base], tag); m != 0) {
+            detail::conn_prefetch(&entries_[base + (static_cast<unsigned>(__builtin_ctz(m)) >> 1)]);
+            return;
+        }
+    }
+    // A miss: the slot an insert (a SYN's) would fill.
+    if (const uint32_t slot = free_slot(b[0], b[1]); slot != kNoSlot) detail::conn_prefetch(&entries_[slot]);
+}
+
+inline uint32_t ConnTable::free_slot(uint32_t b1, uint32_t b2) const noexcept {
+    // Two-choice: the less loaded bucket with a free way.
+    const unsigned f1 = detail::conn_match_tags(&tags_[static_cast<size_t>(b1) * kWays], 0);
+    const unsigned f2 = detail::conn_match_tags(&tags_[static_cast<size_t>(b2) * kWays], 0);
+    const uint32_t bb = __builtin_popcount(f2) > __builtin_popcount(f1) ? b2 : b1;
+    const unsigned f = bb == b1 ? f1 : f2;
+    return f ? bb * kWays + (static_cast<unsigned>(__builtin_ctz(f)) >> 1) : kNoSlot;
 }
 
 inline ConnEntry* ConnTable::find(const ConnKey& k, uint64_t h, uint64_t now_ns) noexcept {
