@@ -529,8 +529,10 @@ BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 //   known:   ACKs of connections this host tracks (accepted, table hit);
 //   new:     SYNs this host owns (accepted, table miss + insert); the table
 //            is cleared (untimed) when the 16384 distinct SYNs are used up.
-// Stages as BM_CopyPipeline: range(1) = 0 copy only (the PMD's part), 1 copy
-// + parse + decide + persistence; the difference is nlbd's own work.
+// Stages as BM_CopyPipeline: range(1) = 0 copy only (the PMD's part), 1 +
+// parse, 2 + decide_burst, 3 + persistence (the whole decision), 4 the
+// whole decision as the worker makes it (decide_foreign_v4's early exit
+// first); the difference between 3 (or 4) and 0 is nlbd's own work.
 struct ClassCorpus {
     Corpus frames;
     size_t count = 0;
@@ -565,7 +567,8 @@ ClassCorpus class_corpus(unsigned cls) {
 void BM_ByClass(benchmark::State& state) {
     static const char* const kClass[] = {"foreign", "known", "new"};
     const auto cls = static_cast<unsigned>(state.range(0));
-    const bool work = state.range(1) != 0;
+    const auto upto = static_cast<unsigned>(state.range(1));
+    const bool work = upto != 0;
     static std::array<std::optional<ClassCorpus>, 3> cache;
     if (!cache[cls]) cache[cls] = class_corpus(cls);
     const ClassCorpus& cc = *cache[cls];
@@ -588,13 +591,23 @@ void BM_ByClass(benchmark::State& state) {
         }
         if (work) {
             uint16_t ok = 0;
-            for (size_t i = 0; i < kBurst; ++i)
-                if (parse_frame({data[i], cc.frames.length[base + i]}, frames[ok]) == ParseError::none) ++ok;
+            // Stage 4: the worker's order: the early exit for frames another
+            // host owns (steady state), the full path for the rest.
+            const bool early = upto == 4 && timed && !t.may_hold_foreign(s);
+            for (size_t i = 0; i < kBurst; ++i) {
+                const std::span<const uint8_t> raw(data[i], cc.frames.length[base + i]);
+                if (early && decide_foreign_v4(raw, s, out[kBurst - 1 - i])) {
+                    ++verdicts[static_cast<unsigned>(out[kBurst - 1 - i].verdict)];
+                    continue;
+                }
+                if (parse_frame(raw, frames[ok]) == ParseError::none) ++ok;
+            }
             const std::span<const ParsedFrame> fs(frames.data(), ok);
             const std::span<Decision> ds(out.data(), ok);
-            decide_burst(fs, s, ds);
-            apply_persistence_burst(fs, ds, s, t, now);
-            for (uint16_t i = 0; i < ok; ++i) ++verdicts[static_cast<unsigned>(out[i].verdict)];
+            if (upto >= 2 || !timed) decide_burst(fs, s, ds);
+            if (upto >= 3 || !timed) apply_persistence_burst(fs, ds, s, t, now);
+            if (upto >= 2)
+                for (uint16_t i = 0; i < ok; ++i) ++verdicts[static_cast<unsigned>(out[i].verdict)];
         }
         benchmark::ClobberMemory();
         now += 1000;
@@ -620,8 +633,10 @@ void BM_ByClass(benchmark::State& state) {
     for (auto _ : state) burst(true);
     benchmark::DoNotOptimize(verdicts);
     report(state, kBurst);
-    state.SetLabel(std::string(kClass[cls]) + (work ? " copy+parse+decide+persist" : " copy"));
-    if (work) {
+    static const char* const kStage[] = {" copy", " copy+parse", " copy+parse+decide", " copy+parse+decide+persist",
+                                         " copy+early exit|whole"};
+    state.SetLabel(std::string(kClass[cls]) + kStage[upto]);
+    if (upto >= 2) {
         // The verdict every frame of the class must get (a check, not a timing).
         const Verdict want = cls == 0 ? Verdict::not_owner : Verdict::accepted;
         uint64_t total = 0;
@@ -631,8 +646,8 @@ void BM_ByClass(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_ByClass)
-    ->ArgNames({"class", "work"})
-    ->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->Args({2, 0})->Args({2, 1});
+    ->ArgNames({"class", "stage"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1, 2, 3, 4}});
 
 // ---------------------------------------------------------------- bucket map
 

@@ -128,4 +128,48 @@ void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
     }
 }
 
+bool decide_foreign_v4(std::span<const uint8_t> frame, const Snapshot& s, Decision& d) noexcept {
+    constexpr size_t kEth = 14, kIp = 20;
+    const uint8_t* const f = frame.data();
+    const size_t size = frame.size();
+    if (size < kEth + kIp || f[12] != 0x08 || f[13] != 0x00) return false;  // IPv4, untagged
+    const uint8_t* const ip = f + kEth;
+    if (ip[0] != 0x45) return false;  // version 4, no options
+    const size_t total = (size_t{ip[2]} << 8) | ip[3];
+    if (total < kIp || total > size - kEth) return false;
+    if (((ip[6] & 0x3f) | ip[7]) != 0) return false;  // MF or an offset: a fragment
+    const uint8_t proto = ip[9];
+    const uint8_t* const l4 = ip + kIp;
+    const size_t avail = total - kIp;
+    if (proto == kProtoTcp) {
+        if (avail < 20) return false;
+        const size_t doff = size_t{static_cast<uint8_t>(l4[12] >> 4)} * 4;
+        if (doff < 20 || doff > avail) return false;
+    } else if (proto == kProtoUdp) {
+        if (avail < 8) return false;
+        const size_t ulen = (size_t{l4[4]} << 8) | l4[5];
+        if (ulen < 8 || ulen > avail) return false;
+    } else {
+        return false;
+    }
+    if (!s.started) return false;
+    const uint16_t vip = lookup::vip_index_v4(s, ip + 16);
+    if (vip == kNoVip) return false;
+    const uint16_t dport = static_cast<uint16_t>((l4[2] << 8) | l4[3]);
+    const uint16_t r = lookup::rule_match(s.rules, vip, proto, dport);
+    if (r == kNoRule) return false;
+    const CompiledRule& c = s.rules.rules[r];
+    if (c.mode != FilterMode::multiple) return false;
+    const uint32_t src = (uint32_t{ip[12]} << 24) | (uint32_t{ip[13]} << 16) | (uint32_t{ip[14]} << 8) | ip[15];
+    const uint16_t sport = static_cast<uint16_t>((l4[0] << 8) | l4[1]);
+    const uint32_t bucket = bucket_of(affinity_hash_v4(src, sport, c.affinity, c.hash_seed), s.buckets);
+    const HostId o = s.owners[static_cast<size_t>(r) * s.buckets + bucket];
+    if (o == s.self && o != kNoHost) return false;  // ours: the full path
+    d.verdict = Verdict::not_owner;
+    d.rule = r;
+    d.owner = o;
+    d.bucket = bucket;
+    return true;
+}
+
 }  // namespace nlbd::core

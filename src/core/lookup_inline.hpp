@@ -30,13 +30,16 @@ inline bool same_addr(const IpAddr& x, const IpAddr& y) noexcept {
 // Hash of an address for vip_table: local to this process, so native loads
 // are fine. compile_snapshot fills the table with detail::vip_slot_hash,
 // which is this function.
+inline uint32_t vip_slot_hash_words(uint64_t lo, uint64_t hi, Family family) noexcept {
+    uint64_t h = (lo ^ (hi * 0xc2b2ae3d27d4eb4full) ^ static_cast<uint64_t>(family)) *
+                 0x9e3779b97f4a7c15ull;
+    return static_cast<uint32_t>(h >> 32);
+}
 inline uint32_t vip_slot_hash(const IpAddr& a) noexcept {
     uint64_t lo, hi;
     std::memcpy(&lo, a.b.data(), 8);
     std::memcpy(&hi, a.b.data() + 8, 8);
-    uint64_t h = (lo ^ (hi * 0xc2b2ae3d27d4eb4full) ^ static_cast<uint64_t>(a.family)) *
-                 0x9e3779b97f4a7c15ull;
-    return static_cast<uint32_t>(h >> 32);
+    return vip_slot_hash_words(lo, hi, a.family);
 }
 
 inline uint16_t vip_index(const Snapshot& s, const IpAddr& a) noexcept {
@@ -54,6 +57,35 @@ inline uint16_t vip_index(const Snapshot& s, const IpAddr& a) noexcept {
         const uint16_t v = table[i];
         if (v == kNoVip) return kNoVip;
         if (same_addr(vips[v], a)) return v;
+    }
+}
+
+// vip_index of the IPv4 address at p (4 bytes, network order), without an
+// IpAddr: its first word as IpAddr holds it (bytes 4-15 zero), read in
+// registers (building an IpAddr on the stack and reading it back as words
+// stalls on store forwarding).
+inline uint16_t vip_index_v4(const Snapshot& s, const uint8_t* p) noexcept {
+    const uint8_t word[8] = {p[0], p[1], p[2], p[3], 0, 0, 0, 0};
+    uint64_t lo;
+    std::memcpy(&lo, word, 8);
+    const IpAddr* const vips = s.vips.data();
+    auto same = [&](const IpAddr& v) {
+        uint64_t v0, v1;
+        std::memcpy(&v0, v.b.data(), 8);
+        std::memcpy(&v1, v.b.data() + 8, 8);
+        return ((v0 ^ lo) | v1) == 0 && v.family == Family::v4;
+    };
+    if (s.vip_table.empty()) {
+        for (size_t i = 0; i < s.vips.size(); ++i)
+            if (same(vips[i])) return static_cast<uint16_t>(i);
+        return kNoVip;
+    }
+    const uint16_t* const table = s.vip_table.data();
+    const size_t mask = s.vip_table.size() - 1;
+    for (size_t i = vip_slot_hash_words(lo, 0, Family::v4) & mask;; i = (i + 1) & mask) {
+        const uint16_t v = table[i];
+        if (v == kNoVip) return kNoVip;
+        if (same(vips[v])) return v;
     }
 }
 

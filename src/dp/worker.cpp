@@ -250,8 +250,9 @@ int Worker::lcore_main(void* arg) noexcept {
 }
 
 // Wire -> decide, in three passes over one received burst:
-//  1. parse every frame; heartbeats and malformed frames are finished here,
-//     the rest are queued in arrival order;
+//  1. parse every frame; heartbeats, malformed frames and (steady state)
+//     IPv4 TCP/UDP frames another host owns (decide_foreign_v4, before any
+//     parsing) are finished here, the rest are queued in arrival order;
 //  2. decide_burst + apply_persistence_burst over the frames to decide
 //     (prefetching owner bytes and connection-table tag lines a chunk ahead);
 //  3. in arrival order: dispatch each decided frame (and record a first
@@ -268,6 +269,9 @@ void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64
     const core::Snapshot& snap = *b.snap;
     uint64_t bytes = 0;
     uint16_t n_dec = 0, n_later = 0, n_order = 0;
+    // Frames another host owns leave here, before parse_frame, while no
+    // connection of ours can be in their buckets (core::decide_foreign_v4).
+    const bool early_exit = !conns_->may_hold_foreign(snap);
     for (uint16_t i = 0; i < n_wire; ++i) {
         rte_mbuf* m = pkts[i];
         if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
@@ -293,6 +297,14 @@ void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64
                 b.drop.push(m);
             }
             continue;
+        }
+
+        if (early_exit) {
+            core::Decision d;
+            if (core::decide_foreign_v4({data, len}, snap, d)) {
+                b.dispatch(m, nullptr, d);
+                continue;
+            }
         }
 
         // ParsedFrame holds offsets and values only, never a pointer into

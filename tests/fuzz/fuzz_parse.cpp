@@ -1,7 +1,10 @@
 // libFuzzer target for nlbd::core::parse_frame (built by run_fuzz.sh with
 // -fsanitize=fuzzer,address,undefined). libFuzzer hands us an exactly-sized
 // heap buffer, so ASan reports any read past the frame. On top of memory
-// safety it checks the output contract of parse.hpp; a violation aborts.
+// safety it checks the output contract of parse.hpp, and that the packet
+// path's early exit (decide_foreign_v4, which reads the raw frame) answers
+// only where parse_frame + decide say not_owner, and the same; a violation
+// aborts.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,12 +13,19 @@
 #include <cstring>
 #include <span>
 
+#include "nlbd/core/decide.hpp"
 #include "nlbd/core/parse.hpp"
+#include "nlbd/core/snapshot.hpp"
 
 namespace {
 
 using nlbd::ParseError;
 using namespace nlbd::core;
+using nlbd::Affinity;
+using nlbd::FilterMode;
+using nlbd::PortRule;
+using nlbd::Protocol;
+using nlbd::Verdict;
 
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "fuzz_parse: invariant violated: %s\n", what);
@@ -72,6 +82,43 @@ void check(std::span<const uint8_t> f, ParseError err, const ParsedFrame& out) {
     }
 }
 
+// Host 1 of 3, the corpus's VIPs (tests/fuzz/make_corpus.cpp), a rule of
+// every mode and affinity.
+const Snapshot& cluster_snapshot() {
+    static const std::shared_ptr<const Snapshot> s = [] {
+        SnapshotInput in;
+        in.self = 1;
+        in.vips = {*nlbd::IpAddr::parse("192.168.1.100"), *nlbd::IpAddr::parse("2001:db8::100")};
+        auto rule = [](uint16_t lo, uint16_t hi, FilterMode m, Affinity a, Protocol p) {
+            PortRule r;
+            r.port_lo = lo;
+            r.port_hi = hi;
+            r.mode = m;
+            r.affinity = a;
+            r.protocol = p;
+            return r;
+        };
+        in.rules = {rule(443, 443, FilterMode::multiple, Affinity::none, Protocol::tcp),
+                    rule(53, 53, FilterMode::multiple, Affinity::single, Protocol::udp),
+                    rule(80, 80, FilterMode::multiple, Affinity::network, Protocol::both),
+                    rule(25, 25, FilterMode::disabled, Affinity::none, Protocol::both),
+                    rule(3389, 3389, FilterMode::single, Affinity::none, Protocol::tcp),
+                    rule(1024, 65535, FilterMode::multiple, Affinity::single, Protocol::both)};
+        for (nlbd::HostId h = 1; h <= 3; ++h) in.members.push_back(Member{h, {}, {}});
+        return compile_snapshot(in);
+    }();
+    return *s;
+}
+
+void check_early_exit(std::span<const uint8_t> frame, ParseError err, const ParsedFrame& f) {
+    Decision d;
+    if (!decide_foreign_v4(frame, cluster_snapshot(), d)) return;
+    CHECK(err == ParseError::none);
+    const Decision want = decide(f, cluster_snapshot());
+    CHECK(d.verdict == Verdict::not_owner && want.verdict == Verdict::not_owner);
+    CHECK(d.rule == want.rule && d.owner == want.owner && d.bucket == want.bucket);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -79,6 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ParsedFrame a;
     const ParseError ea = parse_frame(frame, a);
     check(frame, ea, a);
+    check_early_exit(frame, ea, a);
     // Deterministic and independent of the previous contents of `out`.
     ParsedFrame b;
     std::memset(static_cast<void*>(&b), 0xa5, sizeof b);

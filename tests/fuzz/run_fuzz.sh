@@ -2,7 +2,8 @@
 # Builds and runs a libFuzzer target.
 #   tests/fuzz/run_fuzz.sh [seconds] [target]   (default 30 s, target parse)
 # Targets: parse (parse_frame), heartbeat (heartbeat codec; links -lcrypto).
-# For parse: compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types}.cpp with
+# For parse: compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types,decide,
+# snapshot,rule_table,bucket_map,hash}.cpp with
 # clang++ -fsanitize=fuzzer,address,undefined into a temp dir, seeds a working
 # corpus from tests/fuzz/corpus/ (the committed seeds are never modified), runs
 # for the given time and exits non-zero on a crash, leak or invariant failure
@@ -43,7 +44,9 @@ flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/include")
 case "$target" in
-    parse) srcs=("$here/fuzz_parse.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp")
+    parse) srcs=("$here/fuzz_parse.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp"
+                 "$root/src/core/decide.cpp" "$root/src/core/snapshot.cpp" "$root/src/core/rule_table.cpp"
+                 "$root/src/core/bucket_map.cpp" "$root/src/core/hash.cpp")
            libs=(); seeds="$here/corpus" ;;
     heartbeat) srcs=("$here/fuzz_heartbeat.cpp" "$root/src/cluster/heartbeat.cpp"
                      "$root/src/core/types.cpp")

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -352,4 +354,107 @@ TEST(DecideParsed, FirstFragmentDecidesLikeTheWholeDatagram) {
         ASSERT_TRUE(first.key.flags & kFirstFragment);
         for (const auto& s : c) EXPECT_EQ(decide(first, *s).owner, decide(parsed(whole), *s).owner);
     }
+}
+
+// ---------------------------------------------------------------- early exit
+
+namespace {
+
+// The full path's answer for a frame: parse_frame + decide, or nothing when
+// the frame does not parse (the worker counts it malformed).
+std::optional<Decision> full_path(const nlbd::testing::Bytes& b, const Snapshot& s) {
+    ParsedFrame f;
+    if (parse_frame({b.data(), b.size()}, f) != ParseError::none) return std::nullopt;
+    return decide(f, s);
+}
+
+// Frames of every shape the early exit must take or leave: TCP/UDP to the
+// VIP on every rule (and no rule), IPv6, ICMP, VLAN-tagged, fragments,
+// options, other VIPs and addresses, from many clients.
+std::vector<nlbd::testing::Bytes> early_exit_corpus(std::mt19937& rng) {
+    std::vector<nlbd::testing::Bytes> out;
+    const uint16_t ports[] = {443, 80, 25, 3389, 1024, 5000, 8999, 9000, 53, 22};
+    for (int i = 0; i < 4000; ++i) {
+        const std::string src = "10." + std::to_string(rng() % 256) + "." + std::to_string(rng() % 256) + "." +
+                                std::to_string(rng() % 256);
+        const uint16_t sport = static_cast<uint16_t>(1024 + rng() % 60000);
+        const uint16_t dport = ports[rng() % std::size(ports)];
+        const char* dst = rng() % 8 == 0 ? "192.0.2.7" : kVip;
+        PacketBuilder b;
+        b.eth("02:00:00:00:00:01", "02:bf:c0:00:02:64");
+        switch (rng() % 10) {
+        case 0: b.vlan(5); [[fallthrough]];
+        case 1:
+        case 2:
+        case 3: b.ipv4(src, dst).tcp(sport, dport, rng() % 4 ? nlbd::testing::kAck : nlbd::testing::kSyn).payload(rng() % 64); break;
+        case 4: b.ipv4(src, dst).udp(sport, dport).payload(rng() % 64); break;
+        case 5: b.ipv4(src, dst).ipv4_options({1, 1, 1, 0}).tcp(sport, dport); break;
+        case 6: b.ipv4(src, dst).ipv4_frag(0, true).udp(sport, dport).payload(32); break;
+        case 7: b.ipv4(src, dst).icmp_echo(1, 1).payload(8); break;
+        case 8: b.ipv6("2001:db8:1::" + std::to_string(1 + rng() % 999), kVip6).tcp(sport, dport); break;
+        default: b.ipv4(src, dst).df().tcp(sport, dport).tcp_options({1, 1, 1, 1}); break;
+        }
+        out.push_back(b.eth_pad().build());
+    }
+    return out;
+}
+
+}  // namespace
+
+// decide_foreign_v4 answers only for frames another host owns, and then
+// exactly what parse_frame + decide answer; whole and truncated frames,
+// and every header byte of a frame flipped.
+TEST(Decide, EarlyExitForAnotherHostsFrameEqualsTheFullPath) {
+    const auto hosts = cluster({1, 2, 3});
+    const Snapshot& s = *hosts[0];
+    std::mt19937 rng(2026);
+    size_t taken = 0, foreign_full = 0, checked = 0;
+    auto check = [&](const nlbd::testing::Bytes& b) {
+        ++checked;
+        const std::optional<Decision> want = full_path(b, s);
+        if (want && want->verdict == Verdict::not_owner && want->rule != kNoRule) ++foreign_full;
+        Decision d;
+        if (!decide_foreign_v4({b.data(), b.size()}, s, d)) return;
+        ++taken;
+        ASSERT_TRUE(want.has_value()) << "early exit on a frame parse_frame rejects";
+        EXPECT_EQ(d.verdict, Verdict::not_owner);
+        EXPECT_EQ(d.verdict, want->verdict);
+        EXPECT_EQ(d.rule, want->rule);
+        EXPECT_EQ(d.owner, want->owner);
+        EXPECT_EQ(d.bucket, want->bucket);
+    };
+    for (const auto& b : early_exit_corpus(rng)) {
+        check(b);
+        for (size_t cut : {size_t{0}, size_t{13}, size_t{33}, size_t{34}, size_t{40}, size_t{53}, b.size() - 1})
+            if (cut < b.size()) check(nlbd::testing::Bytes(b.begin(), b.begin() + static_cast<ptrdiff_t>(cut)));
+        nlbd::testing::Bytes m = b;
+        const size_t at = rng() % std::min<size_t>(m.size(), 60);
+        m[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        check(m);
+    }
+    // It must not pass vacuously: most frames the full path gives to
+    // another host under a multiple-host rule are plain IPv4 TCP/UDP here.
+    EXPECT_GT(taken, foreign_full / 3) << "taken " << taken << " of " << foreign_full << " (" << checked << " frames)";
+    EXPECT_GT(taken, 500u);
+}
+
+// Frames this host owns, and a stopped host's: never the early exit.
+TEST(Decide, EarlyExitLeavesOwnedAndStoppedToTheFullPath) {
+    const auto hosts = cluster({1});  // one host owns everything
+    SnapshotInput in;
+    in.self = 2;
+    in.started = false;
+    in.vips = {ip(kVip), ip(kVip6)};
+    in.rules = scenario_rules();
+    in.members = {Member{1, {}, {}}};
+    const auto stopped = compile_snapshot(in);
+    std::mt19937 rng(7);
+    size_t stopped_full = 0;
+    for (const auto& b : early_exit_corpus(rng)) {
+        Decision d;
+        EXPECT_FALSE(decide_foreign_v4({b.data(), b.size()}, *hosts[0], d));
+        EXPECT_FALSE(decide_foreign_v4({b.data(), b.size()}, *stopped, d));
+        if (const auto want = full_path(b, *stopped); want && want->verdict == Verdict::stopped) ++stopped_full;
+    }
+    EXPECT_GT(stopped_full, 1000u);  // the stopped host's full path does say stopped
 }

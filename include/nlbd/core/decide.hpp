@@ -27,4 +27,16 @@ Decision decide(const ParsedFrame& f, const Snapshot& s) noexcept;
 void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
                   std::span<Decision> out) noexcept;
 
+// The early exit for a frame this host does not own (issue 15: in an
+// N-host cluster (N-1)/N of the traffic), straight from the frame's bytes,
+// without parse_frame: untagged Ethernet, IPv4 without options or
+// fragmentation, TCP or UDP with a well-formed header, to a VIP, under a
+// multiple-host rule whose bucket another host owns. Returns true with *d
+// set (Verdict::not_owner, rule, owner, bucket: what parse_frame + decide
+// give) only then; false for everything else (the caller takes the full
+// path). Valid only when persistence cannot override not_owner, i.e. while
+// ConnTable::may_hold_foreign(s) is false. Checked against the full path
+// frame by frame (decide_test, fuzz_parse).
+bool decide_foreign_v4(std::span<const uint8_t> frame, const Snapshot& s, Decision& d) noexcept;
+
 }  // namespace nlbd::core

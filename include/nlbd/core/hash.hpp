@@ -80,20 +80,25 @@ inline uint64_t start(uint32_t seed, uint64_t tag, Affinity a) noexcept {
 
 // Hash of the affinity key of k (SPEC §2): none = source IP + source port,
 // single = source IP, network = source /24 (IPv4) or /48 (IPv6).
+// The IPv4 case of affinity_hash, from the source address as a host-order
+// integer (affinity_hash's own IPv4 path: one definition).
+inline uint32_t affinity_hash_v4(uint32_t src, uint16_t sport, Affinity a, uint32_t seed) noexcept {
+    using namespace hash_detail;
+    const uint64_t ip = src;
+    uint64_t w;
+    switch (a) {
+    case Affinity::none: w = (ip << 16) | sport; break;
+    case Affinity::single: w = ip; break;
+    default: w = ip >> 8; break;  // network: /24
+    }
+    return finish(absorb(start(seed, kTagV4, a), w));
+}
+
 inline uint32_t affinity_hash(const FlowKey& k, Affinity a, uint32_t seed) noexcept {
     using namespace hash_detail;
     const uint8_t* s = k.src.b.data();
-    if (k.src.family != Family::v6) {
-        // IPv4: one word holds the whole key.
-        const uint64_t ip = be32(s);
-        uint64_t w;
-        switch (a) {
-        case Affinity::none: w = (ip << 16) | k.sport; break;
-        case Affinity::single: w = ip; break;
-        default: w = ip >> 8; break;  // network: /24
-        }
-        return finish(absorb(start(seed, kTagV4, a), w));
-    }
+    if (k.src.family != Family::v6)  // IPv4: one word holds the whole key
+        return affinity_hash_v4(static_cast<uint32_t>(be32(s)), k.sport, a, seed);
     uint64_t h = start(seed, kTagV6, a);
     switch (a) {
     case Affinity::none:
