@@ -127,6 +127,26 @@ if ! "$check" --in "$work/in.pcap" --manifest "$work/manifest.tsv" "${args[@]}";
     exit 1
 fi
 
+# The per-rule counters (tallied per burst) agree with the verdict counters
+# (tallied apart): for every rule matched = accepted + not_owner + dropped;
+# the rules' drops are exactly the disabled-rule and stopped frames; their
+# accepted / not_owner frames are among those verdicts (ICMP echo, decided
+# without a rule, is the rest).
+for h in "${hosts[@]}"; do
+    jq -e '([.rules[], .no_rule] | all(.matched == .accepted + .not_owner + .dropped))
+           and ([.rules[], .no_rule] | map(.dropped) | add) == (.verdicts.disabled_rule + .verdicts.stopped)
+           and ([.rules[], .no_rule] | map(.not_owner) | add) <=
+               (.verdicts.not_owner + .verdicts.default_host_other + .verdicts.conn_elsewhere)
+           and ([.rules[], .no_rule] | map(.accepted) | add) <=
+               (.verdicts.accepted + .verdicts.accepted_conn + .verdicts.default_host_accepted)
+           and ([.rules[], .no_rule] | map(.matched) | add) > 0' \
+        "$work/stats.$h.json" >/dev/null || {
+        echo "run_replay: host $h: per-rule counters do not add up to the verdicts:" >&2
+        jq -c '{verdicts, rules: [.rules[] | {index, matched, accepted, not_owner, dropped}], no_rule}' "$work/stats.$h.json" >&2
+        exit 1
+    }
+done
+
 if (( workers > 1 )); then
     # The multi-core run really was one: N workers, each deciding frames,
     # in the mode asked for.
