@@ -188,7 +188,7 @@ tag=$$
 nlbd_prefix=nlbd-pkb-$tag
 gen_prefix=gen-pkb-$tag
 base_prefix=base-pkb-$tag
-nlbd_pid="" gen_pid="" base_pid=""
+nlbd_pid="" gen_pid="" base_pid="" frozen_pid=""
 result=${result:-$work/results.txt}
 
 # gone PID: the process has exited (an unreaped zombie counts as gone).
@@ -210,7 +210,9 @@ stop() {
 }
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
-    # Client (generator) before server (nlbd), as memif wants.
+    # A pktgen frozen below, if an exit came between its freeze and its kill.
+    [[ -n $frozen_pid ]] && kill -KILL "$frozen_pid" 2>/dev/null
+    # Client (generator) before server (nlbd): an abnormal exit.
     stop "$gen_pid"
     stop "$nlbd_pid"
     stop "$base_pid"
@@ -361,11 +363,12 @@ if [[ $generator == pktgen ]]; then
     local os_pid="" frozen=0
     if [[ $status == "done" || $status == "error" ]]; then
         os_pid=$(sed -n 's/^pid=//p' "$res")
-        [[ $os_pid =~ ^[0-9]+$ ]] && kill -STOP "$os_pid" 2>/dev/null && frozen=1
+        [[ $os_pid =~ ^[0-9]+$ ]] && kill -STOP "$os_pid" 2>/dev/null && frozen=1 frozen_pid=$os_pid
     fi
     stop_only "$3"
     if (( frozen )); then
         kill -KILL "$os_pid" 2>/dev/null || true
+        frozen_pid=""
     else
         : >"$release"
     fi
