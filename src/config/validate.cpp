@@ -336,7 +336,9 @@ public:
         for (size_t i = 0; i < a.vips.size(); ++i) {
             const std::string key = "announce.vips[" + std::to_string(i + 1) + "]";
             const unsigned l = line(key, line("announce.vips", line("announce")));
-            const std::string text = "'" + a.vips[i].to_string() + "'";
+            std::string text = "'";  // not "'" + to_string(): GCC 12's -Wrestrict false positive
+            text += a.vips[i].to_string();
+            text += '\'';
             if (a.vips[i].family != Family::v4)
                 fail(key, l, text + " is IPv6: only IPv4 VIPs are announced", vips_allowed);
             if (!is_vip(a.vips[i])) fail(key, l, text + " is not one of cluster.vips", vips_allowed);
