@@ -15,15 +15,14 @@
 #include <cstring>
 #include <span>
 
-#include "nlbd/core/decide.hpp"
-#include "nlbd/core/dispatch.hpp"
-#include "nlbd/core/parse.hpp"
-#include "nlbd/core/persist.hpp"
+#include "nlbd/core/pipeline.hpp"
 #include "nlbd/core/reply.hpp"
 #include "nlbd/dp/idle.hpp"
 
 namespace nlbd::dp {
 namespace {
+
+static_assert(kMaxBurst <= core::kMaxBurst, "a worker burst must fit core::process_burst");
 
 constexpr unsigned kTxCap = kMaxBurst;
 // Adaptive idle (IdleBackoff): sleeps of at most this many microseconds.
@@ -129,18 +128,8 @@ struct Worker::Burst {
     TxBuffer to_wire;
     DropBuffer drop;
 
-    // Scratch of one RX burst (see Worker::run): frames to decide (compact,
-    // for decide_burst), later fragments, and every parsed frame in arrival
-    // order.
-    struct Pending {
-        rte_mbuf* m;
-        uint16_t index;  // into dec_frames/decisions, or later_frames
-        bool later;      // a non-first fragment
-    };
-    core::ParsedFrame dec_frames[kMaxBurst];
-    core::Decision decisions[kMaxBurst];
-    core::ParsedFrame later_frames[kMaxBurst];
-    Pending order[kMaxBurst];
+    rte_ring* heartbeat_rx = nullptr;  // to the control thread (multi-producer)
+    core::BurstScratch scratch;        // core::process_burst's
 
     // Verdicts of the current burst, published once per burst (flush_tally):
     // one counter store per verdict seen instead of one per frame (+2.5%
@@ -191,7 +180,18 @@ struct Worker::Burst {
         to_wire.push(m);
     }
 
-    void dispatch(rte_mbuf* m, const core::ParsedFrame* f, const core::Decision& d) noexcept {
+    // core::process_burst's sink (core/pipeline.hpp).
+    void heartbeat(void* handle) noexcept {
+        auto* m = static_cast<rte_mbuf*>(handle);
+        ++tally[static_cast<unsigned>(Verdict::heartbeat)];
+        if (heartbeat_rx == nullptr || rte_ring_enqueue(heartbeat_rx, m) != 0) {
+            if (heartbeat_rx != nullptr) bump(c->heartbeat_dropped);
+            drop.push(m);
+        }
+    }
+
+    void emit(void* handle, const core::ParsedFrame* f, const core::Decision& d) noexcept {
+        auto* m = static_cast<rte_mbuf*>(handle);
         account(d);
         switch (action_of(d.verdict)) {
         case Action::to_local:
@@ -211,13 +211,33 @@ struct Worker::Burst {
         }
     }
 
-    // FragReleaser target: a held fragment leaves the table with its
-    // datagram's decision (or frag_timeout / frag_evicted).
-    static void release(void* ctx, void* handle, const core::Decision& d) {
-        auto* b = static_cast<Burst*>(ctx);
-        if (d.verdict != Verdict::frag_timeout && d.verdict != Verdict::frag_evicted)
-            bump(b->c->frag_released);
-        b->dispatch(static_cast<rte_mbuf*>(handle), nullptr, d);
+    // A held fragment leaves the FragTable with its datagram's decision (or
+    // frag_timeout / frag_evicted).
+    void released(void* handle, const core::Decision& d) noexcept {
+        if (d.verdict != Verdict::frag_timeout && d.verdict != Verdict::frag_evicted) bump(c->frag_released);
+        emit(handle, nullptr, d);
+    }
+};
+
+// core::process_burst's source: the frames of one RX burst. frame(i) is
+// called once per frame, in order: a multi-segment frame is read into the
+// one linear buffer, which the previous frame no longer needs.
+struct MbufSource {
+    rte_mbuf** pkts;
+    uint8_t* linear;  // kLinearCopyBytes
+    uint64_t bytes = 0;
+    uint32_t linearized = 0;
+
+    void prefetch(uint16_t i) const noexcept { rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*)); }
+    void* handle(uint16_t i) const noexcept { return pkts[i]; }
+    std::span<const uint8_t> frame(uint16_t i) noexcept {
+        rte_mbuf* m = pkts[i];
+        const uint32_t pkt_len = rte_pktmbuf_pkt_len(m);
+        bytes += pkt_len;
+        if (m->nb_segs == 1) return {rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m)};
+        const uint32_t len = std::min<uint32_t>(pkt_len, kLinearCopyBytes);
+        ++linearized;
+        return {static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear)), len};
     }
 };
 
@@ -249,119 +269,24 @@ int Worker::lcore_main(void* arg) noexcept {
     return 0;
 }
 
-// Wire -> decide, in three passes over one received burst:
-//  1. parse every frame; heartbeats, malformed frames and (steady state)
-//     IPv4 TCP/UDP frames another host owns (decide_foreign_v4, before any
-//     parsing) are finished here, the rest are queued in arrival order;
-//  2. decide_burst + apply_persistence_burst over the frames to decide
-//     (prefetching owner bytes and connection-table tag lines a chunk ahead);
-//  3. in arrival order: dispatch each decided frame (and record a first
-//     fragment's decision), look later fragments up in the FragTable.
-// Pass 3 keeps the per-frame order of the FragTable calls (a later fragment
-// sees the decision of a first fragment that arrived before it in the same
-// burst), so the result equals deciding one by one. `on_port`: the frames
-// came straight from a wire RX queue (counted on the port here), not from
-// the distributor (which counted them).
-void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64_t now_ns,
-                          const core::FragReleaser& releaser) noexcept {
+// Wire -> decide: core::process_burst over the burst (the passes are
+// described in core/pipeline.hpp), this worker's Burst as its sink.
+// `on_port`: the frames came straight from a wire RX queue (counted on the
+// port here), not from the distributor (which counted them).
+void Worker::process_wire(rte_mbuf** pkts, uint16_t n_wire, bool on_port, uint64_t now_ns) noexcept {
     WorkerCounters& c = *counters_;
     Burst& b = *burst_;
-    const core::Snapshot& snap = *b.snap;
-    uint64_t bytes = 0;
-    uint16_t n_dec = 0, n_later = 0, n_order = 0;
-    // Frames another host owns leave here, before parse_frame, while no
-    // connection of ours can be in their buckets (core::decide_foreign_v4).
-    const bool early_exit = !conns_->may_hold_foreign(snap);
-    for (uint16_t i = 0; i < n_wire; ++i) {
-        rte_mbuf* m = pkts[i];
-        if (i + 1 < n_wire) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-        const uint32_t pkt_len = rte_pktmbuf_pkt_len(m);
-        bytes += pkt_len;
-
-        const uint8_t* data;
-        uint32_t len;
-        if (m->nb_segs == 1) {
-            data = rte_pktmbuf_mtod(m, const uint8_t*);
-            len = rte_pktmbuf_data_len(m);
-        } else {
-            len = std::min<uint32_t>(pkt_len, kLinearCopyBytes);
-            data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
-            bump(c.linearized);
-        }
-
-        if (core::inner_ethertype(data, len) == cfg_.heartbeat_ethertype) {
-            bump(c.verdicts[static_cast<unsigned>(Verdict::heartbeat)]);
-            // Multi-producer ring: every worker may receive heartbeats.
-            if (cfg_.heartbeat_rx == nullptr || rte_ring_enqueue(cfg_.heartbeat_rx, m) != 0) {
-                if (cfg_.heartbeat_rx != nullptr) bump(c.heartbeat_dropped);
-                b.drop.push(m);
-            }
-            continue;
-        }
-
-        if (early_exit) {
-            core::Decision d;
-            if (core::decide_foreign_v4({data, len}, snap, d)) {
-                b.dispatch(m, nullptr, d);
-                continue;
-            }
-        }
-
-        // ParsedFrame holds offsets and values only, never a pointer into
-        // `data` (which may be the reused linear_ copy).
-        core::ParsedFrame& f = b.dec_frames[n_dec];
-        const ParseError e = core::parse_frame({data, len}, f);
-        if (e != ParseError::none) {
-            bump(c.parse_errors[static_cast<unsigned>(e)]);
-            core::Decision d;
-            d.verdict = Verdict::malformed;
-            b.dispatch(m, nullptr, d);
-            continue;
-        }
-        const uint16_t flags = f.key.flags;
-        if ((flags & core::kFragment) != 0 && (flags & core::kFirstFragment) == 0) {
-            b.later_frames[n_later] = f;
-            b.order[n_order++] = {m, n_later++, true};
-        } else {
-            b.order[n_order++] = {m, n_dec++, false};
-        }
-    }
-
-    if (n_dec != 0) {
-        const std::span<const core::ParsedFrame> fs(b.dec_frames, n_dec);
-        const std::span<core::Decision> ds(b.decisions, n_dec);
-        core::decide_burst(fs, snap, ds);
-        core::apply_persistence_burst(fs, ds, snap, *conns_, now_ns);
-    }
-
-    for (uint16_t i = 0; i < n_order; ++i) {
-        rte_mbuf* m = b.order[i].m;
-        const uint16_t k = b.order[i].index;
-        if (b.order[i].later) {
-            const core::ParsedFrame& f = b.later_frames[k];
-            core::Decision d;
-            switch (frags_->on_later(core::frag_key_of(f.key), m, now_ns, d, releaser)) {
-            case core::FragTable::Result::held: continue;  // counted on release
-            case core::FragTable::Result::full:
-                d = core::Decision{};
-                d.verdict = Verdict::frag_table_full;
-                break;
-            case core::FragTable::Result::decided: break;
-            }
-            b.dispatch(m, &f, d);
-            continue;
-        }
-        const core::ParsedFrame& f = b.dec_frames[k];
-        const core::Decision& d = b.decisions[k];
-        b.dispatch(m, &f, d);
-        if ((f.key.flags & core::kFirstFragment) != 0)
-            frags_->on_first(core::frag_key_of(f.key), d, now_ns, releaser);
-    }
+    MbufSource src{pkts, linear_.get()};
+    const core::BurstContext ctx{b.snap, conns_.get(), frags_.get(), cfg_.heartbeat_ethertype, now_ns};
+    const core::BurstCounts n = core::process_burst(src, n_wire, ctx, b.scratch, b);
+    for (unsigned e = 0; e < kParseErrorCount; ++e)
+        if (n.parse_errors[e] != 0) bump(c.parse_errors[e], n.parse_errors[e]);
+    if (src.linearized != 0) bump(c.linearized, src.linearized);
     b.flush_tally();
     bump(c.rx_total, n_wire);
     if (on_port) {
         bump(c.wire.rx_packets, n_wire);
-        bump(c.wire.rx_bytes, bytes);
+        bump(c.wire.rx_bytes, src.bytes);
     }
 }
 
@@ -410,7 +335,8 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         }
     };
     set_idle(idle);
-    const core::FragReleaser releaser{&Burst::release, &b};
+    b.heartbeat_rx = cfg_.heartbeat_rx;
+    const core::FragReleaser releaser = core::frag_releaser(b);
 
     if (cfg_.qsbr != nullptr) {
         rte_rcu_qsbr_thread_register(cfg_.qsbr, cfg_.qsbr_thread);
@@ -454,12 +380,12 @@ void Worker::run(const std::atomic<bool>& stop, const ControlTick& tick) noexcep
         if (cfg_.wire_ring != nullptr) {
             const uint16_t n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
                 cfg_.wire_ring, reinterpret_cast<void**>(pkts), burst, nullptr));
-            if (n != 0) process_wire(pkts, n, false, now_ns, releaser);
+            if (n != 0) process_wire(pkts, n, false, now_ns);
             n_wire = n;
         }
         for (uint16_t q = 0; q < n_queues; ++q) {
             const uint16_t n = rte_eth_rx_burst(cfg_.wire_port, cfg_.wire_rx_queues[q], pkts, burst);
-            if (n != 0) process_wire(pkts, n, true, now_ns, releaser);
+            if (n != 0) process_wire(pkts, n, true, now_ns);
             n_wire += n;
         }
 

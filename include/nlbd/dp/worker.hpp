@@ -199,8 +199,7 @@ public:
     struct Burst;  // per-loop scratch (detail, worker.cpp)
 
 private:
-    void process_wire(rte_mbuf** pkts, uint16_t n, bool on_port, uint64_t now_ns,
-                      const core::FragReleaser& releaser) noexcept;
+    void process_wire(rte_mbuf** pkts, uint16_t n, bool on_port, uint64_t now_ns) noexcept;
 
     WorkerConfig cfg_;
     const std::atomic<const core::Snapshot*>& snapshot_;
