@@ -36,6 +36,7 @@
 #include "nlbd/core/hash.hpp"
 #include "nlbd/core/parse.hpp"
 #include "nlbd/core/persist.hpp"
+#include "nlbd/core/pipeline.hpp"
 #include "nlbd/core/snapshot.hpp"
 #include "flow_mix.hpp"
 
@@ -106,24 +107,7 @@ const std::vector<ParsedFrame>& parsed() {
 // affinity_timeout_s > 0: every multiple-host rule with client affinity
 // (single or network) gets it (extended affinity).
 std::shared_ptr<const Snapshot> make_snapshot(unsigned nrules, uint32_t affinity_timeout_s = 0) {
-    SnapshotInput in;
-    in.self = 1;
-    in.epoch = 1;
-    in.buckets = kDefaultBuckets;
-    in.vips = nlbd::bench::vips();
-    in.rules = nlbd::bench::rules(nrules);
-    for (PortRule& r : in.rules)
-        if (r.mode == FilterMode::multiple && r.affinity != Affinity::none)
-            r.affinity_timeout_s = affinity_timeout_s;
-    const size_t n = in.rules.empty() ? 1 : in.rules.size();
-    for (HostId h = 1; h <= 3; ++h) {
-        Member m;
-        m.id = h;
-        m.weights.assign(n, 50);
-        m.priorities.assign(n, h);  // single-host rules: host 1 first
-        in.members.push_back(std::move(m));
-    }
-    return compile_snapshot(in);
+    return compile_snapshot(nlbd::fixture::cluster_input(1, nrules, affinity_timeout_s));
 }
 
 const Snapshot& snapshot(unsigned nrules) {
@@ -519,6 +503,112 @@ void BM_CopyPipeline(benchmark::State& state) {
 }
 BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 
+// ---------------------------------------------------------------- process_burst
+
+// core::process_burst's source over frames copied into PMD-like slots, and a
+// sink that counts verdicts (what the worker's sink does besides TX).
+struct SlotSource {
+    uint8_t* const* data;
+    const uint16_t* length;
+    std::span<const uint8_t> frame(uint16_t i) const noexcept { return {data[i], length[i]}; }
+    void* handle(uint16_t i) const noexcept { return data[i]; }
+    void prefetch(uint16_t) const noexcept {}
+};
+
+struct TallySink {
+    std::array<uint64_t, kVerdictCount>* verdicts;
+    void heartbeat(void*) noexcept { ++(*verdicts)[static_cast<unsigned>(Verdict::heartbeat)]; }
+    void emit(void*, const ParsedFrame*, const Decision& d) noexcept {
+        ++(*verdicts)[static_cast<unsigned>(d.verdict)];
+    }
+    void released(void*, const Decision& d) noexcept { ++(*verdicts)[static_cast<unsigned>(d.verdict)]; }
+};
+
+// The fixture table (tests/support/fixtures.hpp, what pipeline_test checks)
+// through core::process_burst on host 1 of the fixture cluster: 64
+// variants of the table (distinct clients), bursts of 32 frames copied into
+// PMD-like slots, swept table. range(0) = 0: copy only; 1: copy +
+// process_burst. expected_pct: frames whose verdict is one the table allows
+// on some host (100 unless the pipeline broke).
+void BM_Fixtures(benchmark::State& state) {
+    const bool work = state.range(0) != 0;
+    static const auto snap = nlbd::fixture::fixture_snapshot(1);
+    const Snapshot& s = *snap;
+    struct Entry {
+        Bytes bytes;
+        Verdict taken, left;
+    };
+    static const std::vector<Entry> entries = [] {
+        std::vector<Entry> e;
+        for (uint32_t v = 0; v < 64; ++v)
+            for (const auto& f : nlbd::fixture::fixture_table(v))
+                for (const Bytes& b : f.frames) e.push_back({b, f.taken, f.left});
+        return e;
+    }();
+    const size_t n = entries.size() / kBurst * kBurst;
+    std::vector<uint8_t> arena(n * kSlot);
+    std::vector<uint16_t> length(n);
+    for (size_t i = 0; i < n; ++i) {
+        std::memcpy(arena.data() + i * kSlot, entries[i].bytes.data(), entries[i].bytes.size());
+        length[i] = static_cast<uint16_t>(entries[i].bytes.size());
+    }
+    constexpr size_t kPool = 512;
+    std::vector<uint8_t> pool(kPool * kSlot);
+    ConnTable::Config cc;
+    cc.capacity = 1u << 16;
+    ConnTable t(cc);
+    // The clock advances 1 us per burst: the table's lone fragments time out
+    // within a pass over the corpus (20 bursts), as they would in a second.
+    FragTable::Config fc;
+    fc.timeout_ns = 20'000;
+    FragTable frags(fc);
+    auto scratch = std::make_unique<BurstScratch>();
+    std::array<uint64_t, kVerdictCount> verdicts{};
+    TallySink sink{&verdicts};
+    const FragReleaser releaser = frag_releaser(sink);
+    uint64_t now = kNow, bursts = 0;
+    size_t base = 0, slot = 0;
+    auto burst = [&] {
+        uint8_t* data[kBurst];
+        for (size_t i = 0; i < kBurst; ++i) {
+            data[i] = pool.data() + slot * kSlot;
+            slot = (slot + 1) % kPool;
+            std::memcpy(data[i], arena.data() + (base + i) * kSlot, length[base + i]);
+        }
+        if (work) {
+            SlotSource src{data, &length[base]};
+            const BurstContext ctx{&s, &t, &frags, nlbd::fixture::kHeartbeatEthertype, now};
+            process_burst(src, kBurst, ctx, *scratch, sink);
+            if (++bursts % 8 == 0) frags.expire(now, releaser);  // the worker: every 64 loops
+        }
+        benchmark::ClobberMemory();
+        now += 1000;
+        base = base + kBurst == n ? 0 : base + kBurst;
+    };
+    for (size_t i = 0; i < n; i += kBurst) burst();
+    while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+    }
+    while (!t.expire(now, 1u << 20, &s).sweep_completed) {
+    }
+    verdicts = {};
+    for (auto _ : state) burst();
+    frags.expire(now + 10'000'000'000ull, releaser);
+    report(state, kBurst);
+    state.SetLabel(work ? "copy+process_burst" : "copy");
+    if (work) {
+        // Check, not timing: every verdict is one the table allows.
+        std::array<bool, kVerdictCount> allowed{};
+        for (const Entry& e : entries) allowed[static_cast<unsigned>(e.taken)] = allowed[static_cast<unsigned>(e.left)] = true;
+        uint64_t total = 0, ok = 0;
+        for (unsigned v = 0; v < kVerdictCount; ++v) {
+            total += verdicts[v];
+            if (allowed[v]) ok += verdicts[v];
+        }
+        state.counters["expected_pct"] = total ? 100.0 * static_cast<double>(ok) / static_cast<double>(total) : 0;
+    }
+}
+BENCHMARK(BM_Fixtures)->Arg(0)->Arg(1);
+
 // ---------------------------------------------------------------- per class
 
 // The three kinds of packet whose cost sets a cluster's capacity (issue 15),
@@ -531,8 +621,9 @@ BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 //            is cleared (untimed) when the 16384 distinct SYNs are used up.
 // Stages as BM_CopyPipeline: range(1) = 0 copy only (the PMD's part), 1 +
 // parse, 2 + decide_burst, 3 + persistence (the whole decision), 4 the
-// whole decision as the worker makes it (decide_foreign_v4's early exit
-// first); the difference between 3 (or 4) and 0 is nlbd's own work.
+// whole decision as the worker makes it: core::process_burst (with the
+// early exit for foreign frames); the difference between 3 (or 4) and 0 is
+// nlbd's own work.
 struct ClassCorpus {
     Corpus frames;
     size_t count = 0;
@@ -544,13 +635,9 @@ ClassCorpus class_corpus(unsigned cls) {
     ClassCorpus out;
     out.frames.arena.assign(kWant * kSlot, 0);
     for (uint32_t i = 0; out.count < kWant && i < 64 * kWant; ++i) {
-        nlbd::testing::PacketBuilder b;
-        b.eth("02:00:00:00:00:01", nlbd::bench::kClusterMac)
-            .ipv4(nlbd::bench::detail::v4_client(i), nlbd::bench::kVip4[i % 4])
-            .tcp(static_cast<uint16_t>(1024 + (i * 7919) % 64000), 443,
-                 cls == 2 ? nlbd::testing::kSyn : nlbd::testing::kAck)
-            .eth_pad();
-        const Bytes f = b.build();
+        // The fixture table's "tcp4 443 syn" / "tcp4 443 ack" frames.
+        const Bytes f = nlbd::fixture::tcp4(i, nlbd::fixture::kVip4[i % 4], 443,
+                                            cls == 2 ? nlbd::testing::kSyn : nlbd::testing::kAck);
         ParsedFrame p;
         if (parse_frame({f.data(), f.size()}, p) != ParseError::none) std::abort();
         const Verdict v = decide(p, s).verdict;
@@ -579,6 +666,9 @@ void BM_ByClass(benchmark::State& state) {
     std::array<ParsedFrame, kBurst> frames;
     std::array<Decision, kBurst> out;
     std::array<uint64_t, kVerdictCount> verdicts{};
+    auto frags = std::make_unique<FragTable>(FragTable::Config{});
+    auto scratch = std::make_unique<BurstScratch>();
+    TallySink sink{&verdicts};
     uint64_t now = kNow;
     size_t base = 0, slot = 0;
     auto burst = [&](bool timed) {
@@ -589,17 +679,15 @@ void BM_ByClass(benchmark::State& state) {
             slot = (slot + 1) % kPool;
             std::memcpy(data[i], f.data(), f.size());
         }
-        if (work) {
+        if (upto == 4 && timed) {
+            // Stage 4: core::process_burst, as the worker calls it.
+            SlotSource src{data, &cc.frames.length[base]};
+            const BurstContext ctx{&s, &t, frags.get(), nlbd::fixture::kHeartbeatEthertype, now};
+            process_burst(src, kBurst, ctx, *scratch, sink);
+        } else if (work) {
             uint16_t ok = 0;
-            // Stage 4: the worker's order: the early exit for frames another
-            // host owns (steady state), the full path for the rest.
-            const bool early = upto == 4 && timed && !t.may_hold_foreign(s);
             for (size_t i = 0; i < kBurst; ++i) {
                 const std::span<const uint8_t> raw(data[i], cc.frames.length[base + i]);
-                if (early && decide_foreign_v4(raw, s, out[kBurst - 1 - i])) {
-                    ++verdicts[static_cast<unsigned>(out[kBurst - 1 - i].verdict)];
-                    continue;
-                }
                 if (parse_frame(raw, frames[ok]) == ParseError::none) ++ok;
             }
             const std::span<const ParsedFrame> fs(frames.data(), ok);
@@ -634,7 +722,7 @@ void BM_ByClass(benchmark::State& state) {
     benchmark::DoNotOptimize(verdicts);
     report(state, kBurst);
     static const char* const kStage[] = {" copy", " copy+parse", " copy+parse+decide", " copy+parse+decide+persist",
-                                         " copy+early exit|whole"};
+                                         " copy+process_burst"};
     state.SetLabel(std::string(kClass[cls]) + kStage[upto]);
     if (upto >= 2) {
         // The verdict every frame of the class must get (a check, not a timing).

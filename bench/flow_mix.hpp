@@ -29,6 +29,7 @@
 
 #include "nlbd/core/rules.hpp"
 #include "nlbd/core/types.hpp"
+#include "fixtures.hpp"
 #include "packet_builder.hpp"
 
 namespace nlbd::bench {
@@ -36,11 +37,14 @@ namespace nlbd::bench {
 using nlbd::testing::Bytes;
 using nlbd::testing::PacketBuilder;
 
-inline constexpr const char* kClusterMac = "02:bf:0a:00:00:64";
-inline constexpr std::array<const char*, 4> kVip4 = {"10.0.0.100", "10.0.0.101", "10.0.0.102",
-                                                     "10.0.0.103"};
-inline constexpr const char* kVip6 = "2001:db8::100";
-inline constexpr const char* kDedicated = "10.0.0.11";  // this node's own address: not a VIP
+// The cluster is the fixture table's (tests/support/fixtures.hpp).
+using fixture::kClusterMac;
+using fixture::kDedicated;
+using fixture::kVip4;
+using fixture::kVip6;
+using fixture::make_rule;
+using fixture::rules;
+using fixture::vips;
 
 struct MixFrame {
     Bytes bytes;
@@ -57,17 +61,8 @@ inline size_t pick_size(std::mt19937& rng) {
     return 1514;
 }
 
-inline std::string v4_client(uint32_t i) {
-    return "172." + std::to_string(16 + (i >> 16) % 16) + "." + std::to_string((i >> 8) & 255) + "." +
-           std::to_string(i & 255);
-}
-
-inline std::string v6_client(uint32_t i) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "2001:db8:%x:%x::%x", 0x100 + (i >> 16), (i >> 8) & 255,
-                  (i & 255) + 1);
-    return buf;
-}
+using fixture::v4_client;
+using fixture::v6_client;
 
 inline uint16_t pick_dport(std::mt19937& rng) {
     const unsigned p = rng() % 100;
@@ -131,61 +126,6 @@ inline std::vector<MixFrame> flow_mix(size_t count, uint32_t seed = 12345) {
     for (auto& f : frames)
         if (f.bytes.size() < 60) f.bytes.resize(60, 0);
     return frames;
-}
-
-inline std::vector<IpAddr> vips() {
-    std::vector<IpAddr> v;
-    for (const char* a : kVip4) v.push_back(nlbd::testing::ip(a));
-    v.push_back(nlbd::testing::ip(kVip6));
-    return v;
-}
-
-inline PortRule make_rule(std::optional<IpAddr> vip, uint16_t lo, uint16_t hi, Protocol p,
-                          FilterMode m, Affinity a) {
-    PortRule r;
-    r.vip = vip;
-    r.port_lo = lo;
-    r.port_hi = hi;
-    r.protocol = p;
-    r.mode = m;
-    r.affinity = a;
-    r.handling_priority = m == FilterMode::single ? 1 : 0;
-    return r;
-}
-
-// n == 0: the seed-like hand-written set (HTTPS affinity none, HTTP single,
-// SMTP disabled, DNS/UDP none, 1024-65535 single). n == 1: NLB's default
-// rule. n > 1: n rules spread over the VIPs, each VIP's port space cut into
-// equal ranges, protocol both; affinities cycle none/single/network, every
-// 7th rule single-host, every 16th disabled.
-inline std::vector<PortRule> rules(unsigned n) {
-    std::vector<PortRule> out;
-    if (n == 0) {
-        out.push_back(make_rule({}, 443, 443, Protocol::tcp, FilterMode::multiple, Affinity::none));
-        out.push_back(make_rule({}, 80, 80, Protocol::tcp, FilterMode::multiple, Affinity::single));
-        out.push_back(make_rule({}, 25, 25, Protocol::tcp, FilterMode::disabled, Affinity::single));
-        out.push_back(make_rule({}, 53, 53, Protocol::udp, FilterMode::multiple, Affinity::none));
-        out.push_back(make_rule({}, 1024, 65535, Protocol::both, FilterMode::multiple, Affinity::single));
-        return out;
-    }
-    if (n == 1) {
-        out.push_back(default_port_rule());
-        return out;
-    }
-    const auto v = vips();
-    const auto nv = static_cast<unsigned>(v.size());
-    const unsigned per_vip = (n + nv - 1) / nv;
-    const unsigned width = 65536 / per_vip;
-    for (unsigned i = 0; i < n; ++i) {
-        const unsigned j = i / nv;
-        const auto lo = static_cast<uint16_t>(j * width);
-        const auto hi = static_cast<uint16_t>(j + 1 == per_vip ? 65535 : (j + 1) * width - 1);
-        FilterMode m = FilterMode::multiple;
-        if (i % 16 == 15) m = FilterMode::disabled;
-        else if (i % 7 == 6) m = FilterMode::single;
-        out.push_back(make_rule(v[i % nv], lo, hi, Protocol::both, m, static_cast<Affinity>(i % 3)));
-    }
-    return out;
 }
 
 }  // namespace nlbd::bench
