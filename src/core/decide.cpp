@@ -109,8 +109,8 @@ Decision decide(const ParsedFrame& f, const Snapshot& s) noexcept {
     return d;
 }
 
-void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
-                  std::span<Decision> out) noexcept {
+void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s, std::span<Decision> out,
+                  const uint8_t* decided) noexcept {
     constexpr size_t kChunk = 32;
     const size_t n = frames.size() < out.size() ? frames.size() : out.size();
     const HostId* slots[kChunk];
@@ -118,6 +118,10 @@ void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
         const size_t m = n - base < kChunk ? n - base : kChunk;
         // Stage one for the chunk, prefetching every owner slot it needs...
         for (size_t i = 0; i < m; ++i) {
+            if (decided != nullptr && decided[base + i] != 0) {
+                slots[i] = nullptr;
+                continue;
+            }
             out[base + i] = Decision{};
             slots[i] = classify(frames[base + i], s, out[base + i]);
             if (slots[i]) __builtin_prefetch(slots[i]);
@@ -128,7 +132,7 @@ void decide_burst(std::span<const ParsedFrame> frames, const Snapshot& s,
     }
 }
 
-bool decide_foreign_v4(std::span<const uint8_t> frame, const Snapshot& s, Decision& d) noexcept {
+bool decide_v4_fast(std::span<const uint8_t> frame, const Snapshot& s, Decision& d) noexcept {
     constexpr size_t kEth = 14, kIp = 20;
     const uint8_t* const f = frame.data();
     const size_t size = frame.size();
@@ -164,11 +168,17 @@ bool decide_foreign_v4(std::span<const uint8_t> frame, const Snapshot& s, Decisi
     const uint16_t sport = static_cast<uint16_t>((l4[0] << 8) | l4[1]);
     const uint32_t bucket = bucket_of(affinity_hash_v4(src, sport, c.affinity, c.hash_seed), s.buckets);
     const HostId o = s.owners[static_cast<size_t>(r) * s.buckets + bucket];
-    if (o == s.self && o != kNoHost) return false;  // ours: the full path
-    d.verdict = Verdict::not_owner;
+    d.verdict = (o == s.self && o != kNoHost) ? Verdict::accepted : Verdict::not_owner;
     d.rule = r;
     d.owner = o;
     d.bucket = bucket;
+    return true;
+}
+
+bool decide_foreign_v4(std::span<const uint8_t> frame, const Snapshot& s, Decision& d) noexcept {
+    Decision x;
+    if (!decide_v4_fast(frame, s, x) || x.verdict != Verdict::not_owner) return false;
+    d = x;
     return true;
 }
 

@@ -2,9 +2,9 @@
 // -fsanitize=fuzzer,address,undefined). libFuzzer hands us an exactly-sized
 // heap buffer, so ASan reports any read past the frame. On top of memory
 // safety it checks the output contract of parse.hpp, and that the packet
-// path's early exit (decide_foreign_v4, which reads the raw frame) answers
-// only where parse_frame + decide say not_owner, and the same; a violation
-// aborts.
+// path's fast path (decide_v4_fast, which reads the raw frame) answers only
+// frames parse_frame accepts, and as parse_frame + decide do; the early exit
+// (decide_foreign_v4) only where they say not_owner. A violation aborts.
 
 #include <cstddef>
 #include <cstdint>
@@ -119,6 +119,16 @@ void check_early_exit(std::span<const uint8_t> frame, ParseError err, const Pars
     CHECK(d.rule == want.rule && d.owner == want.owner && d.bucket == want.bucket);
 }
 
+// The fast path (owned or not) answers only frames that parse, and as
+// parse_frame + decide do.
+void check_fast_path(std::span<const uint8_t> frame, ParseError err, const ParsedFrame& f) {
+    Decision d;
+    if (!decide_v4_fast(frame, cluster_snapshot(), d)) return;
+    CHECK(err == ParseError::none);
+    const Decision want = decide(f, cluster_snapshot());
+    CHECK(d.verdict == want.verdict && d.rule == want.rule && d.owner == want.owner && d.bucket == want.bucket);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -127,6 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const ParseError ea = parse_frame(frame, a);
     check(frame, ea, a);
     check_early_exit(frame, ea, a);
+    check_fast_path(frame, ea, a);
     // Deterministic and independent of the previous contents of `out`.
     ParsedFrame b;
     std::memset(static_cast<void*>(&b), 0xa5, sizeof b);

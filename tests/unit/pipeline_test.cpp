@@ -165,9 +165,13 @@ void check_fixture(const Fixture& x, size_t first, size_t last,
             ASSERT_NE(it, hosts[h].end()) << x.name << ": frame " << i - first << " never left host " << h + 1;
             const Outcome& o = it->second;
             EXPECT_EQ(o.records, 1) << x.name << ": frame " << i - first << " on host " << h + 1;
-            if (v) EXPECT_EQ(o.verdict, *v) << x.name << ": frames of one fixture split on host " << h + 1;
+            if (v) {
+                EXPECT_EQ(o.verdict, *v) << x.name << ": frames of one fixture split on host " << h + 1;
+            }
             v = o.verdict;
-            if (x.held) EXPECT_TRUE(o.released) << x.name << ": held, released at expiry";
+            if (x.held) {
+                EXPECT_TRUE(o.released) << x.name << ": held, released at expiry";
+            }
         }
         ASSERT_TRUE(v.has_value());
         EXPECT_TRUE(*v == x.taken || *v == x.left)
@@ -180,7 +184,9 @@ void check_fixture(const Fixture& x, size_t first, size_t last,
     }
     if (x.takers == Takers::one) {
         EXPECT_EQ(takers, 1) << x.name << ": taken by exactly one host";
-        if (x.taker != kNoHost) EXPECT_EQ(taker, x.taker) << x.name;
+        if (x.taker != kNoHost) {
+            EXPECT_EQ(taker, x.taker) << x.name;
+        }
     }
 }
 
@@ -210,8 +216,11 @@ TEST(Pipeline, EveryFixtureOnEveryHostOfTheCluster) {
                 EXPECT_EQ(c.parse_errors[e], errors[e]) << name_of(static_cast<ParseError>(e));
             // A fresh table may hold a foreign connection: no early exit;
             // swept, some foreign frames leave early.
-            if (swept) EXPECT_GT(c.early_exits, 0u);
-            else EXPECT_EQ(c.early_exits, 0u);
+            if (swept) {
+                EXPECT_GT(c.early_exits, 0u);
+            } else {
+                EXPECT_EQ(c.early_exits, 0u);
+            }
             EXPECT_EQ(c.frames, c.heartbeats + c.early_exits + c.parsed +
                                     [&] {
                                         uint32_t n = 0;
@@ -275,8 +284,9 @@ TEST(Pipeline, EarlyExitGivesWhatTheFullPathGives) {
         for (const auto& [id, o] : full[h]) {
             const Outcome& e = early[h].at(id);
             EXPECT_EQ(o.verdict, e.verdict) << "frame " << id << " on host " << h + 1;
-            if (!e.parsed && e.verdict != Verdict::malformed && e.verdict != Verdict::heartbeat && !e.released)
+            if (!e.parsed && e.verdict != Verdict::malformed && e.verdict != Verdict::heartbeat && !e.released) {
                 EXPECT_EQ(e.verdict, Verdict::not_owner) << "frame " << id << " left early";
+            }
         }
 }
 

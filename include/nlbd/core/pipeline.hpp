@@ -19,12 +19,14 @@
 // first fragment is decided, or with frag_timeout/frag_evicted.
 //
 // Passes (the result equals deciding frame by frame, in order):
-//  1. per frame: heartbeats leave; while the connection table cannot hold a
-//     foreign connection (ConnTable::may_hold_foreign), IPv4 TCP/UDP frames
-//     another host owns leave straight from their bytes (decide_foreign_v4:
-//     no parse, no table work); the rest is parsed (malformed frames leave)
-//     and queued in arrival order: frames to decide, later fragments apart;
-//  2. decide_burst + apply_persistence_burst over the frames to decide;
+//  1. per frame: heartbeats leave; plain IPv4 TCP/UDP frames under a
+//     multiple-host rule are decided from their bytes (decide_v4_fast), and
+//     those another host owns leave at once while the connection table
+//     cannot hold a foreign connection (ConnTable::may_hold_foreign): no
+//     parse, no table work; the rest is parsed (malformed frames leave) and
+//     queued in arrival order: frames to decide, later fragments apart;
+//  2. decide_burst (for the frames the fast path did not decide) +
+//     apply_persistence_burst over the queued frames;
 //  3. in arrival order: emit each decided frame (a first fragment's decision
 //     is recorded in the FragTable, which releases what it held for it);
 //     later fragments are looked up in the FragTable.
@@ -72,7 +74,7 @@ struct BurstContext {
 struct BurstCounts {
     uint32_t frames = 0;       // every frame of the burst
     uint32_t heartbeats = 0;
-    uint32_t early_exits = 0;  // decided by decide_foreign_v4
+    uint32_t early_exits = 0;  // another host's, left before parse_frame
     uint32_t parsed = 0;       // parsed without error
     uint32_t parse_errors[kParseErrorCount] = {};
 };
@@ -86,6 +88,7 @@ struct BurstScratch {
     };
     ParsedFrame frames[kMaxBurst];
     Decision decisions[kMaxBurst];
+    uint8_t decided[kMaxBurst];  // decisions[i] came from decide_v4_fast
     ParsedFrame later[kMaxBurst];
     Pending order[kMaxBurst];
 };
@@ -106,7 +109,7 @@ BurstCounts process_burst(Source& in, uint16_t n, const BurstContext& ctx, Burst
     counts.frames = n;
     const Snapshot& snap = *ctx.snap;
     const FragReleaser releaser = frag_releaser(sink);
-    uint16_t n_dec = 0, n_later = 0, n_order = 0;
+    uint16_t n_dec = 0, n_later = 0, n_order = 0, n_fast = 0;
     // Frames another host owns leave before parse_frame while no connection
     // of ours can be in their buckets.
     const bool early_exit = !ctx.conns->may_hold_foreign(snap);
@@ -119,13 +122,15 @@ BurstCounts process_burst(Source& in, uint16_t n, const BurstContext& ctx, Burst
             sink.heartbeat(h);
             continue;
         }
-        if (early_exit) {
-            Decision d;
-            if (decide_foreign_v4(data, snap, d)) {
-                ++counts.early_exits;
-                sink.emit(h, nullptr, d);
-                continue;
-            }
+        // Plain IPv4 TCP/UDP under a multiple-host rule: decided from the
+        // bytes (decide_v4_fast); another host's leaves at once while it
+        // may, ours (or one persistence must see) skips decide_burst.
+        Decision fast;
+        const bool is_fast = decide_v4_fast(data, snap, fast);
+        if (is_fast && early_exit && fast.verdict == Verdict::not_owner) {
+            ++counts.early_exits;
+            sink.emit(h, nullptr, fast);
+            continue;
         }
         ParsedFrame& f = sc.frames[n_dec];
         const ParseError e = parse_frame(data, f);
@@ -142,6 +147,9 @@ BurstCounts process_burst(Source& in, uint16_t n, const BurstContext& ctx, Burst
             sc.later[n_later] = f;
             sc.order[n_order++] = {h, n_later++, true};
         } else {
+            sc.decided[n_dec] = is_fast;
+            if (is_fast) sc.decisions[n_dec] = fast;
+            n_fast += is_fast;
             sc.order[n_order++] = {h, n_dec++, false};
         }
     }
@@ -149,7 +157,7 @@ BurstCounts process_burst(Source& in, uint16_t n, const BurstContext& ctx, Burst
     if (n_dec != 0) {
         const std::span<const ParsedFrame> fs(sc.frames, n_dec);
         const std::span<Decision> ds(sc.decisions, n_dec);
-        decide_burst(fs, snap, ds);
+        if (n_fast != n_dec) decide_burst(fs, snap, ds, sc.decided);
         apply_persistence_burst(fs, ds, snap, *ctx.conns, ctx.now_ns);
     }
 
