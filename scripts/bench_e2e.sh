@@ -27,7 +27,10 @@
 # 1; the ratio reported is the median of the rounds' ratios), FLOWS (frames of
 # the flow mix in the capture, default 10240), TESTPMD (default dpdk-testpmd on
 # PATH), NLBD (default BUILD_DIR/src/daemon/nlbd), BURST (RX/TX burst of both
-# programs, default 32), KEEP=1 keeps the work directory (logs, generated
+# programs, default 32), NLBD_B (a second nlbd binary, e.g. the previous
+# commit's: each round then runs it too, alternating which nlbd goes first,
+# and the report adds its ratio and A/B, the median of the rounds' nlbd /
+# NLBD_B rate ratios), KEEP=1 keeps the work directory (logs, generated
 # captures and configs, nlbd's JSON).
 #
 # Matrix (docs/performance.md, "End-to-end matrix"): each of these takes a
@@ -73,6 +76,7 @@ rules_list=${RULES:-seed}
 conns_list=${CONNS:-0}
 testpmd=${TESTPMD:-$(command -v dpdk-testpmd || true)}
 nlbd=${NLBD:-$build/src/daemon/nlbd}
+nlbd_b=${NLBD_B:-}
 gen=$build/bench/nlbd-bench-pcapgen
 for f in "$testpmd" "$nlbd" "$gen"; do
     [[ -n $f && -x $f ]] || { echo "bench_e2e: missing executable '${f:-dpdk-testpmd}' (build it first)" >&2; exit 1; }
@@ -274,12 +278,13 @@ run_testpmd() {
     tp_cpu_mpps=$(awk -v n="${tp_total:-0}" -v c="$tp_cpu" 'BEGIN {printf "%.3f", (c > 0) ? n / c / 1e6 : 0}')
 }
 
-# run_nlbd TAG: sets nl_mpps, nl_total, nl_accepted, nl_conns, nl_cpu, nl_cpu_mpps.
+# run_nlbd TAG [BINARY]: sets nl_mpps, nl_total, nl_accepted, nl_conns, nl_cpu,
+# nl_cpu_mpps.
 run_nlbd() {
-    local json=$work/nlbd.$1.json log=$work/nlbd.$1.log
-    echo "bench_e2e: $1: nlbd, $secs s on lcores $lcores ..." >&2
+    local json=$work/nlbd.$1.json log=$work/nlbd.$1.log bin=${2:-$nlbd}
+    echo "bench_e2e: $1: $bin, $secs s on lcores $lcores ..." >&2
     # nlbd stops by itself after --run-for; the timeout only guards a hang.
-    timeout -s INT -k 10 $(( secs + 60 + frames / 20000 )) "$nlbd" --config "$work/cell/cluster.toml" \
+    timeout -s INT -k 10 $(( secs + 60 + frames / 20000 )) "$bin" --config "$work/cell/cluster.toml" \
         --nic "$work/cell/nic.toml" --run-for "$secs" --stats-json "$json" -- "${eal[@]}" \
         </dev/null >"$log" 2>&1 &
     local pid=$! rc=0
@@ -311,7 +316,7 @@ median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 row() { printf '| %-8s | %7s | %5s | %-26s | %8s | %9s | %15s | %-40s |\n' "$@"; }
 rows=""
 summary=""
-all_ratios=() all_cpu_ratios=()
+all_ratios=() all_cpu_ratios=() b_ratios=() abs=()
 ncells=0
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for pages in $pages_list; do
@@ -324,12 +329,27 @@ for nrules in $rules_list; do
         for ((r = 1; r <= rounds; r++)); do
             tag="rules $rules_label conns $nconns round $r"
             run_testpmd "${tag// /_}"
-            run_nlbd "${tag// /_}"
+            if [[ -n $nlbd_b ]]; then
+                # A/B: the other binary in the same round, first on even
+                # rounds, so that neither always runs right after testpmd.
+                (( r % 2 == 0 )) && run_nlbd "${tag// /_}_B" "$nlbd_b" && b_mpps=$nl_mpps b_cpu_mpps=$nl_cpu_mpps b_total=$nl_total
+                run_nlbd "${tag// /_}"
+                a_mpps=$nl_mpps a_total=$nl_total a_cpu_mpps=$nl_cpu_mpps a_conns=$nl_conns
+                (( r % 2 == 1 )) && run_nlbd "${tag// /_}_B" "$nlbd_b" && b_mpps=$nl_mpps b_cpu_mpps=$nl_cpu_mpps b_total=$nl_total
+                nl_mpps=$a_mpps nl_total=$a_total nl_cpu_mpps=$a_cpu_mpps nl_conns=$a_conns
+                b_ratio=$(awk -v a="$b_mpps" -v b="$tp_mpps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+                ab=$(awk -v a="$nl_mpps" -v b="$b_mpps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
+                b_ratios+=("$b_ratio") abs+=("$ab")
+                b_row=$(row "$rules_label" "$nconns" "$r" "nlbd B (NLBD_B)" "$b_mpps" "$b_cpu_mpps" "$b_total" "ratio $b_ratio; A/B $ab")$'\n'
+            else
+                run_nlbd "${tag// /_}"
+            fi
             ratio=$(awk -v a="$nl_mpps" -v b="$tp_mpps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
             cpu_ratio=$(awk -v a="$nl_cpu_mpps" -v b="$tp_cpu_mpps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
             ratios+=("$ratio") cpu_ratios+=("$cpu_ratio") tps+=("$tp_mpps") nls+=("$nl_mpps")
             rows+=$(row "$rules_label" "$nconns" "$r" "dpdk-testpmd (io)" "$tp_mpps" "$tp_cpu_mpps" "${tp_total:-?}" "$tp_n 1-s samples ($tp_range); ${tp_cpu} CPU s")$'\n'
             rows+=$(row "$rules_label" "$nconns" "$r" "nlbd (filter-hash-decide)" "$nl_mpps" "$nl_cpu_mpps" "$nl_total" "ratio $ratio / $cpu_ratio; table ${nl_conns:-?}")$'\n'
+            rows+=${b_row:-}
         done
         cell_ratio=$(printf '%s\n' "${ratios[@]}" | median)
         cell_cpu_ratio=$(printf '%s\n' "${cpu_ratios[@]}" | median)
@@ -379,3 +399,8 @@ cat <<EOF
 ratio nlbd / testpmd (median of $( ((ncells == 1)) && echo "rounds" || echo "the cells' medians")) = $ratio  (target >= $target: $(verdict "$ratio"))
 same, per CPU second of the forwarding thread = $cpu_ratio  (target >= $target: $(verdict "$cpu_ratio"))
 EOF
+if [[ -n $nlbd_b ]]; then
+    cat <<EOF
+NLBD_B ($nlbd_b): ratio B / testpmd (median of all rounds) = $(printf '%s\n' "${b_ratios[@]}" | median); A / B (median) = $(printf '%s\n' "${abs[@]}" | median)
+EOF
+fi
