@@ -2,8 +2,9 @@
 # Replay test: runs the real nlbd three times (hosts 1, 2, 3 of one static
 # cluster) over the same generated capture on net_pcap ports, then proves with
 # nlbd-replay-check what the cluster did with every frame, and finally shows
-# that the checker catches broken outputs (negative checks). The capture, its
-# manifest and the hosts' configs all come from the scenario's
+# that the checker catches broken outputs and that the generator refuses a
+# config that lacks a rule its traffic needs (negative checks). The capture,
+# its manifest and the hosts' configs all come from the scenario's
 # cluster.toml.in, through nlbd-pcapgen --config.
 #
 #   tests/replay/run_replay.sh BUILDDIR [SCENARIO]      (SCENARIO: basic, vlan_multicast)
@@ -201,4 +202,18 @@ for kind in modify-frame duplicate-frame reorder-flow split-group drop-reply ext
         exit 1
     fi
 done
+# The generator refuses a config that lacks a rule one of its traffic
+# classes needs (here: the disabled rule), rather than write a manifest.
+mkdir "$work/no_rule"
+awk -v RS= -v ORS='\n\n' '!/mode = "disabled"/' "$template" > "$work/no_rule/cluster.toml.in"
+if "$gen" --config "$work/no_rule/cluster.toml.in" --out "$work/no_rule" > "$work/negative.log" 2>&1; then
+    echo "negative check FAILED: nlbd-pcapgen accepted a config without a disabled rule" >&2
+    exit 1
+elif grep -q "no_rule/cluster.toml.in: no \[\[port_rule\]\] for nlbd-pcapgen's 'smtp' traffic" "$work/negative.log"; then
+    echo "negative check ok: config without the disabled rule -> $(cat "$work/negative.log")"
+else
+    echo "negative check FAILED: nlbd-pcapgen failed without naming the file and the missing rule:" >&2
+    cat "$work/negative.log" >&2
+    exit 1
+fi
 echo "run_replay: scenario $scenario PASSED"
