@@ -1,15 +1,21 @@
 // nlbd-pcapgen: writes the replay capture and its manifest.
 //
-//   nlbd-pcapgen --out DIR [--mode unicast|multicast] [--vlan VID] [--seed N]
+//   nlbd-pcapgen --config SCENARIO/cluster.toml.in --out DIR [--wire-in TEXT]
+//                [--vlan VID] [--seed N]
 //
 // Writes DIR/in.pcap (the wire input every host receives), DIR/empty.pcap (an
-// empty capture for the local ports' rx side) and DIR/manifest.tsv: one line
-// per input frame, in capture order, with the frame's class, the port rule it
-// exercises, its affinity groups and what the cluster must do with it (the
-// format is described by `nlbd-replay-check --help`).
+// empty capture for the local ports' rx side), DIR/host1.toml .. host3.toml
+// (the scenario's config filled in for each host: what nlbd runs) and
+// DIR/manifest.tsv: one line per input frame, in capture order, with the
+// frame's class, the port rule it exercises, its affinity groups and what the
+// cluster must do with it (the format is described by `nlbd-replay-check
+// --help`).
 //
-// The traffic is meant for the cluster of tests/replay/*/cluster.toml.in
-// (static members 1, 2, 3); the rule table below must match those files.
+// Every cluster fact the manifest depends on (VIPs, mode, members, default
+// host, each class's port rule: its ports, best host, weights) is read from
+// the scenario's config with nlbd's config loader (replay_scenario.hpp), so
+// the expectations cannot drift from what the hosts run; a class that finds
+// no rule of its kind there is an error, not a wrong manifest.
 // Deterministic: the same arguments give byte-identical files (own PRNG use,
 // no std distributions, whose output is implementation-defined). Every frame
 // is unique (IPv4 id / sequence numbers / payload vary), so an output frame
@@ -26,28 +32,22 @@
 
 #include "packet_builder.hpp"
 #include "pcap_writer.hpp"
+#include "replay_scenario.hpp"
 
 namespace {
 
 using nlbd::testing::Bytes;
 using nlbd::testing::Frames;
 using nlbd::testing::PacketBuilder;
+using nlbd::tools::ClassRule;
+using nlbd::tools::Scenario;
+using nlbd::tools::Traffic;
 namespace tb = nlbd::testing;
-
-// ---- the cluster this traffic is for (tests/replay/*/cluster.toml.in) -------
-constexpr const char* kVip4A = "198.51.100.10";
-constexpr const char* kVip4B = "198.51.100.11";  // only for the VIP-specific override rule
-constexpr const char* kVip6 = "2001:db8:100::10";
-constexpr const char* kMembers = "1,2,3";
-constexpr int kDefaultHost = 1;           // lowest member id
-constexpr int kRdpBestHost = 2;           // port 3389 single rule: static_priorities = [3, 1, 2]
-constexpr int kOverrideBestHost = 3;      // VIP B port 80 single rule: static_priorities = [2, 3, 1]
-constexpr const char* kDedicated4[] = {"198.51.100.1", "198.51.100.2", "198.51.100.3"};
-constexpr const char* kDedicated6 = "2001:db8:100::2";
 
 struct Options {
     std::string out;
-    std::string mode = "unicast";
+    std::string config;   // the scenario's cluster.toml.in
+    std::string wire_in;  // what @IN@ stands for; empty = OUT/in.pcap
     int vlan = -1;
     uint32_t seed = 20240601;
 };
@@ -70,11 +70,12 @@ struct Item {
 
 class Generator {
 public:
-    explicit Generator(const Options& o) : opt_(o), rng_(o.seed) {
+    Generator(const Options& o, const Scenario& sc) : opt_(o), sc_(sc), rng_(o.seed) {
+        // SPEC §3, from the first IPv4 VIP (load_scenario allows unicast and multicast).
         char m[18];
-        const auto v = tb::ip(kVip4A);
-        std::snprintf(m, sizeof m, "%02x:bf:%02x:%02x:%02x:%02x", o.mode == "multicast" ? 3 : 2, v.b[0], v.b[1],
-                      v.b[2], v.b[3]);
+        const auto& v = sc.vip4.b;
+        std::snprintf(m, sizeof m, "%02x:bf:%02x:%02x:%02x:%02x", sc.mode == nlbd::ClusterMode::multicast ? 3 : 2,
+                      v[0], v[1], v[2], v[3]);
         cluster_mac_ = m;
     }
 
@@ -181,83 +182,99 @@ public:
     }
 
     void generate() {
-        const std::string v4a = kVip4A, v4b = kVip4B, v6 = kVip6;
+        // The rule each class exercises (its manifest name, port, best host,
+        // VIP) as the scenario's config has it.
+        const auto rule = [&](Traffic t) -> const ClassRule& { return sc_.rule(t); };
+        const auto name = [](Traffic t) { return std::string(nlbd::tools::traffic_name(t)); };
+        const auto host = [](nlbd::HostId h) { return "host=" + std::to_string(h); };
+        const std::string v4a = sc_.vip4.to_string(), v6 = sc_.vip6.to_string();
+        const std::string v4b = rule(Traffic::override_vip).vip.to_string();  // only for the override rule
+        const std::string web = name(Traffic::web), frag = name(Traffic::frag);
+        const uint16_t web_port = rule(Traffic::web).port;
         uint32_t ci = 1;  // client index (MAC)
 
-        // Multiple-host TCP, affinity none (port 80), IPv4: 300 clients x 3 ports.
+        // The web rule (multiple host, affinity none; port 80 in tests/replay),
+        // IPv4: 300 clients x 3 ports.
         for (uint32_t c = 0; c < 300; ++c, ++ci)
             for (uint16_t p = 0; p < 3; ++p) {
                 const std::string src = v4_client(c);
                 const uint16_t sport = static_cast<uint16_t>(20000 + c * 7 + p * 1000);
-                tcp_flow("tcp_multi_v4", "web", "one", ci, src, v4a, sport, 80,
-                         "web:" + src + ":" + std::to_string(sport), false, c % 50 == 7);
+                tcp_flow("tcp_multi_v4", web, "one", ci, src, v4a, sport, web_port,
+                         web + ":" + src + ":" + std::to_string(sport), false, c % 50 == 7);
             }
         // Same rule, IPv6: 150 clients x 2 ports.
         for (uint32_t c = 0; c < 150; ++c, ++ci)
             for (uint16_t p = 0; p < 2; ++p) {
                 const std::string src = v6_client(c);
                 const uint16_t sport = static_cast<uint16_t>(30000 + c * 5 + p * 2000);
-                tcp_flow("tcp_multi_v6", "web", "one", ci, src, v6, sport, 80,
-                         "web:" + src + ":" + std::to_string(sport), true, c % 40 == 3);
+                tcp_flow("tcp_multi_v6", web, "one", ci, src, v6, sport, web_port,
+                         web + ":" + src + ":" + std::to_string(sport), true, c % 40 == 3);
             }
-        // Multiple-host UDP (port 53, affinity none), v4 and v6.
+        // Multiple-host UDP, affinity none (the dns rule, port 53), v4 and v6.
+        const std::string dns = name(Traffic::dns);
+        const uint16_t dns_port = rule(Traffic::dns).port;
         for (uint32_t c = 0; c < 400; ++c, ++ci)
             for (uint16_t p = 0; p < 2; ++p) {
                 const std::string src = v4_client(1000 + c);
                 const uint16_t sport = static_cast<uint16_t>(40000 + c * 3 + p);
-                udp_one("udp_multi_v4", "dns", "one", ci, src, v4a, sport, 53,
-                        "dns:" + src + ":" + std::to_string(sport), false, 20 + rng_.below(60));
+                udp_one("udp_multi_v4", dns, "one", ci, src, v4a, sport, dns_port,
+                        dns + ":" + src + ":" + std::to_string(sport), false, 20 + rng_.below(60));
             }
         for (uint32_t c = 0; c < 200; ++c, ++ci)
             for (uint16_t p = 0; p < 2; ++p) {
                 const std::string src = v6_client(1000 + c);
                 const uint16_t sport = static_cast<uint16_t>(41000 + c * 3 + p);
-                udp_one("udp_multi_v6", "dns", "one", ci, src, v6, sport, 53,
-                        "dns:" + src + ":" + std::to_string(sport), true, 20 + rng_.below(60));
+                udp_one("udp_multi_v6", dns, "one", ci, src, v6, sport, dns_port,
+                        dns + ":" + src + ":" + std::to_string(sport), true, 20 + rng_.below(60));
             }
-        // Affinity single (port 443): one client, many source ports -> one host.
+        // Affinity single (the https rule, 443): one client, many source ports -> one host.
+        const std::string https = name(Traffic::https);
         for (uint32_t c = 0; c < 200; ++c, ++ci) {
             const bool is6 = c % 4 == 3;
             const std::string src = is6 ? v6_client(2000 + c) : v4_client(2000 + c);
             for (uint16_t p = 0; p < 4; ++p) {
                 const uint16_t sport = static_cast<uint16_t>(50000 + c * 11 + p * 3);
-                tcp_flow(is6 ? "aff_single_v6" : "aff_single_v4", "https", "one", ci, src, is6 ? v6 : v4a, sport,
-                         443, "https:" + src, is6, false);
+                tcp_flow(is6 ? "aff_single_v6" : "aff_single_v4", https, "one", ci, src, is6 ? v6 : v4a, sport,
+                         rule(Traffic::https).port, https + ":" + src, is6, false);
             }
         }
-        // Affinity network (port 8080): clients of a /24 (v4) or /48 (v6) -> one host.
+        // Affinity network (the netaff rule, 8080): clients of a /24 (v4) or /48 (v6) -> one host.
+        const std::string netaff = name(Traffic::netaff);
+        const uint16_t netaff_port = rule(Traffic::netaff).port;
         for (uint32_t net = 0; net < 120; ++net)
             for (uint32_t h = 0; h < 4; ++h, ++ci) {
                 const std::string src =
                     "198.19." + std::to_string(net) + "." + std::to_string(10 + h * 37 + net % 20);
                 const uint16_t sport = static_cast<uint16_t>(33000 + net * 13 + h);
-                tcp_flow("aff_network_v4", "netaff", "one", ci, src, v4a, sport, 8080,
-                         "netaff:198.19." + std::to_string(net) + ".0/24", false);
+                tcp_flow("aff_network_v4", netaff, "one", ci, src, v4a, sport, netaff_port,
+                         netaff + ":198.19." + std::to_string(net) + ".0/24", false);
             }
         for (uint32_t net = 0; net < 60; ++net)
             for (uint32_t h = 0; h < 3; ++h, ++ci) {
                 char src[64], grp[64];
                 std::snprintf(src, sizeof src, "2001:db8:%x:%x::%x", 0x5000 + net, h * 0x111, 0x20 + h);
-                std::snprintf(grp, sizeof grp, "netaff:2001:db8:%x::/48", 0x5000 + net);
-                tcp_flow("aff_network_v6", "netaff", "one", ci, src, v6, static_cast<uint16_t>(34000 + net * 7 + h),
-                         8080, grp, true);
+                std::snprintf(grp, sizeof grp, "%s:2001:db8:%x::/48", netaff.c_str(), 0x5000 + net);
+                tcp_flow("aff_network_v6", netaff, "one", ci, src, v6, static_cast<uint16_t>(34000 + net * 7 + h),
+                         netaff_port, grp, true);
             }
         // Fragmented UDP datagrams of a multiple rule (ports 4000-4999, affinity
         // none), v4 and v6, some last fragment first; each client also sends an
         // unfragmented datagram from the same source port (same affinity key).
+        const nlbd::PortRule& frag_rule = rule(Traffic::frag).rule;
         uint32_t dgram = 0;
         for (uint32_t c = 0; c < 160; ++c, ++ci) {
             const bool is6 = c % 3 == 2;
             const std::string src = is6 ? v6_client(3000 + c) : v4_client(3000 + c);
             const uint16_t sport = static_cast<uint16_t>(45000 + c);
-            const uint16_t dport = static_cast<uint16_t>(4000 + rng_.below(1000));
-            const std::string aff = "frag:" + src + ":" + std::to_string(sport);
-            udp_fragmented(is6 ? "frag_v6" : "frag_v4", "frag", ci, src, is6 ? v6 : v4a, sport, dport, aff, is6,
+            const uint16_t dport =
+                static_cast<uint16_t>(frag_rule.port_lo + rng_.below(frag_rule.port_hi - frag_rule.port_lo + 1u));
+            const std::string aff = frag + ":" + src + ":" + std::to_string(sport);
+            udp_fragmented(is6 ? "frag_v6" : "frag_v4", frag, ci, src, is6 ? v6 : v4a, sport, dport, aff, is6,
                            dgram++);
             if (c % 4 == 0)
-                udp_fragmented(is6 ? "frag_v6" : "frag_v4", "frag", ci, src, is6 ? v6 : v4a, sport, dport, aff, is6,
+                udp_fragmented(is6 ? "frag_v6" : "frag_v4", frag, ci, src, is6 ? v6 : v4a, sport, dport, aff, is6,
                                dgram++);
-            udp_one(is6 ? "frag_rule_unfragmented_v6" : "frag_rule_unfragmented_v4", "frag", "one", ci, src,
+            udp_one(is6 ? "frag_rule_unfragmented_v6" : "frag_rule_unfragmented_v4", frag, "one", ci, src,
                     is6 ? v6 : v4a, sport, dport, aff, is6, 30);
         }
         // Orphan fragments (their first fragment never comes): nobody delivers them.
@@ -268,64 +285,71 @@ public:
             if (is6) b.ipv6(src, v6).ipv6_frag(1480, false, 0xdead0000 + k);
             else b.ipv4(src, v4a).ipv4_id(next_id()).ipv4_frag(1480, false);
             b.ip_proto(tb::kProtoUdp).payload(200);
-            stream({{b.build(), is6 ? "frag_orphan_v6" : "frag_orphan_v4", "frag", "-", "none",
+            stream({{b.build(), is6 ? "frag_orphan_v6" : "frag_orphan_v4", frag, "-", "none",
                      "non-first fragment whose first fragment never arrives"}});
         }
         // Disabled rule (SMTP 25, both protocols): dropped by every host.
+        const std::string smtp = name(Traffic::smtp);
+        const uint16_t smtp_port = rule(Traffic::smtp).port;
         for (uint32_t c = 0; c < 30; ++c, ++ci) {
             const bool is6 = c % 3 == 0;
             const std::string src = is6 ? v6_client(5000 + c) : v4_client(5000 + c);
             if (c % 5 == 4)
-                udp_one("disabled_smtp", "smtp", "none", ci, src, is6 ? v6 : v4a, static_cast<uint16_t>(1025 + c), 25,
-                        "-", is6, 40);
+                udp_one("disabled_smtp", smtp, "none", ci, src, is6 ? v6 : v4a, static_cast<uint16_t>(1025 + c),
+                        smtp_port, "-", is6, 40);
             else
-                tcp_flow("disabled_smtp", "smtp", "none", ci, src, is6 ? v6 : v4a, static_cast<uint16_t>(1025 + c),
-                         25, "-", is6);
+                tcp_flow("disabled_smtp", smtp, "none", ci, src, is6 ? v6 : v4a, static_cast<uint16_t>(1025 + c),
+                         smtp_port, "-", is6);
         }
-        // Single-host rule (3389): the best handling priority (host 2) takes all.
+        // Single-host rule (the rdp rule, 3389): the best handling priority takes all.
+        const ClassRule& rdp = rule(Traffic::rdp);
         for (uint32_t c = 0; c < 40; ++c, ++ci) {
             const bool is6 = c % 4 == 1;
             const std::string src = is6 ? v6_client(6000 + c) : v4_client(6000 + c);
-            tcp_flow("single_rdp", "rdp", "host=" + std::to_string(kRdpBestHost), ci, src, is6 ? v6 : v4a,
-                     static_cast<uint16_t>(52000 + c), 3389, "-", is6);
+            tcp_flow("single_rdp", name(Traffic::rdp), host(rdp.best), ci, src, is6 ? v6 : v4a,
+                     static_cast<uint16_t>(52000 + c), rdp.port, "-", is6);
         }
         // A rule for one VIP beats the "all" rule: VIP B port 80 is a single
-        // rule whose best host is 3, while port 80 on the other VIPs is multiple.
+        // rule, while port 80 on the other VIPs is the multiple web rule.
+        const ClassRule& override_vip = rule(Traffic::override_vip);
         for (uint32_t c = 0; c < 30; ++c, ++ci) {
             const std::string src = v4_client(6100 + c);
-            tcp_flow("vip_specific_single", "override", "host=" + std::to_string(kOverrideBestHost), ci, src, v4b,
-                     static_cast<uint16_t>(53000 + c), 80, "-", false);
+            tcp_flow("vip_specific_single", name(Traffic::override_vip), host(override_vip.best), ci, src, v4b,
+                     static_cast<uint16_t>(53000 + c), override_vip.port, "-", false);
         }
-        // Weighted multiple rule (VIP A 8443, both): weights 50/25/25.
+        // Weighted multiple rule (VIP A 8443, both; weights 50/25/25 in tests/replay).
+        const std::string weighted = name(Traffic::weighted);
+        const ClassRule& weighted_rule = rule(Traffic::weighted);
+        const std::string weighted_vip = weighted_rule.vip.to_string();
         for (uint32_t c = 0; c < 500; ++c, ++ci) {
             const std::string src = v4_client(7000 + c);
             const uint16_t sport = static_cast<uint16_t>(10000 + c * 3);
             if (c % 2)
-                udp_one("weighted_multi", "weighted", "one", ci, src, v4a, sport, 8443,
-                        "weighted:" + src + ":" + std::to_string(sport), false, 16);
+                udp_one("weighted_multi", weighted, "one", ci, src, weighted_vip, sport, weighted_rule.port,
+                        weighted + ":" + src + ":" + std::to_string(sport), false, 16);
             else
-                tcp_flow("weighted_multi", "weighted", "one", ci, src, v4a, sport, 8443,
-                         "weighted:" + src + ":" + std::to_string(sport), false);
+                tcp_flow("weighted_multi", weighted, "one", ci, src, weighted_vip, sport, weighted_rule.port,
+                         weighted + ":" + src + ":" + std::to_string(sport), false);
         }
-        // VIP traffic matching no rule: the default host (1) takes it.
+        // VIP traffic matching no rule: the default host takes it.
         for (uint32_t c = 0; c < 40; ++c, ++ci) {
             const bool is6 = c % 2 == 1;
             const std::string src = is6 ? v6_client(8000 + c) : v4_client(8000 + c);
             if (c % 4 < 2)
-                tcp_flow("vip_no_rule", "-", "host=" + std::to_string(kDefaultHost), ci, src, is6 ? v6 : v4a,
-                         static_cast<uint16_t>(54000 + c), 9999, "-", is6);
+                tcp_flow("vip_no_rule", "-", host(sc_.default_host), ci, src, is6 ? v6 : v4a,
+                         static_cast<uint16_t>(54000 + c), nlbd::tools::kNoRuleTcpPort, "-", is6);
             else
-                udp_one("vip_no_rule", "-", "host=" + std::to_string(kDefaultHost), ci, src, is6 ? v6 : v4a,
-                        static_cast<uint16_t>(54000 + c), 7777, "-", is6, 24);
+                udp_one("vip_no_rule", "-", host(sc_.default_host), ci, src, is6 ? v6 : v4a,
+                        static_cast<uint16_t>(54000 + c), nlbd::tools::kNoRuleUdpPort, "-", is6, 24);
         }
         // Not for a VIP: every host passes it to its local port.
         for (uint32_t c = 0; c < 60; ++c, ++ci) {
             const bool is6 = c % 3 == 0;
             const std::string src = is6 ? v6_client(9000 + c) : v4_client(9000 + c);
-            const std::string dst = is6 ? kDedicated6 : kDedicated4[c % 3];
+            const std::string dst = is6 ? nlbd::tools::kNonVip6 : nlbd::tools::kNonVip4[c % 3];
             char dmac[18];
             std::snprintf(dmac, sizeof dmac, "02:00:00:aa:00:%02x", 1 + c % 3);
-            PacketBuilder b = base(ci, opt_.mode == "multicast" ? dmac : cluster_mac_);
+            PacketBuilder b = base(ci, sc_.mode == nlbd::ClusterMode::multicast ? dmac : cluster_mac_);
             if (is6) b.ipv6(src, dst);
             else b.ipv4(src, dst).ipv4_id(next_id());
             if (c % 2) b.tcp(static_cast<uint16_t>(22000 + c), 22, tb::kSyn, 5000 + c).eth_pad(60);
@@ -353,17 +377,17 @@ public:
             stream(std::move(s));
         }
         // ICMP errors about a multiple-rule flow go to the host that owns the
-        // flow (path MTU discovery): same group as the flow (web rule, port 80).
+        // flow (path MTU discovery): same group as the flow (the web rule).
         for (uint32_t c = 0; c < 30; ++c) {
             const bool is6 = c % 3 == 1;
-            // One of the port-80 flows above (its first source port).
+            // One of the web flows above (its first source port).
             const uint32_t client = is6 ? (c * 9) % 150 : c * 9;
             const std::string cl = is6 ? v6_client(client) : v4_client(client);
             const uint16_t cport = static_cast<uint16_t>(is6 ? 30000 + client * 5 : 20000 + client * 7);
             PacketBuilder inner;  // the VIP's segment that was too big, as the router saw it
             if (is6) inner.ipv6(v6, cl);
             else inner.ipv4(v4a, cl).ipv4_id(static_cast<uint16_t>(0x7000 + c)).df();
-            inner.tcp(80, cport, tb::kAck | tb::kPsh, 9000 + c, 1).payload(1400);
+            inner.tcp(web_port, cport, tb::kAck | tb::kPsh, 9000 + c, 1).payload(1400);
             const Bytes quoted = inner.build_l3();
             const std::string router = is6 ? "2001:db8:ff::1" : "198.18.250.1";
             PacketBuilder b = base(1000000 + c);
@@ -371,8 +395,8 @@ public:
             // as fits (here 120 bytes).
             if (is6) b.ipv6(router, v6).icmpv6_packet_too_big(1280, Bytes(quoted.begin(), quoted.begin() + 120));
             else b.ipv4(router, v4a).ipv4_id(next_id()).icmp_frag_needed(1400, Bytes(quoted.begin(), quoted.begin() + 28));
-            stream({{b.build(), is6 ? "icmp_error_v6" : "icmp_error_v4", "web",
-                     "web:" + cl + ":" + std::to_string(cport), "one",
+            stream({{b.build(), is6 ? "icmp_error_v6" : "icmp_error_v4", web,
+                     web + ":" + cl + ":" + std::to_string(cport), "one",
                      std::string(is6 ? "packet too big" : "frag needed") + " about " + cl + ":" +
                          std::to_string(cport)}});
         }
@@ -390,7 +414,7 @@ public:
         };
         arp("arp_vip", "198.18.200.1", v4a, "reply");
         arp("arp_vip", "198.18.200.2", v4b, "reply");
-        arp("arp_non_vip", "198.18.200.3", kDedicated4[1], "all");
+        arp("arp_non_vip", "198.18.200.3", nlbd::tools::kNonVip4[1], "all");
         auto ns = [&](const std::string& cls, const std::string& sender, const std::string& target,
                       const std::string& expect) {
             char smac[18];
@@ -408,10 +432,11 @@ public:
             stream({{b.build(), cls, "-", "-", expect, "neighbour solicitation for " + target + " from " + sender}});
         };
         ns("nd_vip", "2001:db8:100::99", v6, "reply");
-        ns("nd_non_vip", "2001:db8:100::98", kDedicated6, "all");
+        ns("nd_non_vip", "2001:db8:100::98", nlbd::tools::kNonVip6, "all");
 
         // Malformed frames, all sent to the VIP: counted, dropped by every host.
-        // notes carry the parse error every host must count it under.
+        // notes carry the parse error every host must count it under; their
+        // ports do not matter (parsing fails before any rule is looked up).
         auto bad = [&](const std::string& what, const std::string& reason, Bytes f) {
             stream({{std::move(f), "malformed", "-", "-", "none", "parse_error=" + reason + " " + what}});
         };
@@ -482,12 +507,21 @@ public:
         tb::PcapWriter empty(opt_.out + "/empty.pcap");
         std::ofstream m(opt_.out + "/manifest.tsv");
         m << "#nlbd-replay-manifest v1 seed " << opt_.seed << "\n";
-        m << "#meta mode " << opt_.mode << "\n";
-        m << "#meta members " << kMembers << "\n";
-        m << "#meta vip " << kVip4A << "\n#meta vip " << kVip4B << "\n#meta vip " << kVip6 << "\n";
+        m << "#meta mode " << nlbd::name_of(sc_.mode) << "\n";
+        m << "#meta members ";
+        for (size_t i = 0; i < sc_.members.size(); ++i) m << (i ? "," : "") << int{sc_.members[i]};
+        m << "\n";
+        for (const nlbd::IpAddr& v : sc_.vips) m << "#meta vip " << v.to_string() << "\n";
         if (opt_.vlan >= 0) m << "#meta vlan " << opt_.vlan << "\n";
-        for (const char* r : {"web", "dns", "https", "netaff", "frag"}) m << "#balance " << r << " 1:1,2:1,3:1\n";
-        m << "#balance weighted 1:50,2:25,3:25\n";
+        // Multiple-host rules: each member's weight as nlbd uses it ("equal" = 50).
+        for (size_t t = 0; t < nlbd::tools::kTrafficCount; ++t) {
+            const ClassRule& r = sc_.rule(static_cast<Traffic>(t));
+            if (r.rule.mode != nlbd::FilterMode::multiple) continue;
+            m << "#balance " << nlbd::tools::traffic_name(static_cast<Traffic>(t)) << ' ';
+            for (auto it = r.weights.begin(); it != r.weights.end(); ++it)
+                m << (it == r.weights.begin() ? "" : ",") << int{it->first} << ':' << int{it->second};
+            m << "\n";
+        }
         m << "index\tclass\trule\tgroups\texpect\tnotes\n";
         for (size_t i = 0; i < out.size(); ++i) {
             const auto& it = out[i];
@@ -495,12 +529,15 @@ public:
               << it.expect << '\t' << it.notes << '\n';
         }
         const bool ok = in.close() && empty.close() && static_cast<bool>(m.flush());
-        if (ok) std::printf("nlbd-pcapgen: %zu frames -> %s/in.pcap, manifest.tsv\n", out.size(), opt_.out.c_str());
+        if (ok)
+            std::printf("nlbd-pcapgen: %zu frames -> %s/in.pcap, manifest.tsv (cluster of %s: host1..%zu.toml)\n",
+                        out.size(), opt_.out.c_str(), sc_.file.c_str(), sc_.host_files.size());
         return ok;
     }
 
 private:
     Options opt_;
+    const Scenario& sc_;
     Rng rng_;
     std::string cluster_mac_;
     uint16_t ip_id_ = 1;
@@ -509,13 +546,17 @@ private:
 };
 
 constexpr const char* kUsage =
-    "usage: nlbd-pcapgen --out DIR [--mode unicast|multicast] [--vlan VID] [--seed N]\n"
-    "Writes the replay scenario captures (wire input, expected verdicts) into DIR.\n"
-    "  --out DIR     output directory (created)\n"
-    "  --mode M      cluster mode of the scenario: unicast (default) or multicast\n"
-    "  --vlan VID    tag every frame with 802.1Q VLAN VID (0..4094)\n"
-    "  --seed N      random seed of the generated flows\n"
-    "  -h, --help    this text\n";
+    "usage: nlbd-pcapgen --config FILE --out DIR [--wire-in TEXT] [--vlan VID] [--seed N]\n"
+    "Writes a replay scenario's capture (wire input), its expected verdicts and each host's config into DIR.\n"
+    "  --config FILE   the scenario's cluster.toml.in (tests/replay/README.md): the cluster the traffic is\n"
+    "                  for. Filled in for hosts 1, 2, 3 (DIR/hostH.toml) and loaded as nlbd loads it; the\n"
+    "                  VIPs, mode, members and each traffic class's port rule (ports, best host, weights)\n"
+    "                  come from it. A class that finds no rule of its kind is an error (exit 1)\n"
+    "  --out DIR       output directory (it must exist)\n"
+    "  --wire-in TEXT  what @IN@ stands for (default DIR/in.pcap)\n"
+    "  --vlan VID      tag every frame with 802.1Q VLAN VID (0..4094)\n"
+    "  --seed N        random seed of the generated flows\n"
+    "  -h, --help      this text\n";
 
 }  // namespace
 
@@ -529,7 +570,8 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (a == "--out" && has) opt.out = argv[++i];
-        else if (a == "--mode" && has) opt.mode = argv[++i];
+        else if (a == "--config" && has) opt.config = argv[++i];
+        else if (a == "--wire-in" && has) opt.wire_in = argv[++i];
         else if (a == "--vlan" && has) opt.vlan = std::stoi(argv[++i]);
         else if (a == "--seed" && has) opt.seed = static_cast<uint32_t>(std::stoul(argv[++i]));
         else {
@@ -537,11 +579,19 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (opt.out.empty() || (opt.mode != "unicast" && opt.mode != "multicast") || opt.vlan > 4094) {
+    if (opt.out.empty() || opt.config.empty() || opt.vlan > 4094) {
         std::fputs(kUsage, stderr);
         return 2;
     }
-    Generator g(opt);
+    Scenario sc;
+    try {
+        sc = nlbd::tools::load_scenario(
+            opt.config, {opt.wire_in.empty() ? opt.out + "/in.pcap" : opt.wire_in, opt.out + "/empty.pcap", opt.out});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nlbd-pcapgen: %s\n", e.what());
+        return 1;
+    }
+    Generator g(opt, sc);
     g.generate();
     return g.write() ? 0 : 1;
 }

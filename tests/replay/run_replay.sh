@@ -2,7 +2,10 @@
 # Replay test: runs the real nlbd three times (hosts 1, 2, 3 of one static
 # cluster) over the same generated capture on net_pcap ports, then proves with
 # nlbd-replay-check what the cluster did with every frame, and finally shows
-# that the checker catches broken outputs (negative checks).
+# that the checker catches broken outputs and that the generator refuses a
+# config that lacks a rule its traffic needs (negative checks). The capture,
+# its manifest and the hosts' configs all come from the scenario's
+# cluster.toml.in, through nlbd-pcapgen --config.
 #
 #   tests/replay/run_replay.sh BUILDDIR [SCENARIO]      (SCENARIO: basic, vlan_multicast)
 #
@@ -45,19 +48,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r -a gen_args < "$here/$scenario/pcapgen.args"
-"$gen" --out "$work" "${gen_args[@]}"
-
-# Wire input: the capture, or (rss) one file per RX queue split by flow.
+# Wire input (@IN@): the capture, or (rss) one file per RX queue, split by
+# flow once the capture exists.
 in_dev=$work/in.pcap
+if (( workers > 1 )) && [[ $dispatch == rss ]]; then
+    in_dev=$work/in.q0.pcap
+    for ((q = 1; q < workers; q++)); do in_dev+=",rx_pcap=$work/in.q$q.pcap"; done
+fi
+
+# The capture, its manifest and each host's config ($work/host$h.toml: the
+# placeholders filled in), all from the scenario's cluster.toml.in, so what
+# the manifest expects is what the hosts run. pcapgen.args (optional): more
+# generator arguments.
+gen_args=()
+if [[ -f $here/$scenario/pcapgen.args ]]; then read -r -a gen_args < "$here/$scenario/pcapgen.args"; fi
+"$gen" --config "$template" --out "$work" --wire-in "$in_dev" "${gen_args[@]}"
+
 nic_args=()
 eal_extra=()
 if (( workers > 1 )); then
     rxq=1
     if [[ $dispatch == rss ]]; then
         "$split" --in "$work/in.pcap" --out-prefix "$work/in.q" --ways "$workers"
-        in_dev=$work/in.q0.pcap
-        for ((q = 1; q < workers; q++)); do in_dev+=",rx_pcap=$work/in.q$q.pcap"; done
         rxq=$workers
     fi
     printf '[nic]\nname = "replay-%s-%s"\nworkers = %s\ndispatch = "%s"\nrx_queues = %s\nmempool_size = 16383\n' \
@@ -71,18 +83,6 @@ if (( workers > 1 )); then
     fi
     eal_extra=(--lcores "$LCORES")
 fi
-
-# Per-host config: placeholders, and @P:a,b,c@ -> the value for this host.
-for h in "${hosts[@]}"; do
-    sed -e "s|@HOST@|$h|g" -e "s|@IN@|$in_dev|g" -e "s|@EMPTY@|$work/empty.pcap|g" \
-        -e "s|@WIRE_OUT@|$work/wire_out.$h.pcap|g" -e "s|@LOCAL_OUT@|$work/local_out.$h.pcap|g" \
-        -E -e "s/@P:([^,@]*),([^,@]*),([^,@]*)@/\\$h/g" \
-        "$template" > "$work/host$h.toml"
-    if grep -q '@' "$work/host$h.toml"; then
-        echo "run_replay: unfilled placeholder in $work/host$h.toml" >&2
-        exit 1
-    fi
-done
 
 # Small EAL footprint, one process per host; each gets its own memory (no
 # shared config) so that they can run at the same time. Runs in a subshell
@@ -202,4 +202,18 @@ for kind in modify-frame duplicate-frame reorder-flow split-group drop-reply ext
         exit 1
     fi
 done
+# The generator refuses a config that lacks a rule one of its traffic
+# classes needs (here: the disabled rule), rather than write a manifest.
+mkdir "$work/no_rule"
+awk -v RS= -v ORS='\n\n' '!/mode = "disabled"/' "$template" > "$work/no_rule/cluster.toml.in"
+if "$gen" --config "$work/no_rule/cluster.toml.in" --out "$work/no_rule" > "$work/negative.log" 2>&1; then
+    echo "negative check FAILED: nlbd-pcapgen accepted a config without a disabled rule" >&2
+    exit 1
+elif grep -q "no_rule/cluster.toml.in: no \[\[port_rule\]\] for nlbd-pcapgen's 'smtp' traffic" "$work/negative.log"; then
+    echo "negative check ok: config without the disabled rule -> $(cat "$work/negative.log")"
+else
+    echo "negative check FAILED: nlbd-pcapgen failed without naming the file and the missing rule:" >&2
+    cat "$work/negative.log" >&2
+    exit 1
+fi
 echo "run_replay: scenario $scenario PASSED"

@@ -43,12 +43,8 @@ fail() { echo "test_telemetry: FAIL: $*" >&2; echo "--- nlbd log:" >&2; tail -n 
 # A free TCP port on 127.0.0.1 for /metrics.
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-read -r -a gen_args < "$root/tests/replay/basic/pcapgen.args"
-"$gen" --out "$work" "${gen_args[@]}" > /dev/null
-sed -e "s|@HOST@|1|g" -e "s|@IN@|$work/in.pcap|g" -e "s|@EMPTY@|$work/empty.pcap|g" \
-    -e "s|@WIRE_OUT@|$work/wire_out.pcap|g" -e "s|@LOCAL_OUT@|$work/local_out.pcap|g" \
-    -E -e 's/@P:([^,@]*),([^,@]*),([^,@]*)@/\1/g' \
-    "$root/tests/replay/basic/cluster.toml.in" > "$work/host1.toml"
+# The capture and host 1's config ($work/host1.toml) of the replay scenario.
+"$gen" --config "$root/tests/replay/basic/cluster.toml.in" --out "$work" > /dev/null
 cat >> "$work/host1.toml" <<TOML
 
 [telemetry]
