@@ -443,6 +443,25 @@ BENCHMARK(BM_BurstPersist)
     ->ArgNames({"capacity", "swept", "ext_affinity"})
     ->Args({1 << 18, 0, 0})->Args({1 << 18, 1, 0})->Args({1 << 18, 0, 1})->Args({1 << 18, 1, 1});
 
+// core::process_burst's source over frames copied into PMD-like slots, and a
+// sink that counts verdicts (what the worker's sink does besides TX).
+struct SlotSource {
+    uint8_t* const* data;
+    const uint16_t* length;
+    std::span<const uint8_t> frame(uint16_t i) const noexcept { return {data[i], length[i]}; }
+    void* handle(uint16_t i) const noexcept { return data[i]; }
+    void prefetch(uint16_t) const noexcept {}
+};
+
+struct TallySink {
+    std::array<uint64_t, kVerdictCount>* verdicts;
+    void heartbeat(void*) noexcept { ++(*verdicts)[static_cast<unsigned>(Verdict::heartbeat)]; }
+    void emit(void*, const ParsedFrame*, const Decision& d) noexcept {
+        ++(*verdicts)[static_cast<unsigned>(d.verdict)];
+    }
+    void released(void*, const Decision& d) noexcept { ++(*verdicts)[static_cast<unsigned>(d.verdict)]; }
+};
+
 // The worker's decision work as the end-to-end run sees it: every frame is
 // first copied into an mbuf-like slot taken from a small LIFO-recycled pool
 // (as net_pcap's infinite_rx copies each frame into a fresh mbuf that the
@@ -451,7 +470,9 @@ BENCHMARK(BM_BurstPersist)
 // live connections), verdict tally. Frames come from the corpus in order
 // (the whole mix, 10240 frames). What it leaves out: the PMD's own work, the
 // worker's dispatch/counters/TX, aging. Stage timings of the same loop:
-// range(0) = 0: copy only; 1: + parse; 2: + decide_burst; 3: + persistence.
+// range(0) = 0: copy only; 1: + parse; 2: + decide_burst; 3: + persistence;
+// 4: copy + core::process_burst (what the worker runs: the fast path, the
+// early exit, fragments, the sink's tally).
 void BM_CopyPipeline(benchmark::State& state) {
     const unsigned upto = static_cast<unsigned>(state.range(0));
     const Snapshot& s = snapshot(0);
@@ -463,7 +484,11 @@ void BM_CopyPipeline(benchmark::State& state) {
     std::array<ParsedFrame, kBurst> frames;
     std::array<Decision, kBurst> out;
     std::array<uint64_t, kVerdictCount> verdicts{};
-    uint64_t now = kNow;
+    auto frags = std::make_unique<FragTable>(FragTable::Config{});
+    auto scratch = std::make_unique<BurstScratch>();
+    TallySink sink{&verdicts};
+    const FragReleaser releaser = frag_releaser(sink);
+    uint64_t now = kNow, bursts = 0;
     size_t base = 0, slot = 0;
     auto burst = [&] {
         uint8_t* data[kBurst];
@@ -473,7 +498,12 @@ void BM_CopyPipeline(benchmark::State& state) {
             slot = (slot + 1) % kPool;
             std::memcpy(data[i], f.data(), f.size());
         }
-        if (upto >= 1) {
+        if (upto == 4) {
+            SlotSource src{data, &c.length[base]};
+            const BurstContext ctx{&s, &t, frags.get(), nlbd::fixture::kHeartbeatEthertype, now};
+            process_burst(src, kBurst, ctx, *scratch, sink);
+            if (++bursts % 64 == 0) frags->expire(now, releaser);
+        } else if (upto >= 1) {
             uint16_t ok = 0;
             for (size_t i = 0; i < kBurst; ++i)
                 if (parse_frame({data[i], c.length[base + i]}, frames[ok]) == ParseError::none) ++ok;
@@ -497,32 +527,13 @@ void BM_CopyPipeline(benchmark::State& state) {
     benchmark::DoNotOptimize(verdicts);
     report(state, kBurst);
     static const char* const kStage[] = {"copy", "copy+parse", "copy+parse+decide",
-                                         "copy+parse+decide+persist"};
+                                         "copy+parse+decide+persist", "copy+process_burst"};
     state.SetLabel(kStage[upto]);
     state.counters["conns"] = static_cast<double>(t.stats().entries);
 }
-BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
+BENCHMARK(BM_CopyPipeline)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
 
 // ---------------------------------------------------------------- process_burst
-
-// core::process_burst's source over frames copied into PMD-like slots, and a
-// sink that counts verdicts (what the worker's sink does besides TX).
-struct SlotSource {
-    uint8_t* const* data;
-    const uint16_t* length;
-    std::span<const uint8_t> frame(uint16_t i) const noexcept { return {data[i], length[i]}; }
-    void* handle(uint16_t i) const noexcept { return data[i]; }
-    void prefetch(uint16_t) const noexcept {}
-};
-
-struct TallySink {
-    std::array<uint64_t, kVerdictCount>* verdicts;
-    void heartbeat(void*) noexcept { ++(*verdicts)[static_cast<unsigned>(Verdict::heartbeat)]; }
-    void emit(void*, const ParsedFrame*, const Decision& d) noexcept {
-        ++(*verdicts)[static_cast<unsigned>(d.verdict)];
-    }
-    void released(void*, const Decision& d) noexcept { ++(*verdicts)[static_cast<unsigned>(d.verdict)]; }
-};
 
 // The fixture table (tests/support/fixtures.hpp, what pipeline_test checks)
 // through core::process_burst on host 1 of the fixture cluster: 64
