@@ -108,9 +108,11 @@ hp_setup() {  # hp_setup: 0 when $huge_need_mb MB of 2 MiB pages are free and mo
     }
     (( have >= huge_need_mb )) && return 0
     [[ $(id -u) == 0 ]] && command -v dpdk-hugepages.py >/dev/null || return 1
-    local total
+    local total mb
     total=$(awk '/^HugePages_Total/ {print $2}' /proc/meminfo)
-    dpdk-hugepages.py -p 2M --reserve "$(( total * 2 + huge_need_mb - have + 2 ))M" >/dev/null 2>&1 || true
+    # dpdk-hugepages.py refuses a size that is not a whole number of pages.
+    mb=$(( (total * 2 + huge_need_mb - have + 3) / 2 * 2 ))
+    dpdk-hugepages.py -p 2M --reserve "${mb}M" >&2 || true
     hp_reserved=$total
     (( $(hp_free_mb) >= huge_need_mb ))
 }
