@@ -462,6 +462,50 @@ struct TallySink {
     void released(void*, const Decision& d) noexcept { ++(*verdicts)[static_cast<unsigned>(d.verdict)]; }
 };
 
+// Frames copied into mbuf-like slots of a small recycled pool, as net_pcap's
+// infinite_rx copies each frame into a fresh mbuf that the mempool cache
+// recycles (the PMD's part of a received frame).
+struct SlotPool {
+    static constexpr size_t kSlots = 512;  // mempool cache scale
+    std::vector<uint8_t> bytes = std::vector<uint8_t>(kSlots * kSlot);
+    size_t next = 0;
+    // Copies frames [base, base + kBurst) of c into the next slots.
+    void copy_burst(const Corpus& c, size_t base, uint8_t* (&data)[kBurst]) noexcept {
+        for (size_t i = 0; i < kBurst; ++i) {
+            const auto f = c.frame(base + i);
+            data[i] = bytes.data() + next * kSlot;
+            next = (next + 1) % kSlots;
+            std::memcpy(data[i], f.data(), f.size());
+        }
+    }
+};
+
+// What core::process_burst needs besides the snapshot and the connection
+// table, with a verdict tally as its sink. Not movable (the sink and the
+// releaser point into it).
+struct PipelineRig {
+    FragTable frags;
+    std::unique_ptr<BurstScratch> scratch = std::make_unique<BurstScratch>();
+    std::array<uint64_t, kVerdictCount> verdicts{};
+    TallySink sink{&verdicts};
+    FragReleaser releaser = frag_releaser(sink);
+    uint64_t bursts = 0;
+
+    explicit PipelineRig(const FragTable::Config& fc = FragTable::Config{}) : frags(fc) {}
+    PipelineRig(const PipelineRig&) = delete;
+    PipelineRig& operator=(const PipelineRig&) = delete;
+
+    // One burst of kBurst frames; fragment expiry every `expire_every` bursts
+    // (the worker: every 64 poll loops).
+    void run(uint8_t* const* data, const uint16_t* length, const Snapshot& s, ConnTable& t, uint64_t now,
+             unsigned expire_every = 64) noexcept {
+        SlotSource src{data, length};
+        const BurstContext ctx{&s, &t, &frags, nlbd::fixture::kHeartbeatEthertype, now};
+        process_burst(src, kBurst, ctx, *scratch, sink);
+        if (++bursts % expire_every == 0) frags.expire(now, releaser);
+    }
+};
+
 // The worker's decision work as the end-to-end run sees it: every frame is
 // first copied into an mbuf-like slot taken from a small LIFO-recycled pool
 // (as net_pcap's infinite_rx copies each frame into a fresh mbuf that the
@@ -477,32 +521,19 @@ void BM_CopyPipeline(benchmark::State& state) {
     const unsigned upto = static_cast<unsigned>(state.range(0));
     const Snapshot& s = snapshot(0);
     const Corpus& c = corpus();
-    // Source frames packed like the pcap PMD's preloaded mbufs.
-    constexpr size_t kPool = 512;  // slots recycled (mempool cache scale)
-    std::vector<uint8_t> pool(kPool * kSlot);
+    SlotPool pool;
     ConnTable t(ConnTable::Config{});
     std::array<ParsedFrame, kBurst> frames;
     std::array<Decision, kBurst> out;
-    std::array<uint64_t, kVerdictCount> verdicts{};
-    auto frags = std::make_unique<FragTable>(FragTable::Config{});
-    auto scratch = std::make_unique<BurstScratch>();
-    TallySink sink{&verdicts};
-    const FragReleaser releaser = frag_releaser(sink);
-    uint64_t now = kNow, bursts = 0;
-    size_t base = 0, slot = 0;
+    PipelineRig rig;
+    std::array<uint64_t, kVerdictCount>& verdicts = rig.verdicts;
+    uint64_t now = kNow;
+    size_t base = 0;
     auto burst = [&] {
         uint8_t* data[kBurst];
-        for (size_t i = 0; i < kBurst; ++i) {
-            const auto f = c.frame(base + i);
-            data[i] = pool.data() + slot * kSlot;
-            slot = (slot + 1) % kPool;
-            std::memcpy(data[i], f.data(), f.size());
-        }
+        pool.copy_burst(c, base, data);
         if (upto == 4) {
-            SlotSource src{data, &c.length[base]};
-            const BurstContext ctx{&s, &t, frags.get(), nlbd::fixture::kHeartbeatEthertype, now};
-            process_burst(src, kBurst, ctx, *scratch, sink);
-            if (++bursts % 64 == 0) frags->expire(now, releaser);
+            rig.run(data, &c.length[base], s, t, now);
         } else if (upto >= 1) {
             uint16_t ok = 0;
             for (size_t i = 0; i < kBurst; ++i)
@@ -557,14 +588,13 @@ void BM_Fixtures(benchmark::State& state) {
         return e;
     }();
     const size_t n = entries.size() / kBurst * kBurst;
-    std::vector<uint8_t> arena(n * kSlot);
-    std::vector<uint16_t> length(n);
+    Corpus c;
+    c.arena.assign(n * kSlot, 0);
     for (size_t i = 0; i < n; ++i) {
-        std::memcpy(arena.data() + i * kSlot, entries[i].bytes.data(), entries[i].bytes.size());
-        length[i] = static_cast<uint16_t>(entries[i].bytes.size());
+        std::memcpy(c.arena.data() + i * kSlot, entries[i].bytes.data(), entries[i].bytes.size());
+        c.length.push_back(static_cast<uint16_t>(entries[i].bytes.size()));
     }
-    constexpr size_t kPool = 512;
-    std::vector<uint8_t> pool(kPool * kSlot);
+    SlotPool pool;
     ConnTable::Config cc;
     cc.capacity = 1u << 16;
     ConnTable t(cc);
@@ -572,26 +602,14 @@ void BM_Fixtures(benchmark::State& state) {
     // within a pass over the corpus (20 bursts), as they would in a second.
     FragTable::Config fc;
     fc.timeout_ns = 20'000;
-    FragTable frags(fc);
-    auto scratch = std::make_unique<BurstScratch>();
-    std::array<uint64_t, kVerdictCount> verdicts{};
-    TallySink sink{&verdicts};
-    const FragReleaser releaser = frag_releaser(sink);
-    uint64_t now = kNow, bursts = 0;
-    size_t base = 0, slot = 0;
+    PipelineRig rig(fc);
+    std::array<uint64_t, kVerdictCount>& verdicts = rig.verdicts;
+    uint64_t now = kNow;
+    size_t base = 0;
     auto burst = [&] {
         uint8_t* data[kBurst];
-        for (size_t i = 0; i < kBurst; ++i) {
-            data[i] = pool.data() + slot * kSlot;
-            slot = (slot + 1) % kPool;
-            std::memcpy(data[i], arena.data() + (base + i) * kSlot, length[base + i]);
-        }
-        if (work) {
-            SlotSource src{data, &length[base]};
-            const BurstContext ctx{&s, &t, &frags, nlbd::fixture::kHeartbeatEthertype, now};
-            process_burst(src, kBurst, ctx, *scratch, sink);
-            if (++bursts % 8 == 0) frags.expire(now, releaser);  // the worker: every 64 loops
-        }
+        pool.copy_burst(c, base, data);
+        if (work) rig.run(data, &c.length[base], s, t, now, 8);
         benchmark::ClobberMemory();
         now += 1000;
         base = base + kBurst == n ? 0 : base + kBurst;
@@ -603,7 +621,7 @@ void BM_Fixtures(benchmark::State& state) {
     }
     verdicts = {};
     for (auto _ : state) burst();
-    frags.expire(now + 10'000'000'000ull, releaser);
+    rig.frags.expire(now + 10'000'000'000ull, rig.releaser);
     report(state, kBurst);
     state.SetLabel(work ? "copy+process_burst" : "copy");
     if (work) {
@@ -671,30 +689,20 @@ void BM_ByClass(benchmark::State& state) {
     if (!cache[cls]) cache[cls] = class_corpus(cls);
     const ClassCorpus& cc = *cache[cls];
     const Snapshot& s = snapshot(0);
-    constexpr size_t kPool = 512;
-    std::vector<uint8_t> pool(kPool * kSlot);
+    SlotPool pool;
     ConnTable t(ConnTable::Config{});
     std::array<ParsedFrame, kBurst> frames;
     std::array<Decision, kBurst> out;
-    std::array<uint64_t, kVerdictCount> verdicts{};
-    auto frags = std::make_unique<FragTable>(FragTable::Config{});
-    auto scratch = std::make_unique<BurstScratch>();
-    TallySink sink{&verdicts};
+    PipelineRig rig;
+    std::array<uint64_t, kVerdictCount>& verdicts = rig.verdicts;
     uint64_t now = kNow;
-    size_t base = 0, slot = 0;
+    size_t base = 0;
     auto burst = [&](bool timed) {
         uint8_t* data[kBurst];
-        for (size_t i = 0; i < kBurst; ++i) {
-            const auto f = cc.frames.frame(base + i);
-            data[i] = pool.data() + slot * kSlot;
-            slot = (slot + 1) % kPool;
-            std::memcpy(data[i], f.data(), f.size());
-        }
+        pool.copy_burst(cc.frames, base, data);
         if (upto == 4 && timed) {
             // Stage 4: core::process_burst, as the worker calls it.
-            SlotSource src{data, &cc.frames.length[base]};
-            const BurstContext ctx{&s, &t, frags.get(), nlbd::fixture::kHeartbeatEthertype, now};
-            process_burst(src, kBurst, ctx, *scratch, sink);
+            rig.run(data, &cc.frames.length[base], s, t, now);
         } else if (work) {
             uint16_t ok = 0;
             for (size_t i = 0; i < kBurst; ++i) {

@@ -188,13 +188,15 @@ inline std::vector<Fixture> fixture_table(uint32_t variant = 0) {
         x.taker = taker;
         t.push_back(std::move(x));
     };
-    const auto all = [&](std::string name, Bytes f, Takers k, Verdict v) {
+    // The same verdict on every host; returns the entry for its extra flags.
+    const auto all = [&](std::string name, Bytes f, Takers k, Verdict v) -> Fixture& {
         Fixture x;
         x.name = std::move(name);
         x.frames.push_back(std::move(f));
         x.takers = k;
         x.taken = x.left = v;
         t.push_back(std::move(x));
+        return t.back();
     };
 
     // Multiple-host rules: one host by the hash (persistence: a SYN is a new
@@ -278,53 +280,32 @@ inline std::vector<Fixture> fixture_table(uint32_t variant = 0) {
     all("arp request for another address",
         PacketBuilder().arp_request(kClientMac, v4_client(c + 19), "10.0.0.99").eth_pad().build(), Takers::every,
         Verdict::passed_non_vip);
+    all("heartbeat",
+        PacketBuilder().eth("02:01:0a:00:00:64", "ff:ff:ff:ff:ff:ff").ethertype(kHeartbeatEthertype).payload(80).build(),
+        Takers::every, Verdict::heartbeat)
+        .heartbeat = true;
+    all("lone later fragment (its first never comes)",
+        PacketBuilder()
+            .eth(kClientMac, kClusterMac)
+            .ipv4(v4_client(c + 20), kVip4[0])
+            .ipv4_id(static_cast<uint16_t>(0x8000 | variant))
+            .ipv4_frag(1480, false)
+            .l4_raw(kProtoUdp)
+            .payload(100)
+            .build(),
+        Takers::none, Verdict::frag_timeout)
+        .held = true;
     {
-        Fixture x;
-        x.name = "heartbeat";
-        x.frames.push_back(
-            PacketBuilder().eth("02:01:0a:00:00:64", "ff:ff:ff:ff:ff:ff").ethertype(kHeartbeatEthertype).payload(80).build());
-        x.takers = Takers::every;
-        x.taken = x.left = Verdict::heartbeat;
-        x.heartbeat = true;
-        t.push_back(std::move(x));
-    }
-    {
-        Fixture x;
-        x.name = "lone later fragment (its first never comes)";
-        x.frames.push_back(PacketBuilder()
-                               .eth(kClientMac, kClusterMac)
-                               .ipv4(v4_client(c + 20), kVip4[0])
-                               .ipv4_id(static_cast<uint16_t>(0x8000 | variant))
-                               .ipv4_frag(1480, false)
-                               .l4_raw(kProtoUdp)
-                               .payload(100)
-                               .build());
-        x.takers = Takers::none;
-        x.taken = x.left = Verdict::frag_timeout;
-        x.held = true;
-        t.push_back(std::move(x));
-    }
-    {
-        Fixture x;
-        x.name = "tcp4 with a 4-byte header (malformed)";
         Bytes f = tcp4(c + 21, kVip4[0], 443, kAck);
         f[14 + 20 + 12] = 0x10;  // TCP data offset 1 (4 bytes), below the minimum of 5
-        x.frames.push_back(std::move(f));
-        x.takers = Takers::none;
-        x.taken = x.left = Verdict::malformed;
-        x.error = ParseError::bad_tcp_offset;
-        t.push_back(std::move(x));
+        all("tcp4 with a 4-byte header (malformed)", std::move(f), Takers::none, Verdict::malformed).error =
+            ParseError::bad_tcp_offset;
     }
     {
-        Fixture x;
-        x.name = "ipv4 header cut short (malformed)";
         Bytes f = tcp4(c + 22, kVip4[0], 443, kAck);
         f.resize(14 + 12);
-        x.frames.push_back(std::move(f));
-        x.takers = Takers::none;
-        x.taken = x.left = Verdict::malformed;
-        x.error = ParseError::truncated_ipv4;
-        t.push_back(std::move(x));
+        all("ipv4 header cut short (malformed)", std::move(f), Takers::none, Verdict::malformed).error =
+            ParseError::truncated_ipv4;
     }
     return t;
 }
