@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs a libFuzzer target.
 #   tests/fuzz/run_fuzz.sh [seconds] [target]   (default 30 s, target parse)
-# Targets: parse (parse_frame), heartbeat (heartbeat codec; links -lcrypto).
+# Targets: parse (parse_frame), heartbeat (heartbeat codec; links -lcrypto),
+# json (the control protocol's JSON), pipeline (core::process_burst on hosts
+# 1-3 of one cluster; seeded with bursts of the parse seeds).
 # For parse: compiles tests/fuzz/fuzz_parse.cpp + src/core/{parse,types,decide,
 # snapshot,rule_table,bucket_map,hash}.cpp with
 # clang++ -fsanitize=fuzzer,address,undefined into a temp dir, seeds a working
@@ -53,13 +55,28 @@ case "$target" in
                libs=(-lcrypto); seeds="$here/corpus_heartbeat" ;;
     json) srcs=("$here/fuzz_json.cpp" "$root/src/ctl/json.cpp")
           libs=(); seeds="$here/corpus_json" ;;
-    *) echo "unknown fuzz target '$target' (parse | heartbeat | json)" >&2; exit 2 ;;
+    pipeline) srcs=("$here/fuzz_pipeline.cpp" "$root/src/core/parse.cpp" "$root/src/core/types.cpp"
+                    "$root/src/core/decide.cpp" "$root/src/core/snapshot.cpp" "$root/src/core/rule_table.cpp"
+                    "$root/src/core/bucket_map.cpp" "$root/src/core/hash.cpp" "$root/src/core/conn_table.cpp"
+                    "$root/src/core/frag_table.cpp" "$root/src/core/persist.cpp")
+              libs=(); seeds="" ;;  # bursts made from the parse seeds below
+    *) echo "unknown fuzz target '$target' (parse | heartbeat | json | pipeline)" >&2; exit 2 ;;
 esac
 echo "fuzz: building fuzz_$target with $cxx"
 "$cxx" "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz_$target"
 
 mkdir -p "$work/corpus" "$work/artifacts"
-if compgen -G "$seeds/*" >/dev/null; then cp "$seeds"/* "$work/corpus/"; fi
+if [[ -n $seeds ]] && compgen -G "$seeds/*" >/dev/null; then cp "$seeds"/* "$work/corpus/"; fi
+if [[ $target == pipeline ]]; then
+    # Bursts (2-byte big-endian length + frame, fuzz_pipeline.cpp) of the
+    # parse seeds: each alone, all in one burst, and the fragment seeds in
+    # both orders.
+    record() { local n; n=$(stat -c %s "$1"); printf "\\x$(printf %02x $((n >> 8)))\\x$(printf %02x $((n & 255)))"; cat "$1"; }
+    for f in "$here"/corpus/*; do record "$f" >"$work/corpus/one_$(basename "$f")"; done
+    for f in "$here"/corpus/*; do record "$f"; done >"$work/corpus/all"
+    for f in ipv4_frag_first ipv4_frag_later; do record "$here/corpus/$f"; done >"$work/corpus/frag4_in_order"
+    for f in ipv4_frag_later ipv4_frag_first; do record "$here/corpus/$f"; done >"$work/corpus/frag4_later_first"
+fi
 
 echo "fuzz: running for ${seconds}s ($(ls "$work/corpus" | wc -l) seeds)"
 set +e
