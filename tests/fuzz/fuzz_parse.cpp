@@ -13,6 +13,7 @@
 #include <cstring>
 #include <span>
 
+#include "fuzz_cluster.hpp"
 #include "nlbd/core/decide.hpp"
 #include "nlbd/core/parse.hpp"
 #include "nlbd/core/snapshot.hpp"
@@ -21,20 +22,7 @@ namespace {
 
 using nlbd::ParseError;
 using namespace nlbd::core;
-using nlbd::Affinity;
-using nlbd::FilterMode;
-using nlbd::PortRule;
-using nlbd::Protocol;
 using nlbd::Verdict;
-
-[[noreturn]] void fail(const char* what) {
-    std::fprintf(stderr, "fuzz_parse: invariant violated: %s\n", what);
-    std::abort();
-}
-#define CHECK(cond) \
-    do {            \
-        if (!(cond)) fail(#cond); \
-    } while (0)
 
 void check(std::span<const uint8_t> f, ParseError err, const ParsedFrame& out) {
     CHECK(static_cast<unsigned>(err) < nlbd::kParseErrorCount);
@@ -78,35 +66,13 @@ void check(std::span<const uint8_t> f, ParseError err, const ParsedFrame& out) {
         if (out.kind == FrameKind::nd_solicit) CHECK(out.key.icmp_type == 135 && out.key.proto == 58);
         break;
     }
-    default: fail("unknown FrameKind");
+    default: CHECK(!"unknown FrameKind");
     }
 }
 
-// Host 1 of 3, the corpus's VIPs (tests/fuzz/make_corpus.cpp), a rule of
-// every mode and affinity.
+// Host 1 of 3 of the fuzz cluster (fuzz_cluster.hpp).
 const Snapshot& cluster_snapshot() {
-    static const std::shared_ptr<const Snapshot> s = [] {
-        SnapshotInput in;
-        in.self = 1;
-        in.vips = {*nlbd::IpAddr::parse("192.168.1.100"), *nlbd::IpAddr::parse("2001:db8::100")};
-        auto rule = [](uint16_t lo, uint16_t hi, FilterMode m, Affinity a, Protocol p) {
-            PortRule r;
-            r.port_lo = lo;
-            r.port_hi = hi;
-            r.mode = m;
-            r.affinity = a;
-            r.protocol = p;
-            return r;
-        };
-        in.rules = {rule(443, 443, FilterMode::multiple, Affinity::none, Protocol::tcp),
-                    rule(53, 53, FilterMode::multiple, Affinity::single, Protocol::udp),
-                    rule(80, 80, FilterMode::multiple, Affinity::network, Protocol::both),
-                    rule(25, 25, FilterMode::disabled, Affinity::none, Protocol::both),
-                    rule(3389, 3389, FilterMode::single, Affinity::none, Protocol::tcp),
-                    rule(1024, 65535, FilterMode::multiple, Affinity::single, Protocol::both)};
-        for (nlbd::HostId h = 1; h <= 3; ++h) in.members.push_back(Member{h, {}, {}});
-        return compile_snapshot(in);
-    }();
+    static const std::shared_ptr<const Snapshot> s = nlbd::fuzz::cluster_snapshot_of(1);
     return *s;
 }
 

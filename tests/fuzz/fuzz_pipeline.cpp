@@ -23,6 +23,7 @@
 #include <span>
 #include <vector>
 
+#include "fuzz_cluster.hpp"
 #include "nlbd/core/conn_table.hpp"
 #include "nlbd/core/frag_table.hpp"
 #include "nlbd/core/pipeline.hpp"
@@ -31,49 +32,12 @@
 namespace {
 
 using namespace nlbd::core;
-using nlbd::Affinity;
-using nlbd::FilterMode;
-using nlbd::PortRule;
-using nlbd::Protocol;
 using nlbd::Verdict;
 
 constexpr size_t kMaxFrames = 64;
 constexpr uint16_t kHeartbeat = 0x88B5;
 constexpr uint64_t kNow = 1'000'000'000'000ull;
 constexpr uint64_t kLater = kNow + 100'000'000'000ull;
-
-[[noreturn]] void fail(const char* what) {
-    std::fprintf(stderr, "fuzz_pipeline: invariant violated: %s\n", what);
-    std::abort();
-}
-#define CHECK(cond) \
-    do {            \
-        if (!(cond)) fail(#cond); \
-    } while (0)
-
-// fuzz_parse's cluster (the seed corpus's VIPs), as host `self`.
-std::shared_ptr<const Snapshot> make_snapshot(nlbd::HostId self) {
-    SnapshotInput in;
-    in.self = self;
-    in.vips = {*nlbd::IpAddr::parse("192.168.1.100"), *nlbd::IpAddr::parse("2001:db8::100")};
-    auto rule = [](uint16_t lo, uint16_t hi, FilterMode m, Affinity a, Protocol p) {
-        PortRule r;
-        r.port_lo = lo;
-        r.port_hi = hi;
-        r.mode = m;
-        r.affinity = a;
-        r.protocol = p;
-        return r;
-    };
-    in.rules = {rule(443, 443, FilterMode::multiple, Affinity::none, Protocol::tcp),
-                rule(53, 53, FilterMode::multiple, Affinity::single, Protocol::udp),
-                rule(80, 80, FilterMode::multiple, Affinity::network, Protocol::both),
-                rule(25, 25, FilterMode::disabled, Affinity::none, Protocol::both),
-                rule(3389, 3389, FilterMode::single, Affinity::none, Protocol::tcp),
-                rule(1024, 65535, FilterMode::multiple, Affinity::single, Protocol::both)};
-    for (nlbd::HostId h = 1; h <= 3; ++h) in.members.push_back(Member{h, {}, {}});
-    return compile_snapshot(in);
-}
 
 struct Source {
     const std::vector<std::span<const uint8_t>>* frames;
@@ -107,7 +71,7 @@ struct Host {
     std::unique_ptr<FragTable> frags;
     std::unique_ptr<BurstScratch> scratch = std::make_unique<BurstScratch>();
 
-    explicit Host(nlbd::HostId self) : snap(make_snapshot(self)) {
+    explicit Host(nlbd::HostId self) : snap(nlbd::fuzz::cluster_snapshot_of(self)) {
         ConnTable::Config cc;
         cc.capacity = 1024;
         conns = std::make_unique<ConnTable>(cc);
